@@ -1,0 +1,247 @@
+"""The contract between a generated BPF program and the runtime that loads it.
+
+Everything both sides must agree on lives here and nowhere else: the bit values of access
+flags, the names of maps, read-only configuration variables and programs, the layout of the
+events the program sends through its ring buffer, and the name of the ELF section that carries
+the profile's metadata.  The code generator renders these values into the C it emits; the
+runtime uses the same values to configure, attach and decode.  Changing a value here changes
+both sides at once, which is the point.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+#: Version of the metadata format; the runtime refuses objects with another version.
+METADATA_VERSION = 1
+
+#: ELF section of the compiled object that holds the metadata JSON (NUL-terminated).
+METADATA_SECTION = ".bpfbox.meta"
+#: The C symbol of the metadata string in that section.
+METADATA_SYMBOL = "bpfbox_meta"
+
+#: Maps the runtime touches by name.
+EVENTS_MAP = "bpfbox_events"
+STATS_MAP = "bpfbox_stats"
+TASKS_MAP = "bpfbox_tasks"
+#: Keys of the u64 counters in the stats array map.
+STAT_LOST_EVENTS = 0
+STAT_COUNT = 1
+
+#: Read-only configuration the runtime sets between open and load (`const volatile`).
+#: The profile program's identity: inode number and the kernel's encoding of its device.
+CFG_PROFILE_INO = "bpfbox_cfg_profile_ino"
+CFG_PROFILE_DEV = "bpfbox_cfg_profile_dev"
+#: Non-zero: log what would be denied instead of denying it.
+CFG_COMPLAIN = "bpfbox_cfg_complain"
+
+#: Program-name prefixes of function-context probes; the suffix is the context index.
+UPROBE_ENTER_PREFIX = "bpfbox_func_enter_"
+UPROBE_LEAVE_PREFIX = "bpfbox_func_leave_"
+
+# Access flags of each rule kind.  One bit each, so that a request (several flags at once)
+# and a grant (the union of rules) are plain bit sets.
+FS_FLAGS = {
+    "read": 1 << 0,
+    "write": 1 << 1,
+    "append": 1 << 2,
+    "exec": 1 << 3,
+    "getattr": 1 << 4,
+    "setattr": 1 << 5,
+    "create": 1 << 6,
+    "rm": 1 << 7,
+    "link": 1 << 8,
+    "ioctl": 1 << 9,
+}
+#: `write` grants `append` too: appending is a restricted form of writing.
+FS_IMPLIED = {"write": ("append",)}
+
+PROC_FLAGS = {"read": 1 << 0, "write": 1 << 1, "getattr": 1 << 4}
+
+PTRACE_FLAGS = {"read": 1 << 0, "attach": 1 << 1}
+
+NET_OPS = {
+    "create": 1 << 0,
+    "connect": 1 << 1,
+    "bind": 1 << 2,
+    "listen": 1 << 3,
+    "accept": 1 << 4,
+    "send": 1 << 5,
+    "recv": 1 << 6,
+    "shutdown": 1 << 7,
+}
+
+#: Signal numbers (x86-64 / generic Linux).  `sigcheck` is signal 0: the existence probe.
+SIGNALS = {
+    "sigcheck": 0,
+    "sighup": 1,
+    "sigint": 2,
+    "sigquit": 3,
+    "sigill": 4,
+    "sigtrap": 5,
+    "sigabrt": 6,
+    "sigbus": 7,
+    "sigfpe": 8,
+    "sigkill": 9,
+    "sigusr1": 10,
+    "sigsegv": 11,
+    "sigusr2": 12,
+    "sigpipe": 13,
+    "sigalrm": 14,
+    "sigterm": 15,
+    "sigstkflt": 16,
+    "sigchld": 17,
+    "sigcont": 18,
+    "sigstop": 19,
+    "sigtstp": 20,
+    "sigttin": 21,
+    "sigttou": 22,
+    "sigurg": 23,
+    "sigxcpu": 24,
+    "sigxfsz": 25,
+    "sigvtalrm": 26,
+    "sigprof": 27,
+    "sigwinch": 28,
+    "sigio": 29,
+    "sigpwr": 30,
+    "sigsys": 31,
+}
+
+#: Address families by their AF_ name, lower case without the prefix.
+FAMILIES = {
+    "unix": 1,
+    "inet": 2,
+    "ax25": 3,
+    "ipx": 4,
+    "appletalk": 5,
+    "netrom": 6,
+    "bridge": 7,
+    "atmpvc": 8,
+    "x25": 9,
+    "inet6": 10,
+    "rose": 11,
+    "decnet": 12,
+    "netbeui": 13,
+    "security": 14,
+    "key": 15,
+    "netlink": 16,
+    "packet": 17,
+    "ash": 18,
+    "econet": 19,
+    "atmsvc": 20,
+    "rds": 21,
+    "sna": 22,
+    "irda": 23,
+    "pppox": 24,
+    "wanpipe": 25,
+    "llc": 26,
+    "ib": 27,
+    "mpls": 28,
+    "can": 29,
+    "tipc": 30,
+    "bluetooth": 31,
+    "iucv": 32,
+    "rxrpc": 33,
+    "isdn": 34,
+    "phonet": 35,
+    "ieee802154": 36,
+    "caif": 37,
+    "alg": 38,
+    "nfc": 39,
+    "vsock": 40,
+    "kcm": 41,
+    "qipcrtr": 42,
+    "smc": 43,
+    "xdp": 44,
+    "mctp": 45,
+}
+
+#: Linux capabilities by name without the CAP_ prefix.
+CAPABILITIES = {
+    "chown": 0,
+    "dac_override": 1,
+    "dac_read_search": 2,
+    "fowner": 3,
+    "fsetid": 4,
+    "kill": 5,
+    "setgid": 6,
+    "setuid": 7,
+    "setpcap": 8,
+    "linux_immutable": 9,
+    "net_bind_service": 10,
+    "net_broadcast": 11,
+    "net_admin": 12,
+    "net_raw": 13,
+    "ipc_lock": 14,
+    "ipc_owner": 15,
+    "sys_module": 16,
+    "sys_rawio": 17,
+    "sys_chroot": 18,
+    "sys_ptrace": 19,
+    "sys_pacct": 20,
+    "sys_admin": 21,
+    "sys_boot": 22,
+    "sys_nice": 23,
+    "sys_resource": 24,
+    "sys_time": 25,
+    "sys_tty_config": 26,
+    "mknod": 27,
+    "lease": 28,
+    "audit_write": 29,
+    "audit_control": 30,
+    "setfcap": 31,
+    "mac_override": 32,
+    "mac_admin": 33,
+    "syslog": 34,
+    "wake_alarm": 35,
+    "block_suspend": 36,
+    "audit_read": 37,
+    "perfmon": 38,
+    "bpf": 39,
+    "checkpoint_restore": 40,
+}
+
+#: Rule kinds, numbered as they travel in events.
+RULE_KINDS = {"fs": 1, "proc": 2, "signal": 3, "ptrace": 4, "net": 5, "cap": 6}
+
+#: What an event reports.
+EVENT_KINDS = {"deny": 1, "audit": 2, "complain": 3, "taint": 4}
+
+#: Longest path or object name carried in an event (bytes, including the NUL).
+EVENT_OBJECT_LEN = 256
+EVENT_COMM_LEN = 16
+
+
+@dataclass(frozen=True)
+class EventField:
+    """One field of the ring-buffer event, in C and in Python's struct notation."""
+
+    name: str
+    c_type: str
+    struct_code: str
+
+
+#: The event layout, in order.  The template renders the C struct from this list and the
+#: runtime decodes with EVENT_STRUCT, so the two cannot drift apart.
+EVENT_FIELDS = (
+    EventField("kind", "__u32", "I"),
+    EventField("rule_kind", "__u32", "I"),
+    EventField("pid", "__u32", "I"),
+    EventField("tgid", "__u32", "I"),
+    EventField("flags", "__u64", "Q"),
+    EventField("rule", "__u32", "I"),
+    EventField("reason", "__u32", "I"),
+    EventField("object_num", "__u32", "I"),
+    EventField("target_pid", "__u32", "I"),
+    EventField("comm", f"char[{EVENT_COMM_LEN}]", f"{EVENT_COMM_LEN}s"),
+    EventField("object", f"char[{EVENT_OBJECT_LEN}]", f"{EVENT_OBJECT_LEN}s"),
+)
+EVENT_STRUCT = struct.Struct("<" + "".join(f.struct_code for f in EVENT_FIELDS))
+
+#: Why an event names its rule: the deny rule that matched, or an allow rule that would
+#: have granted the access had its function context held.
+REASONS = {"no_rule": 0, "denied_by_rule": 1, "outside_context": 2, "partial_grant": 3}
+
+#: `rule` value meaning "no rule to point at" (rule ids in metadata start at 1).
+NO_RULE = 0
