@@ -35,6 +35,13 @@ CFG_PROFILE_INO = "bpfbox_cfg_profile_ino"
 CFG_PROFILE_DEV = "bpfbox_cfg_profile_dev"
 #: Non-zero: log what would be denied instead of denying it.
 CFG_COMPLAIN = "bpfbox_cfg_complain"
+#: The profile program's resolved path (NUL-terminated) and the length of its last component:
+#: the second identity check, for file systems (overlayfs) whose inode numbers userspace sees
+#: differently from the kernel.
+CFG_PROFILE_PATH = "bpfbox_cfg_profile_path"
+CFG_PROFILE_NAME_LEN = "bpfbox_cfg_profile_name_len"
+#: Size of the CFG_PROFILE_PATH array, NUL included.
+PROFILE_PATH_LEN = 256
 
 #: Program-name prefixes of function-context probes; the suffix is the context index.
 UPROBE_ENTER_PREFIX = "bpfbox_func_enter_"

@@ -1,0 +1,117 @@
+"""`bpfboxc`: compile a bpfbox policy into a BPF C program."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from . import ast, ir
+from .diagnostics import render_all
+from .pipeline import FRONT_END, PASSES, Compilation, read_policy, run
+from .resolve import DEFAULT_BTF, ElfResolver, EnvironmentProblem
+
+EXIT_OK, EXIT_POLICY, EXIT_USAGE = 0, 1, 2
+
+HELP = """Compile the bpfbox policy POLICY into a BPF C program.
+
+\b
+A policy confines one program.  For example, mylogin.bpfbox:
+    #![profile "/sbin/mylogin"]
+    #[func "check_password"]
+    #[allow] {
+        fs("/etc/passwd", read)
+        fs("/etc/shadow", read)
+    }
+
+\b
+Typical uses:
+    bpfboxc mylogin.bpfbox -o mylogin.bpf.c   compile; load it with `bpfbox-run mylogin.bpf.c`
+    bpfboxc --check mylogin.bpfbox            report errors and warnings only
+    bpfboxc --emit ir mylogin.bpfbox          show what each hook will decide
+
+\b
+Exit status: 0 compiled, 1 the policy has errors, 2 usage or environment problem.
+The language is described in docs/language.md.
+"""
+
+
+@click.command(help=HELP, context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("policy", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the result (for --emit: default standard output).",
+)
+@click.option("--check", is_flag=True, help="Only report diagnostics; write nothing.")
+@click.option(
+    "--emit",
+    type=click.Choice(["ast", "ir", "c"]),
+    help="Print the AST, the IR or the C program instead of writing OUT.bpf.c.",
+)
+@click.option(
+    "--btf",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help=f"Kernel BTF to check #[kfunc] names against (default {DEFAULT_BTF}).",
+)
+@click.option(
+    "--symbols",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Separate debug symbols of the profile program, for a stripped binary.",
+)
+def main(policy: Path, output, check: bool, emit, btf, symbols) -> None:
+    if check and (emit or output):
+        raise click.UsageError("--check writes nothing; drop --emit and -o")
+    if not (check or emit or output):
+        raise click.UsageError("say where the program goes: -o OUT.bpf.c (or use --check, --emit)")
+    try:
+        source = read_policy(policy)
+    except OSError as error:
+        _fail(f"cannot read `{policy}`: {error.strerror}", EXIT_USAGE)
+    resolver = ElfResolver(btf_path=btf or DEFAULT_BTF, symbols_file=symbols)
+    compilation = Compilation(source, resolver)
+    passes = PASSES if (emit == "c" or (output and not emit)) else FRONT_END
+    if emit == "ast":
+        passes = passes[:2]
+    try:
+        run(compilation, passes)
+    except EnvironmentProblem as problem:
+        _fail(str(problem), EXIT_USAGE)
+    report = render_all(compilation.diagnostics, compilation.sources)
+    if report:
+        click.echo(report, err=True, nl=False)
+    if compilation.diagnostics.error_count():
+        sys.exit(EXIT_POLICY)
+    if check:
+        return
+    text = {
+        "ast": lambda: ast.format_ast(compilation.policy),
+        "ir": lambda: ir.format_ir(compilation.program),
+    }.get(emit, lambda: compilation.c_source)()
+    if output:
+        _write_atomically(output, text)
+    else:
+        click.echo(text, nl=False)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write the whole file or nothing: a failed run never leaves half a program behind."""
+    directory = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    except OSError as error:
+        _fail(f"cannot write `{path}`: {error.strerror}", EXIT_USAGE)
+
+
+def _fail(message: str, status: int) -> None:
+    click.echo(f"bpfboxc: error: {message}", err=True)
+    sys.exit(status)

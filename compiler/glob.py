@@ -1,0 +1,342 @@
+"""Path globs: syntax checking, and compilation of a set of globs into one byte-level DFA.
+
+The generated program matches a path against every rule's glob in a single left-to-right
+scan: the DFA's tables are emitted as constants, and each final state says which globs
+matched (a bit set).  Building the automaton here, at compile time, keeps the in-kernel
+matcher a tiny loop the verifier accepts easily, whatever the policy.
+
+Glob syntax: `*` any run of characters within one path component, `**` any run including
+`/` (`/**/` also matches a single `/`), `?` one character other than `/`, `[abc]`, `[a-z]`,
+`[!abc]` one character of (or not of) a set (never `/`), `{a,b}` alternatives (may nest),
+`\\c` the character c itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: Longest path the kernel side resolves (bytes, without the NUL).
+PATH_MAX = 4095
+#: More DFA states than this is refused: the tables would be too large to load.
+MAX_STATES = 4096
+
+_ALL = (1 << 256) - 1
+_SLASH = 1 << ord("/")
+_NOT_SLASH = _ALL & ~_SLASH
+
+
+class GlobError(ValueError):
+    """A malformed glob; `offset` is the character offset of the problem within the glob."""
+
+    def __init__(self, message: str, offset: int) -> None:
+        super().__init__(message)
+        self.offset = offset
+
+
+# The glob AST: a sequence of these.
+@dataclass(frozen=True)
+class _Bytes:
+    value: bytes
+
+
+@dataclass(frozen=True)
+class _Set:
+    """One byte from a set (a bit mask over 0..255)."""
+
+    mask: int
+
+
+@dataclass(frozen=True)
+class _Repeat:
+    """Zero or more bytes from a set."""
+
+    mask: int
+
+
+@dataclass(frozen=True)
+class _Alternatives:
+    options: tuple[tuple, ...]
+
+
+def parse(glob: str) -> tuple:
+    """Parse a glob into its node sequence, raising GlobError on malformed syntax."""
+    nodes, end = _parse_sequence(glob, 0, in_braces=False)
+    if end != len(glob):  # pragma: no cover - _parse_sequence consumes all outside braces
+        raise GlobError("unexpected character", end)
+    return nodes
+
+
+def _parse_sequence(glob: str, i: int, in_braces: bool) -> tuple[tuple, int]:
+    nodes: list = []
+    while i < len(glob):
+        c = glob[i]
+        if in_braces and c in ",}":
+            break
+        if c == "*":
+            if glob.startswith("**", i):
+                i = _parse_double_star(glob, i, nodes)
+                continue
+            nodes.append(_Repeat(_NOT_SLASH))
+            i += 1
+        elif c == "?":
+            nodes.append(_Set(_NOT_SLASH))
+            i += 1
+        elif c == "[":
+            mask, i = _parse_class(glob, i)
+            nodes.append(_Set(mask))
+        elif c == "{":
+            alternatives, i = _parse_braces(glob, i)
+            nodes.append(alternatives)
+        elif c == "}":
+            raise GlobError("unmatched `}`", i)
+        elif c == "\\":
+            if i + 1 == len(glob):
+                raise GlobError("`\\` at the end of the glob escapes nothing", i)
+            nodes.append(_Bytes(glob[i + 1].encode()))
+            i += 2
+        else:
+            nodes.append(_Bytes(c.encode()))
+            i += 1
+    return tuple(nodes), i
+
+
+def _parse_double_star(glob: str, i: int, nodes: list) -> int:
+    """`**` matches across components; `/**/` also matches a lone `/`."""
+    after = i + 2
+    if glob.startswith("*", after):
+        raise GlobError("`***` is ambiguous; use `*` or `**`", i)
+    preceded_by_slash = i > 0 and glob[i - 1] == "/"
+    if preceded_by_slash and glob.startswith("/", after):
+        nodes.append(_Alternatives(((), (_Repeat(_ALL), _Bytes(b"/")))))
+        return after + 1
+    nodes.append(_Repeat(_ALL))
+    return after
+
+
+def _parse_class(glob: str, start: int) -> tuple[int, int]:
+    i = start + 1
+    negate = i < len(glob) and glob[i] in "!^"
+    if negate:
+        i += 1
+    mask = 0
+    first = True
+    while i < len(glob) and (glob[i] != "]" or first):
+        low = glob[i]
+        if low == "\\" and i + 1 < len(glob):
+            i += 1
+            low = glob[i]
+        high = low
+        if glob.startswith("-", i + 1) and i + 2 < len(glob) and glob[i + 2] != "]":
+            high = glob[i + 2]
+            i += 2
+        if ord(low) > 127 or ord(high) > 127:
+            raise GlobError("only ASCII characters may stand in `[...]`", i)
+        if ord(high) < ord(low):
+            raise GlobError(f"the range `{low}-{high}` is backwards", i - 2)
+        for code in range(ord(low), ord(high) + 1):
+            mask |= 1 << code
+        i += 1
+        first = False
+    if i >= len(glob):
+        raise GlobError("unclosed `[`", start)
+    if negate:
+        mask = _ALL & ~mask
+    mask &= _NOT_SLASH & ~1
+    if not mask:
+        raise GlobError("this character set matches nothing", start)
+    return mask, i + 1
+
+
+def _parse_braces(glob: str, start: int) -> tuple[_Alternatives, int]:
+    options = []
+    i = start + 1
+    while True:
+        option, i = _parse_sequence(glob, i, in_braces=True)
+        options.append(option)
+        if i >= len(glob):
+            raise GlobError("unclosed `{`", start)
+        if glob[i] == "}":
+            return _Alternatives(tuple(options)), i + 1
+        i += 1  # the comma
+
+
+def path_problem(glob: str) -> tuple[str, int] | None:
+    """Why a syntactically valid glob can never match a kernel path, with the offset, or None.
+
+    The kernel hands the program canonical absolute paths: no empty, `.` or `..` components,
+    no trailing `/`.  A glob that needs one of those never matches, which in a security policy
+    is a silent hole, so it is refused.
+    """
+    if "\0" in glob:
+        return "a path cannot contain a NUL character", glob.index("\0")
+    if len(glob.encode()) > PATH_MAX:
+        return f"the path is longer than {PATH_MAX} bytes", 0
+    if glob != "/" and glob.endswith("/"):
+        return (
+            "a trailing `/` never matches: the kernel names directories without it",
+            len(glob) - 1,
+        )
+    if "//" in glob:
+        return "an empty path component (`//`) never matches", glob.index("//")
+    for index, component in _components(glob):
+        if component in (".", ".."):
+            return f"a `{component}` component never matches: paths are resolved first", index
+    return None
+
+
+def _components(glob: str) -> list[tuple[int, str]]:
+    result = []
+    offset = 0
+    for component in glob.split("/"):
+        result.append((offset, component))
+        offset += len(component) + 1
+    return result
+
+
+def is_literal(glob: str) -> bool:
+    """True when the glob has no wildcard: it names exactly one path."""
+    return all(isinstance(node, _Bytes) for node in parse(glob))
+
+
+# Thompson NFA over bytes, then subset construction.
+
+
+@dataclass
+class _Nfa:
+    edges: list[list[tuple[int, int]]] = field(default_factory=list)  # (byte mask, target)
+    epsilon: list[list[int]] = field(default_factory=list)
+    accepts: dict[int, int] = field(default_factory=dict)  # state -> glob index
+
+    def state(self) -> int:
+        self.edges.append([])
+        self.epsilon.append([])
+        return len(self.edges) - 1
+
+
+def _build(nfa: _Nfa, nodes: tuple, start: int) -> int:
+    """Add `nodes` after state `start`; return the state reached at their end."""
+    current = start
+    for node in nodes:
+        if isinstance(node, _Bytes):
+            for byte in node.value:
+                nxt = nfa.state()
+                nfa.edges[current].append((1 << byte, nxt))
+                current = nxt
+        elif isinstance(node, _Set):
+            nxt = nfa.state()
+            nfa.edges[current].append((node.mask, nxt))
+            current = nxt
+        elif isinstance(node, _Repeat):
+            loop = nfa.state()
+            nfa.epsilon[current].append(loop)
+            nfa.edges[loop].append((node.mask, loop))
+            current = loop
+        else:
+            end = nfa.state()
+            for option in node.options:
+                branch = nfa.state()
+                nfa.epsilon[current].append(branch)
+                nfa.epsilon[_build(nfa, option, branch)].append(end)
+            current = end
+    return current
+
+
+@dataclass(frozen=True)
+class Dfa:
+    """A DFA over bytes: state 0 is dead (nothing can match any more), state 1 the start.
+
+    `classes[b]` is the equivalence class of byte b; `transitions[s][c]` the next state;
+    `accepts[s]` the set of glob indexes matched when the input ends in state s.
+    """
+
+    classes: tuple[int, ...]
+    transitions: tuple[tuple[int, ...], ...]
+    accepts: tuple[frozenset[int], ...]
+
+    @property
+    def class_count(self) -> int:
+        return max(self.classes) + 1
+
+    def match(self, path: bytes) -> frozenset[int]:
+        """The globs a path matches: the reference the in-kernel scan is tested against."""
+        state = 1
+        for byte in path:
+            state = self.transitions[state][self.classes[byte]]
+            if state == 0:
+                return frozenset()
+        return self.accepts[state]
+
+
+class TooComplexError(ValueError):
+    """The globs together need more DFA states than MAX_STATES."""
+
+
+def compile_globs(globs: list[str]) -> Dfa:
+    """One DFA matching all `globs` at once; NUL (the string's end) is never an input byte."""
+    nfa = _Nfa()
+    start = nfa.state()
+    for index, glob in enumerate(globs):
+        branch = nfa.state()
+        nfa.epsilon[start].append(branch)
+        nfa.accepts[_build(nfa, parse(glob), branch)] = index
+    classes = _byte_classes(nfa)
+    representatives = _representatives(classes)
+    closure = _closure_function(nfa)
+    dead: frozenset[int] = frozenset()
+    first = closure(frozenset([start]))
+    ids = {dead: 0, first: 1}
+    order = [dead, first]
+    transitions: list[tuple[int, ...]] = []
+    for current in order:  # `order` grows while we walk it
+        row = []
+        for byte in representatives:
+            target = closure(
+                frozenset(t for s in current for mask, t in nfa.edges[s] if mask >> byte & 1)
+            )
+            if target not in ids:
+                if len(order) >= MAX_STATES:
+                    raise TooComplexError(f"the path globs need more than {MAX_STATES} states")
+                ids[target] = len(order)
+                order.append(target)
+            row.append(ids[target])
+        transitions.append(tuple(row))
+    accepts = tuple(
+        frozenset(nfa.accepts[s] for s in states if s in nfa.accepts) for states in order
+    )
+    return Dfa(tuple(classes), tuple(transitions), accepts)
+
+
+def _closure_function(nfa: _Nfa):
+    cache: dict[frozenset[int], frozenset[int]] = {}
+
+    def closure(states: frozenset[int]) -> frozenset[int]:
+        if states not in cache:
+            seen = set(states)
+            stack = list(states)
+            while stack:
+                for nxt in nfa.epsilon[stack.pop()]:
+                    if nxt not in seen:
+                        seen.add(nxt)
+                        stack.append(nxt)
+            cache[states] = frozenset(seen)
+        return cache[states]
+
+    return closure
+
+
+def _byte_classes(nfa: _Nfa) -> list[int]:
+    """Partition bytes 1..255 by which edge masks contain them; byte 0 gets its own class."""
+    masks = sorted({mask for edges in nfa.edges for mask, _ in edges})
+    signatures: dict[tuple[bool, ...], int] = {}
+    classes = [0] * 256
+    for byte in range(256):
+        signature = (byte == 0, *(bool(mask >> byte & 1) for mask in masks))
+        classes[byte] = signatures.setdefault(signature, len(signatures))
+    return classes
+
+
+def _representatives(classes: list[int]) -> list[int]:
+    firsts: dict[int, int] = {}
+    for byte, cls in enumerate(classes):
+        firsts.setdefault(cls, byte)
+    return [firsts[c] for c in range(len(firsts))]

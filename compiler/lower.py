@@ -1,0 +1,117 @@
+"""Pass 5, lowering: checked AST plus resolved symbols to the IR.
+
+Input: the include-expanded, checked AST and `Resolved`.  Output: an `ir.Program`: rules
+numbered in source order with their accumulated decision, audit flag, flag bits, object and
+context clauses.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from . import ast, language
+from .ir import Program, Rule, Target
+from .resolve import Resolved
+
+
+def lower(policy: ast.Policy, resolved: Resolved) -> Program:
+    """Build the IR program of `policy`."""
+    rules = tuple(
+        _lower_rule(rule, chain, rule_id, resolved)
+        for rule_id, (rule, chain) in enumerate(ast.directed_rules(policy.items), start=1)
+    )
+    return Program(
+        policy=Path(policy.file).name,
+        profile=resolved.profile,
+        name=profile_name(resolved.profile),
+        contexts=resolved.contexts,
+        rules=rules,
+    )
+
+
+def profile_name(profile: str) -> str:
+    """A C-identifier-safe short name for the profile (its program's base name)."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", Path(profile).name) or "profile"
+
+
+def _lower_rule(rule: ast.Rule, chain, rule_id: int, resolved: Resolved) -> Rule:
+    kind = language.RULE_KINDS[rule.kind.text]
+    values = _argument_values(kind, rule.args)
+    path = target = None
+    families = flags = 0
+    for parameter, value in zip(kind.parameters, values, strict=True):
+        if parameter.kind is language.Param.PATH:
+            path = value
+        elif parameter.kind is language.Param.TARGET:
+            target = value
+        elif parameter.flags is language.FAMILIES:
+            families = parameter.flags.mask(value)
+        else:
+            flags = parameter.flags.mask(value)
+    return Rule(
+        id=rule_id,
+        kind=kind.name,
+        decision=_decision(chain),
+        audit=any(d.name.text == language.AUDIT for ds in chain for d in ds),
+        flags=flags,
+        path=path,
+        target=target,
+        families=families,
+        contexts=_contexts(chain, resolved),
+        text=rule_text(rule),
+        span=rule.span,
+    )
+
+
+def _argument_values(kind: language.RuleKind, args: tuple) -> list:
+    """Each parameter's value: a path string, a Target, or a list of flag names."""
+    values = []
+    for index, parameter in enumerate(kind.parameters):
+        argument = args[index] if index < len(args) else None
+        if parameter.kind is language.Param.PATH:
+            values.append(argument.value)
+        elif parameter.kind is language.Param.TARGET:
+            if isinstance(argument, ast.String):
+                values.append(Target("path", argument.value))
+            else:
+                values.append(Target(argument.names[0].text))
+        elif argument is None:
+            values.append([parameter.default])
+        else:
+            values.append([n.text for n in argument.names])
+    return values
+
+
+def _decision(chain) -> str | None:
+    """The innermost decision directive; `allow` when there is none and no `audit` either."""
+    decision = None
+    audit = False
+    for directives in chain:
+        for directive in directives:
+            if directive.name.text in language.DECISIONS:
+                decision = directive.name.text
+            audit = audit or directive.name.text == language.AUDIT
+    if decision is None and not audit:
+        return "allow"
+    return decision
+
+
+def _contexts(chain, resolved: Resolved) -> tuple[tuple[int, ...], ...]:
+    clauses = []
+    for directives in chain:
+        clause = sorted({resolved.index(d) for d in directives if d.name.text in language.CONTEXTS})
+        if clause and tuple(clause) not in clauses:
+            clauses.append(tuple(clause))
+    return tuple(clauses)
+
+
+def rule_text(rule: ast.Rule) -> str:
+    """The rule written out canonically, for messages: `fs("/etc/passwd", read|append)`."""
+    parts = []
+    for argument in rule.args:
+        if isinstance(argument, ast.String):
+            parts.append('"' + argument.value.replace("\\", "\\\\").replace('"', '\\"') + '"')
+        else:
+            parts.append("|".join(n.text for n in argument.names))
+    return f"{rule.kind.text}({', '.join(parts)})"
