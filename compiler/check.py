@@ -71,7 +71,7 @@ def _check_file_attribute(attr: ast.FileAttribute, placement: _Placement, diag: 
             "E0109",
             f"unknown file attribute `{name}`",
             attr.name.span,
-            help=did_you_mean(nearest_names(name, language.FILE_ATTRIBUTES))
+            help=did_you_mean(nearest_names(name, language.FILE_ATTRIBUTES, limit=1))
             or ("file attributes are `profile` and `include`",),
         )
         return
@@ -180,7 +180,7 @@ def _check_directives(directives, diag: Diagnostics) -> None:
                 "E0103",
                 f"unknown directive `{word}`",
                 directive.name.span,
-                help=did_you_mean(nearest_names(word, language.DIRECTIVES))
+                help=did_you_mean(nearest_names(word, language.DIRECTIVES, limit=1))
                 or (f"directives are {', '.join(f'`{d}`' for d in language.DIRECTIVES)}",),
             )
             continue
@@ -219,7 +219,7 @@ def _check_rule(rule: ast.Rule, diag: Diagnostics) -> None:
             "E0101",
             f"unknown rule kind `{rule.kind.text}`",
             rule.kind.span,
-            help=did_you_mean(nearest_names(rule.kind.text, language.RULE_KINDS))
+            help=did_you_mean(nearest_names(rule.kind.text, language.RULE_KINDS, limit=1))
             or (f"rule kinds are {', '.join(f'`{k}`' for k in language.RULE_KINDS)}",),
         )
         return
@@ -231,7 +231,8 @@ def _check_rule(rule: ast.Rule, diag: Diagnostics) -> None:
         )
         diag.add(
             "E0107",
-            f"`{kind.name}` takes {expected} arguments but {len(rule.args)} were given",
+            f"`{kind.name}` takes {expected} argument{'' if expected == '1' else 's'} "
+            f"but {len(rule.args)} {'was' if len(rule.args) == 1 else 'were'} given",
             rule.span,
             help=f"write `{kind.signature()}`",
         )
@@ -323,10 +324,14 @@ def _check_flags_argument(parameter, argument, kind, diag: Diagnostics) -> None:
                 flags.unknown_code,
                 f"unknown {flags.what} `{name.text}`",
                 name.span,
-                label=f"not a {flags.what} of `{kind.name}`",
-                help=did_you_mean(nearest_names(name.text, flags.bits))
+                label=f"not {_article(flags.what)} {flags.what} of `{kind.name}`",
+                help=did_you_mean(nearest_names(name.text, flags.bits, limit=1))
                 or (f"`{kind.name}` accepts {_listing(flags)}",),
             )
+
+
+def _article(noun: str) -> str:
+    return "an" if noun[0] in "aeiou" else "a"
 
 
 def _listing(flags: language.FlagSet) -> str:

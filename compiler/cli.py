@@ -65,7 +65,14 @@ The language is described in docs/language.md.
     default=None,
     help="Separate debug symbols of the profile program, for a stripped binary.",
 )
-def main(policy: Path, output, check: bool, emit, btf, symbols) -> None:
+@click.option(
+    "--sysroot",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=Path("/"),
+    show_default=True,
+    help="Look the profile program and libraries up under this root (e.g. a container image).",
+)
+def main(policy: Path, output, check: bool, emit, btf, symbols, sysroot) -> None:
     if check and (emit or output):
         raise click.UsageError("--check writes nothing; drop --emit and -o")
     if not (check or emit or output):
@@ -74,7 +81,7 @@ def main(policy: Path, output, check: bool, emit, btf, symbols) -> None:
         source = read_policy(policy)
     except OSError as error:
         _fail(f"cannot read `{policy}`: {error.strerror}", EXIT_USAGE)
-    resolver = ElfResolver(btf_path=btf or DEFAULT_BTF, symbols_file=symbols)
+    resolver = ElfResolver(btf_path=btf or DEFAULT_BTF, symbols_file=symbols, sysroot=sysroot)
     compilation = Compilation(source, resolver)
     passes = PASSES if (emit == "c" or (output and not emit)) else FRONT_END
     if emit == "ast":

@@ -14,8 +14,8 @@ from importlib import resources
 
 import jinja2
 
-from . import abi, glob, language
-from .ir import Program, Rule
+from . import abi, language
+from .ir import GlobTable, Program, Rule
 
 TEMPLATE = "program.bpf.c.j2"
 _DECISIONS = {None: 0, "allow": 1, "deny": 2, "taint": 3}
@@ -33,30 +33,9 @@ def _environment() -> jinja2.Environment:
     )
 
 
-@dataclass(frozen=True)
-class GlobTable:
-    """The globs of one DFA, in index order, and the DFA itself."""
-
-    name: str
-    what: str
-    globs: tuple[str, ...]
-
-    def index(self, pattern: str) -> int:
-        return self.globs.index(pattern)
-
-
-def glob_tables(program: Program) -> tuple[GlobTable, GlobTable]:
-    """The fs path globs and the target globs of `program`, each deduplicated and sorted."""
-    paths = sorted({r.path for r in program.rules if r.path is not None})
-    targets = sorted(
-        {r.target.glob for r in program.rules if r.target is not None and r.target.kind == "path"}
-    )
-    return GlobTable("fs", "file path", tuple(paths)), GlobTable("target", "target", tuple(targets))
-
-
 def generate(program: Program) -> str:
     """The C source of `program`."""
-    fs_table, target_table = glob_tables(program)
+    fs_table, target_table = program.fs_globs, program.target_globs
     context = {
         "abi": abi,
         "policy": program.policy,
@@ -158,7 +137,7 @@ def _hex_flags(flags: language.FlagSet) -> dict[str, str]:
 
 
 def _dfa_view(table: GlobTable) -> dict:
-    dfa = glob.compile_globs(list(table.globs))
+    dfa = table.dfa
     words = max(1, (len(table.globs) + 63) // 64)
     return {
         "name": table.name,

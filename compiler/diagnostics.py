@@ -157,7 +157,7 @@ def render(diagnostic: Diagnostic, sources: SourceMap) -> str:
     gutter = " " * len(str(span.line))
     lines.append(f"{gutter}--> {span}")
     source = sources.get(span.file)
-    if source is not None:
+    if source is not None and source.printable:
         text = source.line(span.line)
         lines.append(f"{gutter} |")
         lines.append(f"{span.line} | {text.expandtabs(4)}")

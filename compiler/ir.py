@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import language
+from . import glob, language
 from .source import Span
 
 
@@ -132,6 +132,20 @@ HOOKS = (
 
 
 @dataclass(frozen=True)
+class GlobTable:
+    """The distinct globs of one object class (file paths, or target programs), in index
+    order, and the DFA that matches all of them at once."""
+
+    name: str
+    what: str
+    globs: tuple[str, ...]
+    dfa: glob.Dfa
+
+    def index(self, pattern: str) -> int:
+        return self.globs.index(pattern)
+
+
+@dataclass(frozen=True)
 class Program:
     """Everything the code generator needs for one profile."""
 
@@ -140,6 +154,8 @@ class Program:
     name: str
     contexts: tuple[Context, ...]
     rules: tuple[Rule, ...]
+    fs_globs: GlobTable
+    target_globs: GlobTable
 
     @property
     def has_taint(self) -> bool:
@@ -163,6 +179,11 @@ def format_ir(program: Program) -> str:
         f"mode {'taint' if program.has_taint else 'enforce-from-exec'}",
     ]
     lines += [f"context {c.index} {c.kind} {c.describe()}" for c in program.contexts]
+    for table in (program.fs_globs, program.target_globs):
+        lines.append(
+            f"dfa {table.name} {len(table.globs)} globs {len(table.dfa.transitions)} states "
+            f"{table.dfa.class_count} byte classes"
+        )
     for rule in program.rules:
         decision = rule.decision or "none"
         audit = " audit" if rule.audit else ""

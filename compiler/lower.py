@@ -2,7 +2,7 @@
 
 Input: the include-expanded, checked AST and `Resolved`.  Output: an `ir.Program`: rules
 numbered in source order with their accumulated decision, audit flag, flag bits, object and
-context clauses.
+context clauses, and the DFAs of their globs (E0508 when those would be too large).
 """
 
 from __future__ import annotations
@@ -10,24 +10,43 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from . import ast, language
-from .ir import Program, Rule, Target
+from . import ast, glob, language
+from .diagnostics import Diagnostics
+from .ir import GlobTable, Program, Rule, Target
 from .resolve import Resolved
 
 
-def lower(policy: ast.Policy, resolved: Resolved) -> Program:
-    """Build the IR program of `policy`."""
+def lower(policy: ast.Policy, resolved: Resolved, diagnostics: Diagnostics) -> Program | None:
+    """Build the IR program of `policy`; None when its globs are too complex to load."""
     rules = tuple(
         _lower_rule(rule, chain, rule_id, resolved)
         for rule_id, (rule, chain) in enumerate(ast.directed_rules(policy.items), start=1)
     )
+    paths = sorted({r.path for r in rules if r.path is not None})
+    targets = sorted({r.target.glob for r in rules if r.target and r.target.kind == "path"})
+    try:
+        fs_globs = _glob_table("fs", "file path", paths)
+        target_globs = _glob_table("target", "target", targets)
+    except glob.TooComplexError as error:
+        diagnostics.add(
+            "E0508",
+            f"the policy is too complex to load: {error}",
+            help="split wide globs such as `**` out of long alternations, or use fewer globs",
+        )
+        return None
     return Program(
         policy=Path(policy.file).name,
         profile=resolved.profile,
         name=profile_name(resolved.profile),
         contexts=resolved.contexts,
         rules=rules,
+        fs_globs=fs_globs,
+        target_globs=target_globs,
     )
+
+
+def _glob_table(name: str, what: str, globs: list[str]) -> GlobTable:
+    return GlobTable(name, what, tuple(globs), glob.compile_globs(globs))
 
 
 def profile_name(profile: str) -> str:

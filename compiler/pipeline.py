@@ -62,7 +62,7 @@ def resolve_pass(c: Compilation) -> None:
 
 def lower_pass(c: Compilation) -> None:
     """policy + resolved -> program (IR)"""
-    c.program = lower(c.policy, c.resolved)
+    c.program = lower(c.policy, c.resolved, c.diagnostics)
 
 
 def lint_pass(c: Compilation) -> None:

@@ -2,14 +2,14 @@
 
 Input: the checked AST and a `Resolver`.  Output: the profile path and the list of contexts
 (deduplicated, numbered in order of first use) with their uprobe file offsets.
-The `Resolver` is the seam between the compiler and the machine: `ElfResolver` reads real ELF
-files and the kernel's BTF; golden tests give it a `locate` function that maps the policy's
-paths to checked-in fixture binaries, so that their output does not depend on this machine.
+`ElfResolver` is the seam between the compiler and the machine: it reads real ELF files and
+the kernel's BTF, under a system root (`--sysroot`, for a policy meant for another root file
+system such as a container image).  Golden tests point the root at a tree of checked-in
+fixture binaries, so that their output does not depend on this machine.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,16 +28,20 @@ class EnvironmentProblem(Exception):
 class ElfResolver:
     """Finds programs, functions and kernel functions on this machine.
 
-    `locate` maps a path as written in the policy to the file to read; by default the path
-    itself.  `symbols_file` holds separate debug symbols for the profile program.
+    Paths in the policy are looked up under `sysroot`.  `symbols_file` holds separate debug
+    symbols for the profile program.
     """
 
     btf_path: Path = DEFAULT_BTF
     symbols_file: Path | None = None
-    locate: Callable[[str], Path] = Path
+    sysroot: Path = Path("/")
 
     def __post_init__(self) -> None:
         self._kernel_functions: frozenset[str] | None = None
+
+    def locate(self, path: str) -> Path:
+        """The file behind an absolute policy path."""
+        return self.sysroot / path.lstrip("/")
 
     def check_program(self, path: str) -> None:
         symbols.check_elf_executable(self.locate(path))

@@ -32,6 +32,11 @@ class SourceFile:
     path: Path | None
     text: str
 
+    @property
+    def printable(self) -> bool:
+        """False for binary garbage, whose lines are not worth echoing to a terminal."""
+        return "\0" not in self.text and "\ufffd" not in self.text
+
     def line(self, number: int) -> str:
         """The text of a 1-based line without its newline ('' past the end)."""
         lines = self.text.splitlines()

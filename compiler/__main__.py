@@ -1,0 +1,5 @@
+"""`python -m bpfbox.compiler` is `bpfboxc`."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,154 @@
+"""The glob compiler against an independent oracle: the same globs translated to `re`."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from bpfbox.compiler import glob
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+
+def _regex(pattern: str) -> str:
+    """Translate a glob to a Python regex by the documented rules (no DFA involved)."""
+    out, i = [], 0
+    while i < len(pattern):
+        c = pattern[i]
+        if pattern.startswith("/**/", i):
+            out.append("/(?:.*/)?")
+            i += 4
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif c == "*":
+            out.append("[^/]*")
+            i += 1
+        elif c == "?":
+            out.append("[^/]")
+            i += 1
+        elif c == "[":
+            end = pattern.index("]", i + 2)
+            body = pattern[i + 1 : end]
+            negate = body[:1] in ("!", "^")
+            body = body[1:] if negate else body
+            out.append(
+                f"(?!/)[{'^' if negate else ''}{re.escape(body).replace(chr(92) + '-', '-')}]"
+            )
+            i = end + 1
+        elif c == "{":
+            depth, j = 0, i
+            while True:
+                depth += pattern[j] == "{"
+                depth -= pattern[j] == "}"
+                if depth == 0:
+                    break
+                j += 1
+            options = _split_top(pattern[i + 1 : j])
+            out.append("(?:" + "|".join(_regex(o) for o in options) + ")")
+            i = j + 1
+        else:
+            out.append(re.escape(c))
+            i += 1
+    return "".join(out)
+
+
+def _split_top(body: str) -> list[str]:
+    parts, depth, start = [], 0, 0
+    for index, c in enumerate(body):
+        depth += c == "{"
+        depth -= c == "}"
+        if c == "," and depth == 0:
+            parts.append(body[start:index])
+            start = index + 1
+    parts.append(body[start:])
+    return parts
+
+
+CASES = [
+    ("/etc/passwd", "/etc/passwd", True),
+    ("/etc/passwd", "/etc/passwdx", False),
+    ("/etc/*.conf", "/etc/a.conf", True),
+    ("/etc/*.conf", "/etc/x/a.conf", False),
+    ("/usr/lib/**", "/usr/lib/x/y/z", True),
+    ("/usr/lib/**", "/usr/lib", False),
+    ("/a/**/b", "/a/b", True),
+    ("/a/**/b", "/a/x/y/b", True),
+    ("/a/**/b", "/a/xb", False),
+    ("/x/{a,b*}/[!c]?", "/x/bq/dz", True),
+    ("/x/{a,b*}/[!c]?", "/x/bq/cz", False),
+    ("/dev/{tty,pts/[0-9]*}", "/dev/pts/12", True),
+    ("/dev/{tty,pts/[0-9]*}", "/dev/ptmx", False),
+    ("/f\\*", "/f*", True),
+    ("/f\\*", "/fx", False),
+    ("/[a-c]", "/b", True),
+    ("/[a-c]", "//", False),
+]
+
+
+@pytest.mark.parametrize(("pattern", "path", "expected"), CASES)
+def test_documented_cases(pattern: str, path: str, expected: bool) -> None:
+    assert bool(glob.compile_globs([pattern]).match(path.encode())) is expected
+
+
+def test_several_globs_report_exactly_the_matching_ones() -> None:
+    globs = ["/etc/**", "/etc/passwd", "/etc/*wd", "/usr/**"]
+    dfa = glob.compile_globs(globs)
+    assert dfa.match(b"/etc/passwd") == {0, 1, 2}
+    assert dfa.match(b"/etc/x/passwd") == {0}
+    assert dfa.match(b"/usr/bin/cat") == {3}
+    assert dfa.match(b"/var") == frozenset()
+
+
+def test_no_glob_matches_nothing_and_has_a_dead_and_a_start_state() -> None:
+    dfa = glob.compile_globs([])
+    assert len(dfa.transitions) == 2
+    assert dfa.match(b"/anything") == frozenset()
+
+
+COMPONENT = st.sampled_from(
+    ["a", "b", "ab", "*", "?", "**", "[ab]", "[!a]", "{a,b}", "{ab,*}", "x"]
+)
+PATH_COMPONENT = st.sampled_from(["a", "b", "ab", "ba", "x", "abx", "bb", ""])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(COMPONENT, min_size=1, max_size=4).map(lambda parts: "/" + "/".join(parts)),
+    st.lists(PATH_COMPONENT, min_size=1, max_size=5).map(lambda parts: "/" + "/".join(parts)),
+)
+def test_dfa_agrees_with_the_regex_oracle(pattern: str, path: str) -> None:
+    try:
+        glob.parse(pattern)
+    except glob.GlobError:
+        return
+    expected = re.fullmatch(_regex(pattern), path, re.DOTALL) is not None
+    assert bool(glob.compile_globs([pattern]).match(path.encode())) is expected
+
+
+@pytest.mark.parametrize(
+    ("pattern", "message"),
+    [
+        ("/a[", "unclosed `[`"),
+        ("/a{b", "unclosed `{`"),
+        ("/a}", "unmatched `}`"),
+        ("/a\\", "escapes nothing"),
+        ("/[z-a]", "backwards"),
+        ("/***", "ambiguous"),
+        ("/[/]", "matches nothing"),
+    ],
+)
+def test_malformed_globs_are_refused_with_a_reason(pattern: str, message: str) -> None:
+    with pytest.raises(glob.GlobError, match=re.escape(message)):
+        glob.parse(pattern)
+
+
+@pytest.mark.parametrize("pattern", ["/a/../b", "/a/./b", "/a//b", "/a/", "/a\0"])
+def test_globs_that_can_never_match_a_kernel_path_are_reported(pattern: str) -> None:
+    assert glob.path_problem(pattern) is not None
+
+
+def test_too_many_states_is_an_error_not_a_huge_table() -> None:
+    patterns = [f"/{'?' * n}*{chr(97 + n % 26)}*{chr(98 + n % 24)}**z" for n in range(60)]
+    with pytest.raises(glob.TooComplexError):
+        glob.compile_globs(patterns)

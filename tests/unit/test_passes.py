@@ -1,0 +1,103 @@
+"""Unit tests of the passes: spans, directive accumulation, lowering, pipeline stopping."""
+
+from __future__ import annotations
+
+from bpfbox.compiler import abi, ast
+from bpfbox.compiler.pipeline import PASSES, check_pass, include_pass, parse_pass
+
+from .helpers import codes, compile_text, front_end
+
+PROFILE = '#![profile "/sbin/mylogin"]\n'
+
+
+def test_every_node_carries_the_span_of_its_source() -> None:
+    c = compile_text(PROFILE + '#[deny]\nfs("/etc/shadow", read|write)\n', (parse_pass,))
+    directed = c.policy.items[1]
+    rule = directed.body
+    assert (directed.span.line, directed.span.column) == (2, 1)
+    assert (rule.span.line, rule.span.column, rule.span.end_column) == (3, 1, 30)
+    assert rule.args[1].names[1].text == "write"
+    assert (rule.args[1].names[1].span.column, rule.args[1].names[1].span.end_column) == (24, 29)
+
+
+def test_string_escapes_are_decoded() -> None:
+    c = compile_text(PROFILE + "fs('/etc/it\\'s\\x41', read)\n", (parse_pass,))
+    assert c.policy.items[1].args[0].value == "/etc/it'sA"
+
+
+def test_innermost_decision_wins_and_audit_accumulates() -> None:
+    c = front_end(
+        PROFILE + '#[audit]\n#[deny] {\n  fs("/a", read)\n  #[allow] fs("/b", read)\n}\n'
+        '#[audit] fs("/c", read)\nfs("/d", read)\n'
+    )
+    decisions = [(r.path, r.decision, r.audit) for r in c.program.rules]
+    assert decisions == [
+        ("/a", "deny", True),
+        ("/b", "allow", True),
+        ("/c", None, True),
+        ("/d", "allow", False),
+    ]
+
+
+def test_contexts_are_one_clause_per_block_and_any_of_within_one() -> None:
+    c = front_end(
+        PROFILE + '#[func "check_password"]\n#[func "add_user"] {\n'
+        '  #[kfunc "vfs_read"] fs("/a", read)\n}\n#[func "add_user"] fs("/b", read)\n'
+    )
+    first, second = c.program.rules
+    assert [x.symbol for x in c.program.contexts] == ["check_password", "add_user", "vfs_read"]
+    assert first.contexts == ((0, 1), (2,))
+    assert second.contexts == ((1,),)
+
+
+def test_flag_sets_write_implies_append_and_any_is_everything() -> None:
+    c = front_end(PROFILE + 'fs("/a", write)\nfs("/b", any)\nptrace(self)\n')
+    write, every, ptrace = c.program.rules
+    assert write.flags == abi.FS_FLAGS["write"] | abi.FS_FLAGS["append"]
+    assert every.flags == sum(abi.FS_FLAGS.values())
+    assert ptrace.flags == sum(abi.PTRACE_FLAGS.values())
+
+
+def test_includes_are_transparent_for_rules_and_keep_their_own_file_names() -> None:
+    c = front_end(PROFILE + '#![include "base"]\nfs("/etc/motd", read)\n')
+    files = {r.span.file for r in c.program.rules}
+    assert files == {"<bpfbox>/base.bpfbox", "test.bpfbox"}
+    assert c.program.rules[-1].path == "/etc/motd"
+
+
+def test_the_pipeline_stops_after_the_first_pass_with_errors() -> None:
+    # An unknown flag (check pass) and an unknown function (resolve pass): only the first shows.
+    c = compile_text(PROFILE + '#[func "nope"] fs("/a", reed)\n')
+    assert codes(c) == ["E0102"]
+    assert c.resolved is None and c.c_source is None
+
+
+def test_all_errors_of_one_pass_are_reported_together() -> None:
+    c = compile_text(PROFILE + 'fs("/a", reed)\ncap(chwon)\nnet(inet7, connect)\n')
+    assert codes(c) == ["E0102", "E0106", "E0104"]
+
+
+def test_passes_have_one_job_each_and_are_listed_in_order() -> None:
+    names = [p.__name__ for p in PASSES]
+    assert names == [
+        "parse_pass",
+        "include_pass",
+        "check_pass",
+        "resolve_pass",
+        "lower_pass",
+        "lint_pass",
+        "codegen_pass",
+    ]
+    assert all(p.__doc__ and "->" in p.__doc__ for p in PASSES)
+
+
+def test_directed_rules_walks_blocks_includes_and_directives() -> None:
+    c = compile_text(
+        PROFILE + '#![include "base"]\n#[deny] { { fs("/x", read) } }\n',
+        (parse_pass, include_pass, check_pass),
+    )
+    rules = list(ast.directed_rules(c.policy.items))
+    last_rule, chain = rules[-1]
+    assert last_rule.args[0].value == "/x"
+    assert [[d.name.text for d in ds] for ds in chain] == [["deny"]]
+    assert len(rules) > 10
