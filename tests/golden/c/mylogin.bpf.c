@@ -44,7 +44,6 @@ enum {
 #define O_APPEND 02000
 #define PROT_EXEC 0x4
 #define CLONE_THREAD 0x00010000
-#define MNT_INTERNAL 0x4000
 #define PTRACE_MODE_READ 0x01
 #define PTRACE_MODE_ATTACH 0x02
 #define ATTR_ATIME 0x10
@@ -78,6 +77,8 @@ struct mount {
 } __attribute__((preserve_access_index));
 struct path { struct vfsmount *mnt; struct dentry *dentry; } __attribute__((preserve_access_index));
 struct fs_struct { struct path root; struct path pwd; } __attribute__((preserve_access_index));
+struct mnt_namespace { struct mount *root; } __attribute__((preserve_access_index));
+struct nsproxy { struct mnt_namespace *mnt_ns; } __attribute__((preserve_access_index));
 struct file {
 	struct path f_path;
 	struct inode *f_inode;
@@ -97,6 +98,8 @@ struct task_struct {
 	struct mm_struct *mm;
 	const struct cred *cred;
 	struct fs_struct *fs;
+	struct nsproxy *nsproxy;
+	unsigned int in_execve:1;
 	struct hlist_node pid_links[4];
 } __attribute__((preserve_access_index));
 struct proc_inode { struct pid *pid; struct inode vfs_inode; } __attribute__((preserve_access_index));
@@ -247,6 +250,7 @@ struct walk {
 	struct task_state *t;
 	struct dentry *dentry;
 	struct vfsmount *vfsmnt;
+	struct mount *ns_root;
 	__u32 off;
 	__u32 status;
 };
@@ -271,7 +275,10 @@ static long walk_step(__u32 index, void *data)
 		struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
 
 		if (up == mnt) {
-			if (BPF_CORE_READ(vfsmnt, mnt_flags) & MNT_INTERNAL)
+			/* The top of a mount tree: the namespace's root, or a mount no process can
+			 * reach by path (an internal one, or overlayfs' private clone of a layer,
+			 * which it uses on behalf of an access already checked on the overlay). */
+			if (mnt != w->ns_root)
 				w->status = WALK_DETACHED;
 			return 1;
 		}
@@ -304,7 +311,14 @@ static long walk_step(__u32 index, void *data)
 /* Resolve (mnt, dentry) into t->path; sets t->path_start.  Returns a WALK_ status. */
 static __noinline int resolve_path(struct task_state *t, struct vfsmount *mnt, struct dentry *dentry)
 {
-	struct walk w = { .t = t, .dentry = dentry, .vfsmnt = mnt, .off = PATH_BUF - 1 };
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct walk w = {
+		.t = t,
+		.dentry = dentry,
+		.vfsmnt = mnt,
+		.ns_root = BPF_CORE_READ(task, nsproxy, mnt_ns, root),
+		.off = PATH_BUF - 1,
+	};
 
 	if (!t)
 		return WALK_TOO_LONG;
@@ -320,9 +334,11 @@ static __noinline int resolve_path(struct task_state *t, struct vfsmount *mnt, s
 }
 
 
-/* DFA of the file path globs: 19 states, 13 byte classes. */
-static const __u8 fs_class[256] = { 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 3, 1, 4, 5, 6, 1, 1, 7, 1, 1, 1, 1, 1, 1, 8, 9, 1, 1, 10, 11, 1, 1, 12, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1 };
-static const __u16 fs_next[19 * 13] = {
+/* DFA of the file path globs: 19 states, 13 byte classes.  The
+ * tables are placed in .rodata explicitly: clang would put a small one in a mergeable
+ * .rodata.cstN section, which its BTF does not describe and older libbpf then rejects. */
+static const __u8 fs_class[256] SEC(".rodata") = { 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 3, 1, 4, 5, 6, 1, 1, 7, 1, 1, 1, 1, 1, 1, 8, 9, 1, 1, 10, 11, 1, 1, 12, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1 };
+static const __u16 fs_next[19 * 13] SEC(".rodata") = {
 	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 	0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 	0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0,
@@ -343,7 +359,7 @@ static const __u16 fs_next[19 * 13] = {
 	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 };
-static const __u64 fs_accept[19][1] = {
+static const __u64 fs_accept[19][1] SEC(".rodata") = {
 	{ 0x0ULL },
 	{ 0x0ULL },
 	{ 0x0ULL },
@@ -402,13 +418,15 @@ static __always_inline int fs_has(__u32 state, __u32 glob)
 	return (fs_accept[below(state, 19)][glob / 64] >> (glob % 64)) & 1;
 }
 
-/* DFA of the target globs: 2 states, 2 byte classes. */
-static const __u8 target_class[256] = { 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1 };
-static const __u16 target_next[2 * 2] = {
+/* DFA of the target globs: 2 states, 2 byte classes.  The
+ * tables are placed in .rodata explicitly: clang would put a small one in a mergeable
+ * .rodata.cstN section, which its BTF does not describe and older libbpf then rejects. */
+static const __u8 target_class[256] SEC(".rodata") = { 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1 };
+static const __u16 target_next[2 * 2] SEC(".rodata") = {
 	0, 0,
 	0, 0,
 };
-static const __u64 target_accept[2][1] = {
+static const __u64 target_accept[2][1] SEC(".rodata") = {
 	{ 0x0ULL },
 	{ 0x0ULL },
 };
@@ -751,7 +769,20 @@ static __always_inline __u64 open_flags(struct file *file)
 		req |= 0x1ULL;
 	if (mode & FMODE_WRITE)
 		req |= (flags & O_APPEND) && !(flags & O_TRUNC) ? 0x4ULL : 0x2ULL;
-	return req;
+	/* An open with neither mode (ioctl-only) still needs a rule: `read`, the weakest. */
+	return req ? req : 0x1ULL;
+}
+
+/* The proc flags of an open's fs flags: appending is writing. */
+static __always_inline __u64 proc_flags(__u64 req)
+{
+	__u64 out = 0;
+
+	if (req & 0x1ULL)
+		out |= 0x1ULL;
+	if (req & (0x2ULL | 0x4ULL))
+		out |= 0x2ULL;
+	return out ? out : 0x1ULL;
 }
 
 SEC("lsm/file_open")
@@ -770,7 +801,7 @@ int BPF_PROG(bpfbox_file_open, struct file *file)
 	req = open_flags(file);
 	task = proc_task(BPF_CORE_READ(file, f_inode));
 	if (task)
-		return check_task(t, task, 2, req & (0x1ULL | 0x2ULL), 0);
+		return check_task(t, task, 2, proc_flags(req), 0);
 	return check_file(t, file, req, !(req & 0x8ULL));
 }
 
@@ -788,12 +819,23 @@ int BPF_PROG(bpfbox_inode_getattr, const struct path *path)
 	return check_fs(t, BPF_CORE_READ(path, mnt), BPF_CORE_READ(path, dentry), 0x10ULL, 1);
 }
 
+/* Is the kernel loading a new program image for this task?  Its mappings of the program and
+ * interpreter are part of the exec, whose permission bprm_check_security already decided. */
+static __always_inline int loading_image(void)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+
+	if (!bpf_core_field_exists(task->in_execve))
+		return 0;
+	return BPF_CORE_READ_BITFIELD_PROBED(task, in_execve);
+}
+
 SEC("lsm/mmap_file")
 int BPF_PROG(bpfbox_mmap_file, struct file *file, unsigned long reqprot, unsigned long prot, unsigned long flags)
 {
 	struct task_state *t;
 
-	if (!file || !(prot & PROT_EXEC))
+	if (!file || !(prot & PROT_EXEC) || loading_image())
 		return 0;
 	t = confined_current();
 	return t ? check_file(t, file, 0x8ULL, 0) : 0;
