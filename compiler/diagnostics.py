@@ -55,6 +55,7 @@ CODES = {
     "E0506": "kernel function not in BTF",
     "E0507": "library not usable",
     "E0508": "policy too complex",
+    "E0509": "symbols do not match the binary",
     # Warnings.
     "W0001": "duplicate rule",
     "W0002": "allow rule shadowed by a deny rule",

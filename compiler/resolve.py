@@ -10,6 +10,7 @@ fixture binaries, so that their output does not depend on this machine.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,11 +45,15 @@ class ElfResolver:
         return self.sysroot / path.lstrip("/")
 
     def check_program(self, path: str) -> None:
-        symbols.check_elf_executable(self.locate(path))
+        located = self.locate(path)
+        with _policy_paths(located, path):
+            symbols.check_elf_executable(located)
 
     def function(self, binary: str, name: str, is_profile: bool) -> symbols.FunctionSymbol:
         symbols_file = self.symbols_file if is_profile else None
-        return symbols.resolve_function(self.locate(binary), name, symbols_file)
+        located = self.locate(binary)
+        with _policy_paths(located, binary):
+            return symbols.resolve_function(located, name, symbols_file)
 
     def kernel_functions(self) -> frozenset[str]:
         if self._kernel_functions is None:
@@ -64,6 +69,17 @@ class ElfResolver:
                     f"cannot read BTF from `{self.btf_path}`: {error}"
                 ) from None
         return self._kernel_functions
+
+
+@contextmanager
+def _policy_paths(located: Path, path: str):
+    """Make errors name files as the policy does, not by where the sysroot put them."""
+    try:
+        yield
+    except symbols.SymbolError as error:
+        if error.args:
+            error.args = (str(error.args[0]).replace(str(located), path), *error.args[1:])
+        raise
 
 
 @dataclass(frozen=True)
@@ -149,6 +165,14 @@ def _resolve_func(directive, profile: str, index: int, resolver, diagnostics) ->
             name.span,
             help=did_you_mean(error.candidates)
             or ("check the spelling; `nm -C` on the binary lists its functions",),
+        )
+        return None
+    except (symbols.MismatchedSymbolsError, symbols.UnmappedFunctionError):
+        diagnostics.add(
+            "E0509",
+            f"the separate symbols do not match `{binary}`: `{name.value}` cannot be placed in it",
+            name.span,
+            help="pass the `--symbols` file made from this very build of the program",
         )
         return None
     except symbols.StrippedError:

@@ -13,11 +13,14 @@ every machine.  Every failure is a `SymbolError` with a stable `kind` for diagno
 
 from __future__ import annotations
 
+import mmap
+import stat
 import struct
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from elftools.common.exceptions import ELFError
 from elftools.construct.core import ConstructError
@@ -41,15 +44,17 @@ _VERSYM_INDEX = 0x7FFF
 # Indexes 0 and 1 mean "local" and "global, unversioned"; the version definition numbered 1
 # names the file itself (its soname), not a symbol version.
 _FIRST_VERSION_INDEX = 2
-# pyelftools parses lazily, so malformed input can make any of these escape from any call.
+# pyelftools parses lazily, so malformed input can make any of these escape from any call:
+# sizes, offsets and indexes all come from the file, and seeking a mapping with an offset
+# out of range raises ValueError or OverflowError.
 _PARSE_ERRORS = (
     ELFError,
     ConstructError,
     struct.error,
     ValueError,
+    OverflowError,
     IndexError,
     KeyError,
-    UnicodeDecodeError,
     OSError,
 )
 
@@ -241,23 +246,39 @@ def function_names(binary: str | Path) -> list[str]:
 
 @contextmanager
 def _open_elf(path: Path) -> Iterator[ELFFile]:
-    """Open `path` as ELF; malformed contents met anywhere in the block become NotElfError."""
+    """Open `path` as ELF; malformed contents met anywhere in the block become NotElfError.
+
+    The file is mapped rather than read: pyelftools reads sizes it takes from the file, and
+    reading a corrupt 2**60-byte section from a mapping stops at its end instead of first
+    allocating that much memory.
+    """
+    with _open_regular_file(path) as file:
+        try:
+            if file.read(len(_ELF_MAGIC)) != _ELF_MAGIC:
+                raise NotElfError(f"`{path}` is not an ELF file")
+            with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as image:
+                yield ELFFile(image)
+        except _PARSE_ERRORS as error:
+            raise NotElfError(f"`{path}` is a malformed or truncated ELF file") from error
+
+
+def _open_regular_file(path: Path) -> BinaryIO:
+    """Open `path` for reading, refusing anything but a regular file.
+
+    The type is checked before opening, because opening a FIFO waits for a writer forever.
+    """
     try:
-        stream = path.open("rb")
+        mode = path.stat().st_mode
+        if stat.S_ISDIR(mode):
+            raise NotElfError(f"`{path}` is a directory, not an ELF file")
+        if not stat.S_ISREG(mode):
+            raise NotElfError(f"`{path}` is not a regular file")
+        return path.open("rb")
     except FileNotFoundError as error:
         raise NotFoundError(f"file `{path}` does not exist") from error
-    except IsADirectoryError as error:
-        raise NotElfError(f"`{path}` is a directory, not an ELF file") from error
     except OSError as error:
         reason = (error.strerror or str(error)).lower()
         raise NotElfError(f"cannot read `{path}`: {reason}") from error
-    with stream:
-        try:
-            if stream.read(len(_ELF_MAGIC)) != _ELF_MAGIC:
-                raise NotElfError(f"`{path}` is not an ELF file")
-            yield ELFFile(stream)
-        except _PARSE_ERRORS as error:
-            raise NotElfError(f"`{path}` is a malformed or truncated ELF file") from error
 
 
 def _require_linked(elf: ELFFile, path: Path) -> None:
@@ -388,10 +409,13 @@ def _dynsym_versions(elf: ELFFile, dynsym_index: int) -> list[tuple[str | None, 
     )
     if versym is None:
         return []
+    data = versym.data()
+    if len(data) != versym["sh_size"]:
+        raise ELFError("`.gnu.version` extends past the end of the file")
     names = _version_names(elf)
     order = "<" if elf.little_endian else ">"
     versions: list[tuple[str | None, bool]] = []
-    for (value,) in struct.iter_unpack(order + "H", versym.data()):
+    for (value,) in struct.iter_unpack(order + "H", data):
         name = names.get(value & _VERSYM_INDEX)
         # Reserved indexes, and ones this file does not define, mean "unversioned".
         if name is None:
