@@ -62,6 +62,10 @@ def elf_dir(request: pytest.FixtureRequest) -> Path:
     return request.getfixturevalue("fresh_elf_dir")
 
 
+#: mylogin's source is the example program.
+MYLOGIN_SOURCE = Path(__file__).resolve().parents[2] / "examples" / "mylogin.c"
+
+
 def gcc(tmp_path: Path, output: str, *args: str) -> Path:
     """Compile and link with gcc in the fixture folder; return the output's path."""
     path = tmp_path / output
@@ -168,7 +172,7 @@ def test_segment_with_its_own_delta(elf_dir):
     ids=["pie", "no-pie", "pie-noseparate", "no-pie-noseparate", "text-segment", "64k-pages"],
 )
 def test_freshly_linked_layouts(tmp_path, flags):
-    path = gcc(tmp_path, "mylogin", *flags, "mylogin.c")
+    path = gcc(tmp_path, "mylogin", *flags, str(MYLOGIN_SOURCE))
     for name in ("check_password", "add_user", "main"):
         assert_offset_is_entry(resolve_function(path, name))
 
@@ -350,7 +354,7 @@ def test_symbols_file_of_another_build(elf_dir):
 @needs_toolchain
 def test_symbols_of_another_build_without_build_ids(tmp_path):
     """Without build IDs the mismatch shows as an address outside the binary's segments."""
-    binary = gcc(tmp_path, "mylogin", "-Wl,--build-id=none", "mylogin.c")
+    binary = gcc(tmp_path, "mylogin", "-Wl,--build-id=none", str(MYLOGIN_SOURCE))
     other = gcc(tmp_path, "layout", "-Wl,--build-id=none", *LAYOUT_FLAGS, "layout.c")
     with pytest.raises(UnmappedFunctionError) as caught:
         resolve_function(binary, "far_func", other)
@@ -450,7 +454,7 @@ def test_files_without_a_load_layout(tmp_path, e_type):
 @needs_toolchain
 def test_object_file(tmp_path):
     path = tmp_path / "mylogin.o"
-    subprocess.run(["gcc", "-c", "-o", str(path), "mylogin.c"], cwd=ELF_DIR, check=True)
+    subprocess.run(["gcc", "-c", "-o", str(path), str(MYLOGIN_SOURCE)], cwd=ELF_DIR, check=True)
     with pytest.raises(NotExecutableError, match="relocatable object"):
         check_elf_executable(path)
     with pytest.raises(NotExecutableError):

@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""Build what the kernel tests need, on the host, before the VM boots.
+
+Compiling C is about 75 times slower under the VM's software emulation than here, so the
+programs the tests confine and every policy in tests/e2e/policies are built now:
+
+    build/e2e/root/mnt/e2e/...       the programs, where the VM will find them under /mnt/e2e
+    build/e2e/policies/NAME.bpf.c    bpfboxc's output (with --sysroot build/e2e/root)
+    build/e2e/policies/NAME.bpf.o    clang's
+
+In the VM, the session fixture mounts a tmpfs on /mnt and copies root/mnt/e2e into it, so the
+paths in the policies are the real paths there.  Usage: prepare.py [OUTDIR]
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+#: Where the VM sees the tests' files; the policies name paths under it.
+E2E = "/mnt/e2e"
+CLANG = ["clang", "-O2", "-g", "-target", "bpf", "-D__TARGET_ARCH_x86", "-I/usr/include", "-Werror"]
+#: The probe under several names: profile programs, exec targets, signal and ptrace targets.
+PROBE_COPIES = ("probe", "probe-other", "helper", "target", "target2", "outsider")
+
+
+def run(*command: str | Path, cwd: Path | None = None) -> None:
+    subprocess.run([str(c) for c in command], check=True, cwd=cwd)
+
+
+def build_programs(root: Path) -> None:
+    bin_dir, lib_dir = root / "bin", root / "lib"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    lib_dir.mkdir(parents=True, exist_ok=True)
+    probe = bin_dir / "probe"
+    run("gcc", "-O1", "-Wall", "-pthread", "-o", probe, HERE / "probe.c")
+    for name in PROBE_COPIES[1:]:
+        shutil.copy2(probe, bin_dir / name)
+    run(
+        "gcc",
+        "-O1",
+        "-Wall",
+        "-shared",
+        "-fPIC",
+        "-o",
+        lib_dir / "libe2e.so",
+        HERE / "programs" / "libe2e.c",
+    )
+    for variant, flags in (("pie", ["-fPIE", "-pie"]), ("nopie", ["-fno-pie", "-no-pie"])):
+        run(
+            "gcc",
+            "-O1",
+            "-Wall",
+            "-pthread",
+            *flags,
+            "-o",
+            bin_dir / f"funcs-{variant}",
+            HERE / "programs" / "funcs.c",
+            f"-L{lib_dir}",
+            "-le2e",
+            f"-Wl,-rpath,{E2E}/lib",
+        )
+    run("gcc", "-O1", "-Wall", "-o", bin_dir / "mylogin", REPO / "examples" / "mylogin.c")
+
+
+def link_system_programs(sysroot: Path) -> None:
+    """Policies may profile system programs (cat): the sysroot shows the real ones."""
+    target = sysroot / "usr" / "bin" / "cat"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():
+        target.symlink_to("/usr/bin/cat")
+
+
+def compile_policies(sysroot: Path, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for policy in sorted((HERE / "policies").glob("*.bpfbox")):
+        c_file = out / f"{policy.stem}.bpf.c"
+        run(sys.executable, "-m", "bpfbox.compiler", policy, "-o", c_file, "--sysroot", sysroot)
+        run(*CLANG, "-c", c_file, "-o", c_file.with_suffix("").with_suffix(".bpf.o"))
+
+
+def main() -> int:
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else REPO / "build" / "e2e").resolve()
+    sysroot = out / "root"
+    shutil.rmtree(sysroot, ignore_errors=True)
+    build_programs(sysroot / E2E.lstrip("/"))
+    link_system_programs(sysroot)
+    compile_policies(sysroot, out / "policies")
+    print(f"prepare: programs and policies built under {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
