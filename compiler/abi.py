@@ -61,8 +61,14 @@ FS_FLAGS = {
     "link": 1 << 8,
     "ioctl": 1 << 9,
 }
-#: `write` grants `append` too: appending is a restricted form of writing.
-FS_IMPLIED = {"write": ("append",)}
+#: `write` grants `append` too: appending is a restricted form of writing.  Access to a file's
+#: contents grants its metadata: programs `fstat` what they open (glibc's `opendir` does).
+FS_IMPLIED = {
+    "read": ("getattr",),
+    "write": ("append", "getattr"),
+    "append": ("getattr",),
+    "exec": ("getattr",),
+}
 
 PROC_FLAGS = {"read": 1 << 0, "write": 1 << 1, "getattr": 1 << 4}
 

@@ -50,10 +50,12 @@ def test_contexts_are_one_clause_per_block_and_any_of_within_one() -> None:
     assert second.contexts == ((1,),)
 
 
-def test_flag_sets_write_implies_append_and_any_is_everything() -> None:
-    c = front_end(PROFILE + 'fs("/a", write)\nfs("/b", any)\nptrace(self)\n')
-    write, every, ptrace = c.program.rules
-    assert write.flags == abi.FS_FLAGS["write"] | abi.FS_FLAGS["append"]
+def test_flag_sets_implications_and_any_is_everything() -> None:
+    c = front_end(PROFILE + 'fs("/a", write)\nfs("/b", any)\nptrace(self)\nfs("/c", getattr)\n')
+    write, every, ptrace, getattr = c.program.rules
+    flags = abi.FS_FLAGS
+    assert write.flags == flags["write"] | flags["append"] | flags["getattr"]
+    assert getattr.flags == flags["getattr"]
     assert every.flags == sum(abi.FS_FLAGS.values())
     assert ptrace.flags == sum(abi.PTRACE_FLAGS.values())
 

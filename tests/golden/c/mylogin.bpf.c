@@ -620,16 +620,16 @@ static __always_inline void decide_fs(struct task_state *t, struct decision *d, 
 {
 	/* mylogin.bpfbox:5: fs("/etc/passwd", read) */
 	if (fs_has(state, 0))
-		apply(d, req, 1, 1, 0, 0x1ULL, (active(t, 0)));
+		apply(d, req, 1, 1, 0, 0x11ULL, (active(t, 0)));
 	/* mylogin.bpfbox:6: fs("/etc/shadow", read) */
 	if (fs_has(state, 1))
-		apply(d, req, 2, 1, 0, 0x1ULL, (active(t, 0)));
+		apply(d, req, 2, 1, 0, 0x11ULL, (active(t, 0)));
 	/* mylogin.bpfbox:10: fs("/etc/passwd", read|append) */
 	if (fs_has(state, 0))
-		apply(d, req, 3, 1, 0, 0x5ULL, (active(t, 1)));
+		apply(d, req, 3, 1, 0, 0x15ULL, (active(t, 1)));
 	/* mylogin.bpfbox:11: fs("/etc/shadow", read|append) */
 	if (fs_has(state, 1))
-		apply(d, req, 4, 1, 0, 0x5ULL, (active(t, 1)));
+		apply(d, req, 4, 1, 0, 0x15ULL, (active(t, 1)));
 }
 
 static __always_inline void decide_proc(struct task_state *t, struct decision *d, __u64 req, int same, __u32 target)
