@@ -3,7 +3,7 @@
 PYTHON ?= python3
 PYTEST ?= $(PYTHON) -m pytest
 
-.PHONY: setup setup-apt setup-py test test-host test-vm golden lint format demo bench vm-shell
+.PHONY: setup setup-apt setup-py test test-host test-vm golden lint format demo bench
 
 setup: setup-apt setup-py
 
@@ -23,7 +23,16 @@ test-host:
 	$(PYTEST) -q -m "not vm" tests
 
 test-vm:
-	$(PYTHON) tests/vm/run_in_vm.py -- $(PYTHON) -m pytest -q -m vm tests/e2e
+	$(PYTHON) tests/e2e/prepare.py
+	$(PYTHON) tests/vm/run_in_vm.py -- $(PYTHON) -m pytest -q -p no:cacheprovider -m "vm and not vm_nobpf" tests/e2e
+	$(PYTHON) tests/vm/run_in_vm.py --no-bpf-lsm -- $(PYTHON) -m pytest -q -p no:cacheprovider -m vm_nobpf tests/e2e
+
+demo: setup
+	$(PYTHON) examples/demo.py
+
+bench: setup
+	$(PYTHON) tests/e2e/prepare.py
+	$(PYTHON) tests/vm/run_in_vm.py -- $(PYTHON) tests/e2e/bench.py
 
 golden:
 	$(PYTEST) -q tests/golden --update-golden

@@ -65,6 +65,8 @@ def build_programs(root: Path) -> None:
             f"-Wl,-rpath,{E2E}/lib",
         )
     run("gcc", "-O1", "-Wall", "-o", bin_dir / "mylogin", REPO / "examples" / "mylogin.c")
+    run("gcc", "-O2", "-Wall", "-o", bin_dir / "bench", HERE / "programs" / "bench.c")
+    shutil.copy2(bin_dir / "bench", bin_dir / "bench-outsider")
 
 
 def link_system_programs(sysroot: Path) -> None:

@@ -1,0 +1,284 @@
+"""Decode the events a profile sends and say what happened, for people and for machines.
+
+Text lines name who did what and point at the policy line responsible:
+
+    bpfbox: denied mylogin[412] read /etc/shadow (mylogin.bpfbox:4 allows it only inside main)
+    bpfbox: would deny mylogin[412] write /etc/shadow (no rule in mylogin.bpfbox allows it)
+    bpfbox: audit mylogin[412] read /etc/passwd (mylogin.bpfbox:7)
+    bpfbox: tainted mylogin[412] by read /etc/passwd (mylogin.bpfbox:3); enforcing from now on
+    bpfbox: 3 events lost (mylogin's ring buffer was full)
+
+`--log-format json` writes one JSON object per line instead.  Its fields are stable:
+
+    time        UTC time the runtime received the event, ISO 8601 with milliseconds
+    event       "deny", "complain" (would have been denied), "audit", "taint" or "lost"
+    profile     the profile's name;  policy: the policy file it was compiled from
+    pid, tid    process id (thread group) and thread id of the acting task;  comm: its name
+    rule_kind   "fs", "proc", "signal", "ptrace", "net" or "cap"
+    access      list of what was attempted: fs/proc/ptrace/net operations, signal names
+                ("sigterm"), capability names ("sys_admin")
+    object      the file (fs) or the target's executable (signal, ptrace, proc), else null
+    target_pid  the target process (signal, ptrace, proc), else null
+    family      the address family ("inet6") for net, else null
+    reason      why a deny/complain happened: "no_rule", "denied_by_rule", "outside_context",
+                "partial_grant"; null for audit and taint
+    rule        the rule pointed at: {"id", "line", "column", "action", "text", "contexts"}, or null
+    message     the text line, without the "bpfbox: " prefix
+For "lost" records only time, event, profile, policy, lost (new since the previous record),
+total and message are present.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, TextIO
+
+from bpfbox.compiler import abi
+from bpfbox.runtime.metadata import Metadata, Rule
+
+PREFIX = "bpfbox: "
+
+_KIND_NAMES = {value: name for name, value in abi.EVENT_KINDS.items()}
+_RULE_KIND_NAMES = {value: name for name, value in abi.RULE_KINDS.items()}
+_REASON_NAMES = {value: name for name, value in abi.REASONS.items()}
+_FAMILY_NAMES = {value: name for name, value in abi.FAMILIES.items()}
+
+#: Bit tables by rule kind; signals and capabilities travel as `1 << number`.
+_FLAG_TABLES: dict[str, dict[str, int]] = {
+    "fs": abi.FS_FLAGS,
+    "proc": abi.PROC_FLAGS,
+    "ptrace": abi.PTRACE_FLAGS,
+    "net": abi.NET_OPS,
+    "signal": {name: 1 << number for name, number in abi.SIGNALS.items()},
+    "cap": {name: 1 << number for name, number in abi.CAPABILITIES.items()},
+}
+#: Rule kinds whose event names another process.
+_TARGETED = {"proc", "signal", "ptrace"}
+
+# A policy's quoted strings (paths), so flag names are only looked for outside them.
+_QUOTED = re.compile(r""""(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'""")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class EventError(Exception):
+    """A ring-buffer sample that is not an event of this ABI."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """One decoded event; numeric fields are kept so nothing is lost for unknown values."""
+
+    kind: int
+    rule_kind: int
+    pid: int
+    tgid: int
+    flags: int
+    rule: int
+    reason: int
+    object_num: int
+    target_pid: int
+    comm: str
+    object: str
+
+    @property
+    def kind_name(self) -> str:
+        return _KIND_NAMES.get(self.kind, f"kind{self.kind}")
+
+    @property
+    def rule_kind_name(self) -> str:
+        return _RULE_KIND_NAMES.get(self.rule_kind, f"kind{self.rule_kind}")
+
+    @property
+    def reason_name(self) -> str:
+        return _REASON_NAMES.get(self.reason, f"reason{self.reason}")
+
+
+def decode(data: bytes) -> Event:
+    """Decode one ring-buffer sample (abi.EVENT_STRUCT); longer samples are tolerated."""
+    if len(data) < abi.EVENT_STRUCT.size:
+        raise EventError(f"event of {len(data)} bytes, expected {abi.EVENT_STRUCT.size}")
+    values = abi.EVENT_STRUCT.unpack_from(data)
+    fields = {f.name: values[i] for i, f in enumerate(abi.EVENT_FIELDS)}
+    fields["comm"] = _c_string(fields["comm"])
+    fields["object"] = _c_string(fields["object"])
+    return Event(**fields)
+
+
+def _c_string(raw: bytes) -> str:
+    return raw.split(b"\0", 1)[0].decode(errors="replace")
+
+
+def access_names(event: Event) -> list[str]:
+    """The names of the bits in `flags` (unknown bits as hex), in the table's order."""
+    table = _FLAG_TABLES.get(event.rule_kind_name, {})
+    names = [name for name, bit in table.items() if event.flags & bit]
+    rest = event.flags & ~sum(bit for name, bit in table.items() if name in names)
+    return names + ([f"{rest:#x}"] if rest else [])
+
+
+def family_name(event: Event) -> str:
+    """The address family of a net event, e.g. "inet6"."""
+    return _FAMILY_NAMES.get(event.object_num, f"af{event.object_num}")
+
+
+def describe_access(event: Event) -> str:
+    """What the task tried to do: `read /etc/shadow`, `net inet6 connect`, `cap sys_admin`."""
+    kind = event.rule_kind_name
+    what = ",".join(access_names(event)) or "(nothing)"
+    if kind == "fs":
+        return f"{what} {event.object}"
+    if kind == "net":
+        return f"net {family_name(event)} {what}"
+    if kind == "signal":
+        return f"signal {what} to {_target(event)}"
+    if kind in _TARGETED:
+        return f"{kind} {what} {_target(event)}"
+    return f"{kind} {what}"
+
+
+def _target(event: Event) -> str:
+    return f"{event.object or '?'}[{event.target_pid}]"
+
+
+def location(meta: Metadata, rule: Rule | None, rule_id: int) -> str:
+    """`mylogin.bpfbox:4`, or as much as is known when the rule is not in the metadata."""
+    if rule is not None:
+        return f"{meta.policy}:{rule.line}"
+    if rule_id == abi.NO_RULE:
+        return meta.policy
+    return f"rule #{rule_id} of {meta.policy}"
+
+
+def explain_denial(meta: Metadata, event: Event) -> str:
+    """Why a deny (or complain) event happened, in words that point at the policy."""
+    rule = meta.rule(event.rule)
+    where = location(meta, rule, event.rule)
+    reason = event.reason_name
+    if reason == "no_rule":
+        return f"no rule in {meta.policy} allows it"
+    if reason == "denied_by_rule":
+        return f"{where} denies it"
+    if reason == "outside_context":
+        inside = _either(list(rule.contexts)) if rule and rule.contexts else "its contexts"
+        return f"{where} allows it only inside {inside}"
+    if reason == "partial_grant":
+        granted = granted_names(rule) if rule else []
+        return f"{where} grants only {','.join(granted) if granted else 'part of it'}"
+    return f"{where}, {reason}"
+
+
+def _either(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def granted_names(rule: Rule) -> list[str]:
+    """The access names written in a rule's text, e.g. ["read"] for `fs("/x", read)`."""
+    table = _FLAG_TABLES.get(rule.kind, {})
+    words = set(_NAME.findall(_QUOTED.sub(" ", rule.text)))
+    return [name for name in table if name in words]
+
+
+def message(meta: Metadata, event: Event) -> str:
+    """The text line for an event, without the "bpfbox: " prefix."""
+    who = f"{event.comm}[{event.tgid}]"
+    access = describe_access(event)
+    kind = event.kind_name
+    if kind == "deny":
+        return f"denied {who} {access} ({explain_denial(meta, event)})"
+    if kind == "complain":
+        return f"would deny {who} {access} ({explain_denial(meta, event)})"
+    where = location(meta, meta.rule(event.rule), event.rule)
+    if kind == "audit":
+        return f"audit {who} {access} ({where})"
+    if kind == "taint":
+        return f"tainted {who} by {access} ({where}); enforcing from now on"
+    return f"{kind} {who} {access} ({where})"
+
+
+def lost_message(meta: Metadata, count: int, total: bool = False) -> str:
+    """`3 events lost (mylogin's ring buffer was full)`; `total` says it is the final count."""
+    noun = "event" if count == 1 else "events"
+    scope = " in total" if total else ""
+    return f"{count} {noun} lost{scope} ({meta.name}'s ring buffer was full)"
+
+
+def event_record(meta: Metadata, event: Event, now: datetime) -> dict[str, Any]:
+    """The JSON object for an event (see the module docstring for the fields)."""
+    kind = event.rule_kind_name
+    rule = meta.rule(event.rule)
+    denial = event.kind_name in ("deny", "complain")
+    return {
+        "time": _timestamp(now),
+        "event": event.kind_name,
+        "profile": meta.name,
+        "policy": meta.policy,
+        "pid": event.tgid,
+        "tid": event.pid,
+        "comm": event.comm,
+        "rule_kind": kind,
+        "access": access_names(event),
+        "object": event.object if kind == "fs" or kind in _TARGETED else None,
+        "target_pid": event.target_pid if kind in _TARGETED else None,
+        "family": family_name(event) if kind == "net" else None,
+        "reason": event.reason_name if denial else None,
+        "rule": _rule_record(rule),
+        "message": message(meta, event),
+    }
+
+
+def _rule_record(rule: Rule | None) -> dict[str, Any] | None:
+    if rule is None:
+        return None
+    return {
+        "id": rule.id,
+        "line": rule.line,
+        "column": rule.column,
+        "action": rule.action,
+        "text": rule.text,
+        "contexts": list(rule.contexts),
+    }
+
+
+def _timestamp(now: datetime) -> str:
+    return now.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Reporter:
+    """Writes events and lost-event counts to a stream, as text lines or JSON lines."""
+
+    def __init__(self, stream: TextIO, json_lines: bool = False) -> None:
+        self.stream = stream
+        self.json_lines = json_lines
+
+    def event(self, meta: Metadata, event: Event) -> None:
+        """Report one event."""
+        now = datetime.now(timezone.utc)
+        if self.json_lines:
+            self._write(json.dumps(event_record(meta, event, now)))
+        else:
+            self._write(PREFIX + message(meta, event))
+
+    def lost(self, meta: Metadata, new: int, total: int, final: bool = False) -> None:
+        """Report that `new` more events were lost (`total` so far); `final` at exit."""
+        text = lost_message(meta, total if final else new, total=final)
+        if self.json_lines:
+            record = {
+                "time": _timestamp(datetime.now(timezone.utc)),
+                "event": "lost",
+                "profile": meta.name,
+                "policy": meta.policy,
+                "lost": 0 if final else new,
+                "total": total,
+                "message": text,
+            }
+            self._write(json.dumps(record))
+        else:
+            self._write(PREFIX + text)
+
+    def _write(self, line: str) -> None:
+        # Flushed per line so that `tail -f` on a --log file shows events as they happen.
+        self.stream.write(line + "\n")
+        self.stream.flush()

@@ -1,0 +1,525 @@
+"""A thin ctypes layer over the system's libbpf (`libbpf.so.1`).
+
+Only what bpfbox-run needs is bound: open an object, walk its programs and maps, patch the
+read-only data before load, load, attach (automatically or as uprobes), read a map, and poll
+a ring buffer.  Every failing step raises its own exception type whose message names the
+step, the program or map, and the errno text, followed by what libbpf itself printed about
+it, so the user sees one clear error instead of a C-level code.
+
+libbpf 1.x reports errors by returning NULL (or a negative int) and setting errno; the
+library is therefore loaded with ctypes' errno capture and every pointer result is checked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import errno
+import os
+import platform
+import re
+import struct
+from collections.abc import Callable, Iterator
+
+LIBBPF_SONAME = "libbpf.so.1"
+
+# libbpf_print_level values.
+PRINT_WARN = 0
+PRINT_INFO = 1
+PRINT_DEBUG = 2
+
+# Kernel enum values the probes in kernel.py use (include/uapi/linux/bpf.h, btf.h).
+PROG_TYPE_TRACING = 26
+PROG_TYPE_LSM = 29
+ATTACH_TRACE_FENTRY = 24
+ATTACH_LSM_MAC = 27
+MAP_TYPE_RINGBUF = 27
+MAP_TYPE_TASK_STORAGE = 29
+BTF_KIND_FUNC = 12
+
+# libbpf prints a failed program's verifier log between these markers.
+_VERIFIER_LOG = re.compile(
+    r"prog '(?P<prog>[^']*)': -- BEGIN PROG LOAD LOG --\n(?P<log>.*?)-- END PROG LOAD LOG --",
+    re.S,
+)
+
+
+class LibbpfError(Exception):
+    """A libbpf step failed; `help` says what the user can do about it."""
+
+    exit_code = 1
+    help = "run with a kernel that passes `bpfbox-run --check-kernel` and report the message"
+
+    def __init__(self, message: str, help: str | None = None) -> None:
+        super().__init__(message)
+        if help is not None:
+            self.help = help
+
+
+class LibbpfUnavailable(LibbpfError):
+    """libbpf.so.1 cannot be loaded at all: an environment problem, not a load failure."""
+
+    exit_code = 2
+    help = "install libbpf 1.x (Debian/Ubuntu: apt-get install libbpf1)"
+
+
+class OpenError(LibbpfError):
+    """bpf_object__open_file failed: the file is not a usable BPF object."""
+
+    help = "rebuild the object with bpfboxc and clang; a truncated or foreign file cannot load"
+
+
+class ConfigError(LibbpfError):
+    """The object lacks something the runtime must configure (a map, a variable)."""
+
+    help = "rebuild the object with the bpfboxc that matches this bpfbox-run"
+
+
+class LoadError(LibbpfError):
+    """bpf_object__load failed for a reason other than the verifier (maps, BTF, CO-RE)."""
+
+
+class VerifierError(LoadError):
+    """The kernel's verifier rejected a program; carries the full verifier log."""
+
+    def __init__(self, message: str, program: str, log: str, summary: str) -> None:
+        super().__init__(message)
+        self.program = program
+        self.log = log
+        self.summary = summary
+
+
+class AttachError(LibbpfError):
+    """Attaching a loaded program (LSM, fentry or uprobe) failed."""
+
+
+class MapError(LibbpfError):
+    """Reading a map failed."""
+
+
+class RingBufferError(LibbpfError):
+    """Creating or polling the event ring buffer failed."""
+
+
+class ProbeError(LibbpfError):
+    """A feature probe could not even run (as opposed to the feature being absent)."""
+
+
+def errno_text(err: int) -> str:
+    """`EPERM (Operation not permitted)` for an errno value; negative values are accepted."""
+    err = abs(err)
+    return f"{errno.errorcode.get(err, f'errno {err}')} ({os.strerror(err)})"
+
+
+class _Messages:
+    """Collects what libbpf prints, so errors can quote it instead of spamming stderr."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[int, str]] = []
+
+    def add(self, level: int, text: str) -> None:
+        self.lines.append((level, text))
+
+    def take(self) -> list[tuple[int, str]]:
+        """Return everything collected since the last call and start afresh."""
+        lines, self.lines = self.lines, []
+        return lines
+
+
+_messages = _Messages()
+
+
+def take_messages() -> list[tuple[int, str]]:
+    """What libbpf printed since the last call, as (level, text) pairs."""
+    return _messages.take()
+
+
+def _warnings(lines: list[tuple[int, str]]) -> str:
+    """The warning-level part of libbpf's output, indented for an error message."""
+    text = "".join(t for level, t in lines if level == PRINT_WARN).rstrip()
+    return "\n" + "\n".join("  " + line for line in text.splitlines()) if text else ""
+
+
+_PRINT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
+_SAMPLE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
+
+# On x86-64 a va_list is an array of one 24-byte struct, so copying those bytes is va_copy.
+# Elsewhere the message is formatted once into a fixed buffer and may be truncated.
+_VA_LIST_SIZE = 24 if platform.machine() in ("x86_64", "AMD64") else 0
+_FIXED_MESSAGE_SIZE = 1 << 16
+
+
+class _Library:
+    """libbpf.so.1 and libc with the prototypes bpfbox uses."""
+
+    def __init__(self) -> None:
+        try:
+            self.bpf = ctypes.CDLL(LIBBPF_SONAME, use_errno=True)
+        except OSError as err:
+            raise LibbpfUnavailable(f"cannot load {LIBBPF_SONAME}: {err}") from None
+        self.libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        self._declare()
+        # Kept referenced: libbpf calls it for the lifetime of the process.
+        self._print_cb = _PRINT_FN(self._on_print)
+        self.bpf.libbpf_set_print(self._print_cb)
+
+    def _declare(self) -> None:
+        p, i, u, s, sz = (
+            ctypes.c_void_p,
+            ctypes.c_int,
+            ctypes.c_uint,
+            ctypes.c_char_p,
+            ctypes.c_size_t,
+        )
+        protos = {
+            "libbpf_set_print": (p, [_PRINT_FN]),
+            "bpf_object__open_file": (p, [s, p]),
+            "bpf_object__load": (i, [p]),
+            "bpf_object__close": (None, [p]),
+            "bpf_object__next_program": (p, [p, p]),
+            "bpf_object__next_map": (p, [p, p]),
+            "bpf_program__name": (s, [p]),
+            "bpf_program__section_name": (s, [p]),
+            "bpf_program__attach": (p, [p]),
+            "bpf_program__attach_uprobe": (p, [p, ctypes.c_bool, i, s, sz]),
+            "bpf_link__destroy": (i, [p]),
+            "bpf_map__name": (s, [p]),
+            "bpf_map__fd": (i, [p]),
+            "bpf_map__initial_value": (p, [p, ctypes.POINTER(sz)]),
+            "bpf_map_lookup_elem": (i, [i, p, p]),
+            "ring_buffer__new": (p, [i, _SAMPLE_FN, p, p]),
+            "ring_buffer__add": (i, [p, i, _SAMPLE_FN, p]),
+            "ring_buffer__poll": (i, [p, i]),
+            "ring_buffer__free": (None, [p]),
+            "btf__load_vmlinux_btf": (p, []),
+            "btf__find_by_name_kind": (i, [p, s, u]),
+            "btf__free": (None, [p]),
+            "bpf_prog_load": (i, [i, s, s, p, sz, p]),
+            "libbpf_probe_bpf_map_type": (i, [i, p]),
+        }
+        for name, (restype, argtypes) in protos.items():
+            fn = getattr(self.bpf, name)
+            fn.restype, fn.argtypes = restype, argtypes
+        vsnprintf = self.libc.vsnprintf
+        vsnprintf.restype = ctypes.c_int
+        vsnprintf.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_void_p]
+
+    def _on_print(self, level: int, fmt: bytes, args: int) -> int:
+        # An exception escaping a ctypes callback would only be printed, never raised.
+        try:
+            _messages.add(level, self._format(fmt, args))
+        except Exception as err:
+            _messages.add(PRINT_WARN, f"(unprintable libbpf message: {err})\n")
+        return 0
+
+    def _format(self, fmt: bytes, args: int) -> str:
+        size = _FIXED_MESSAGE_SIZE
+        if _VA_LIST_SIZE:
+            copy = ctypes.create_string_buffer(ctypes.string_at(args, _VA_LIST_SIZE))
+            size = self.libc.vsnprintf(None, 0, fmt, ctypes.addressof(copy)) + 1
+        buf = ctypes.create_string_buffer(size)
+        self.libc.vsnprintf(buf, size, fmt, args)
+        return buf.value.decode(errors="replace")
+
+
+_lib: _Library | None = None
+
+
+def library() -> _Library:
+    """The loaded library, loaded on first use so that import never fails."""
+    global _lib
+    if _lib is None:
+        _lib = _Library()
+    return _lib
+
+
+def _errno() -> int:
+    return ctypes.get_errno() or errno.EINVAL
+
+
+class Program:
+    """One program of an opened object."""
+
+    def __init__(self, ptr: int) -> None:
+        self._ptr = ptr
+        lib = library().bpf
+        self.name: str = lib.bpf_program__name(ptr).decode()
+        self.section: str = lib.bpf_program__section_name(ptr).decode()
+
+    def attach(self) -> Link:
+        """Attach as the section name says (lsm/, fentry/, fexit/ ...)."""
+        take_messages()
+        ptr = library().bpf.bpf_program__attach(self._ptr)
+        if not ptr:
+            err = _errno()
+            raise AttachError(
+                f"attaching program '{self.name}' ({self.section}) failed: {errno_text(err)}"
+                + _warnings(take_messages())
+            )
+        return Link(ptr, f"{self.name} ({self.section})")
+
+    def attach_uprobe(self, binary: str, offset: int, retprobe: bool) -> Link:
+        """Attach as a uprobe (or uretprobe) at `offset` in `binary`, for every process."""
+        take_messages()
+        ptr = library().bpf.bpf_program__attach_uprobe(
+            self._ptr, retprobe, -1, binary.encode(), offset
+        )
+        kind = "uretprobe" if retprobe else "uprobe"
+        if not ptr:
+            err = _errno()
+            raise AttachError(
+                f"attaching program '{self.name}' as {kind} to {binary}+{offset:#x} failed: "
+                f"{errno_text(err)}" + _warnings(take_messages()),
+                help=f"check that {binary} exists and is the binary the policy was compiled for",
+            )
+        return Link(ptr, f"{self.name} ({kind} {binary}+{offset:#x})")
+
+
+class Map:
+    """One map of an opened object."""
+
+    def __init__(self, ptr: int) -> None:
+        self._ptr = ptr
+        self.name: str = library().bpf.bpf_map__name(ptr).decode()
+
+    def initial_value(self) -> memoryview:
+        """The map's initial data, writable until the object is loaded (global variables)."""
+        size = ctypes.c_size_t()
+        ptr = library().bpf.bpf_map__initial_value(self._ptr, ctypes.byref(size))
+        if not ptr:
+            raise ConfigError(f"map '{self.name}' has no initial value to configure")
+        return memoryview((ctypes.c_char * size.value).from_address(ptr)).cast("B")
+
+    def fd(self) -> int:
+        """The map's file descriptor (valid after load)."""
+        fd = library().bpf.bpf_map__fd(self._ptr)
+        if fd < 0:
+            raise MapError(f"map '{self.name}' has no file descriptor: {errno_text(fd)}")
+        return fd
+
+    def lookup_u64(self, key: int) -> int:
+        """The u64 value at u32 `key` of an array map."""
+        k, v = ctypes.c_uint32(key), ctypes.c_uint64()
+        if library().bpf.bpf_map_lookup_elem(self.fd(), ctypes.byref(k), ctypes.byref(v)) < 0:
+            raise MapError(f"reading key {key} of map '{self.name}' failed: {errno_text(_errno())}")
+        return v.value
+
+
+class Link:
+    """An attachment; destroying it detaches the program."""
+
+    def __init__(self, ptr: int, description: str) -> None:
+        self._ptr: int | None = ptr
+        self.description = description
+
+    def destroy(self) -> None:
+        """Detach; safe to call twice."""
+        if self._ptr:
+            library().bpf.bpf_link__destroy(self._ptr)
+            self._ptr = None
+
+
+class BpfObject:
+    """An opened (and later loaded) BPF object file."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        take_messages()
+        ptr = library().bpf.bpf_object__open_file(path.encode(), None)
+        if not ptr:
+            err = _errno()
+            raise OpenError(
+                f"opening BPF object {path} failed: {errno_text(err)}" + _warnings(take_messages())
+            )
+        self._ptr: int | None = ptr
+
+    def programs(self) -> Iterator[Program]:
+        """Every program in the object, in ELF order."""
+        lib, ptr = library().bpf, None
+        while ptr := lib.bpf_object__next_program(self._ptr, ptr):
+            yield Program(ptr)
+
+    def maps(self) -> Iterator[Map]:
+        """Every map in the object, including libbpf's internal .rodata/.data/.bss maps."""
+        lib, ptr = library().bpf, None
+        while ptr := lib.bpf_object__next_map(self._ptr, ptr):
+            yield Map(ptr)
+
+    def map(self, name: str) -> Map:
+        """The map called `name`; ConfigError if the object has none."""
+        for candidate in self.maps():
+            if candidate.name == name:
+                return candidate
+        raise ConfigError(f"{self.path} has no map '{name}'")
+
+    def load(self) -> None:
+        """Create the maps and load every program.
+
+        A verifier rejection raises VerifierError carrying the program's complete log:
+        libbpf retries a failed load with logging on and grows its own log buffer until the
+        log fits, which a fixed caller-provided buffer cannot do on kernels older than 6.4.
+        """
+        take_messages()
+        rc = library().bpf.bpf_object__load(self._ptr)
+        lines = take_messages()
+        output = "".join(text for _, text in lines)
+        if rc == 0:
+            return
+        match = _VERIFIER_LOG.search(output)
+        if match:
+            log = match.group("log")
+            summary = verifier_summary(log)
+            raise VerifierError(
+                f"the kernel's verifier rejected program '{match.group('prog')}' "
+                f"of {self.path}: {summary}",
+                program=match.group("prog"),
+                log=output,
+                summary=summary,
+            )
+        raise LoadError(f"loading {self.path} failed: {errno_text(rc)}" + _warnings(lines))
+
+    def close(self) -> None:
+        """Unload everything of the object (links must be destroyed first); idempotent."""
+        if self._ptr:
+            library().bpf.bpf_object__close(self._ptr)
+            self._ptr = None
+
+
+def verifier_summary(log: str) -> str:
+    """The line of a verifier log that says why it refused: the last one before statistics."""
+    statistics = ("processed ", "verification time", "stack depth")
+    lines = [line.strip() for line in log.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if not line.startswith(statistics):
+            return line
+    return "no reason given (empty verifier log)"
+
+
+SampleHandler = Callable[[bytes], None]
+
+
+class RingBuffer:
+    """Polls one or more ring-buffer maps; each sample goes to its map's handler as bytes."""
+
+    def __init__(self) -> None:
+        self._ptr: int | None = None
+        # ctypes callbacks must outlive the C object that calls them.
+        self._callbacks: list[object] = []
+
+    def add(self, map_: Map, handler: SampleHandler) -> None:
+        """Start delivering samples of `map_` to `handler`."""
+        callback = _SAMPLE_FN(self._sample_callback(handler))
+        self._callbacks.append(callback)
+        lib = library().bpf
+        take_messages()
+        if self._ptr is None:
+            ptr = lib.ring_buffer__new(map_.fd(), callback, None, None)
+            if not ptr:
+                err = _errno()
+                raise RingBufferError(
+                    f"creating the ring buffer reader for map '{map_.name}' failed: "
+                    f"{errno_text(err)}" + _warnings(take_messages())
+                )
+            self._ptr = ptr
+            return
+        rc = lib.ring_buffer__add(self._ptr, map_.fd(), callback, None)
+        if rc < 0:
+            raise RingBufferError(
+                f"adding map '{map_.name}' to the ring buffer reader failed: {errno_text(rc)}"
+                + _warnings(take_messages())
+            )
+
+    @staticmethod
+    def _sample_callback(handler: SampleHandler) -> Callable[[int, int, int], int]:
+        def on_sample(_ctx: int, data: int, size: int) -> int:
+            # Exceptions cannot cross the C boundary; the handler is expected to queue only.
+            with contextlib.suppress(Exception):
+                handler(ctypes.string_at(data, size))
+            return 0
+
+        return on_sample
+
+    def poll(self, timeout_ms: int) -> None:
+        """Wait up to `timeout_ms` for samples and deliver them; a signal just returns early."""
+        if self._ptr is None:
+            return
+        rc = library().bpf.ring_buffer__poll(self._ptr, timeout_ms)
+        if rc < 0 and rc != -errno.EINTR:
+            raise RingBufferError(f"polling the event ring buffer failed: {errno_text(rc)}")
+
+    def free(self) -> None:
+        """Release the reader; idempotent."""
+        if self._ptr is not None:
+            library().bpf.ring_buffer__free(self._ptr)
+            self._ptr = None
+
+
+class _ProgLoadOpts(ctypes.Structure):
+    """struct bpf_prog_load_opts of libbpf 1.1 (bpf.h); `sz` makes newer versions accept it."""
+
+    _fields_ = [
+        ("sz", ctypes.c_size_t),
+        ("attempts", ctypes.c_int),
+        ("expected_attach_type", ctypes.c_int),
+        ("prog_btf_fd", ctypes.c_uint32),
+        ("prog_flags", ctypes.c_uint32),
+        ("prog_ifindex", ctypes.c_uint32),
+        ("kern_version", ctypes.c_uint32),
+        ("attach_btf_id", ctypes.c_uint32),
+        ("attach_prog_fd", ctypes.c_uint32),
+        ("attach_btf_obj_fd", ctypes.c_uint32),
+        ("fd_array", ctypes.c_void_p),
+        ("func_info", ctypes.c_void_p),
+        ("func_info_cnt", ctypes.c_uint32),
+        ("func_info_rec_size", ctypes.c_uint32),
+        ("line_info", ctypes.c_void_p),
+        ("line_info_cnt", ctypes.c_uint32),
+        ("line_info_rec_size", ctypes.c_uint32),
+        ("log_level", ctypes.c_uint32),
+        ("log_size", ctypes.c_uint32),
+        ("log_buf", ctypes.c_char_p),
+    ]
+
+
+# `r0 = 0; exit`: the smallest program every program type accepts.
+_RETURN_ZERO = struct.pack("<BBhiBBhi", 0xB7, 0, 0, 0, 0x95, 0, 0, 0)
+
+
+def vmlinux_func_btf_id(name: str) -> int:
+    """The BTF id of kernel function `name`, or 0 if the kernel has no such function."""
+    lib = library().bpf
+    take_messages()
+    btf = lib.btf__load_vmlinux_btf()
+    if not btf:
+        raise ProbeError(f"reading the kernel's BTF failed: {errno_text(_errno())}")
+    try:
+        found = lib.btf__find_by_name_kind(btf, name.encode(), BTF_KIND_FUNC)
+    finally:
+        lib.btf__free(btf)
+    return max(found, 0)
+
+
+def probe_attach_program(prog_type: int, attach_type: int, btf_id: int) -> int:
+    """Try to load a trivial program of a BTF-attached type; 0 on success, else the errno."""
+    opts = _ProgLoadOpts(
+        sz=ctypes.sizeof(_ProgLoadOpts), expected_attach_type=attach_type, attach_btf_id=btf_id
+    )
+    insns = ctypes.create_string_buffer(_RETURN_ZERO, len(_RETURN_ZERO))
+    take_messages()
+    fd = library().bpf.bpf_prog_load(
+        prog_type, b"bpfbox_probe", b"GPL", insns, len(_RETURN_ZERO) // 8, ctypes.byref(opts)
+    )
+    take_messages()
+    if fd < 0:
+        return -fd
+    os.close(fd)
+    return 0
+
+
+def probe_map_type(map_type: int) -> int:
+    """Whether the kernel can create maps of `map_type`: 1 yes, 0 no, negative errno unknown."""
+    take_messages()
+    rc = library().bpf.libbpf_probe_bpf_map_type(map_type, None)
+    take_messages()
+    return rc

@@ -1,0 +1,177 @@
+"""Helpers of the policy tests: the prepared /mnt/e2e tree, bpfbox-run sessions, probes.
+
+tests/e2e/prepare.py built the programs and compiled tests/e2e/policies on the host;
+`install_tree` puts them where the policies say (/mnt/e2e, on a tmpfs of its own), and
+`Enforcing` runs `bpfbox-run` on compiled policies in the background while a test runs
+programs under them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD = Path(os.environ.get("BPFBOX_E2E_BUILD", REPO / "build" / "e2e"))
+MOUNT = Path("/mnt")
+E2E = MOUNT / "e2e"
+BIN = E2E / "bin"
+DATA = E2E / "data"
+LOGS = MOUNT / "logs"
+BPFBOX_RUN = [sys.executable, "-m", "bpfbox.runtime.cli"]
+
+
+def install_tree() -> None:
+    """Mount a tmpfs on /mnt and copy the prepared tree into it."""
+    prepared = BUILD / "root" / "mnt" / "e2e"
+    if not prepared.is_dir():
+        raise RuntimeError(f"{prepared} is missing: run `python tests/e2e/prepare.py` first")
+    subprocess.run(["mount", "-t", "tmpfs", "bpfbox-e2e", str(MOUNT)], check=True)
+    shutil.copytree(prepared, E2E, symlinks=True)
+    LOGS.mkdir()
+
+
+def remove_tree() -> None:
+    subprocess.run(["umount", "-l", str(MOUNT)], check=False)
+
+
+def fresh_data(files: dict[str, str] | None = None, dirs: tuple[str, ...] = ()) -> None:
+    """Recreate /mnt/e2e/data with `files` (name: content) and `dirs`."""
+    shutil.rmtree(DATA, ignore_errors=True)
+    DATA.mkdir()
+    for name in dirs:
+        (DATA / name).mkdir(parents=True)
+    for name, content in (files or {}).items():
+        path = DATA / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+
+
+def policy(name: str) -> Path:
+    """The compiled object of tests/e2e/policies/NAME.bpfbox."""
+    path = BUILD / "policies" / f"{name}.bpf.o"
+    if not path.exists():
+        raise RuntimeError(f"{path} is missing: run `python tests/e2e/prepare.py` first")
+    return path
+
+
+class Enforcing:
+    """`bpfbox-run POLICY...` in the background, with its events logged as JSON."""
+
+    def __init__(self, *names: str, options: tuple[str, ...] = ()) -> None:
+        self.names = names
+        self.log = LOGS / f"{'+'.join(names)}-{time.monotonic_ns()}.jsonl"
+        self.command = [
+            *BPFBOX_RUN,
+            *(str(policy(n)) for n in names),
+            "--log",
+            str(self.log),
+            "--log-format",
+            "json",
+            *options,
+        ]
+        self.stderr_lines: list[str] = []
+        self.process: subprocess.Popen | None = None
+        self._reader: threading.Thread | None = None
+        self._ready = threading.Event()
+
+    def __enter__(self) -> Enforcing:
+        self.process = subprocess.Popen(
+            self.command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self._reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self._reader.start()
+        if not self._ready.wait(timeout=300) or self.process.poll() is not None:
+            self.stop()
+            raise RuntimeError("bpfbox-run did not start enforcing:\n" + self.stderr)
+        return self
+
+    def _read_stderr(self) -> None:
+        for line in self.process.stderr:
+            self.stderr_lines.append(line)
+            if "enforcing" in line:
+                self._ready.set()
+        self._ready.set()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def stop(self) -> int:
+        """SIGINT, as a user's Ctrl-C; returns bpfbox-run's exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+        status = self.process.wait(timeout=120)
+        self._reader.join(timeout=10)
+        return status
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self.stderr_lines)
+
+    def events(self) -> list[dict]:
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines() if line.strip()]
+
+    def wait_for(self, predicate, timeout: float = 20) -> list[dict]:
+        """Events matching `predicate`, waiting for the ring buffer to be polled."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [e for e in self.events() if predicate(e)]
+            if found or time.monotonic() > deadline:
+                return found
+            time.sleep(0.2)
+
+    def wait_for_message(self, pattern: str, timeout: float = 20) -> str:
+        """The first event message matching `pattern` (a regex), or ''.
+
+        Messages go to the log as the `message` field (--log), else to stderr."""
+        deadline = time.monotonic() + timeout
+        while True:
+            messages = [e["message"] for e in self.events()] + self.stderr_lines
+            for line in messages:
+                if re.search(pattern, line):
+                    return line
+            if time.monotonic() > deadline:
+                return ""
+            time.sleep(0.2)
+
+
+def run(program: str | Path, *args: str, env: dict | None = None, timeout: float = 60) -> list[str]:
+    """Run a program (a name in /mnt/e2e/bin, or a path); its stdout lines."""
+    path = program if Path(program).is_absolute() else BIN / program
+    result = subprocess.run(
+        [str(path), *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+    return result.stdout.splitlines()
+
+
+def probe(*ops: str, program: str = "probe") -> list[str]:
+    """Run the probe with `ops`; one result (`ok` or an errno name) per operation."""
+    return run(program, *ops)
+
+
+def start_target(name: str = "target") -> subprocess.Popen:
+    """An unconfined copy of the probe that sleeps, to be signalled, traced or inspected."""
+    process = subprocess.Popen(
+        [str(BIN / name), "sleep:600000"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL
+    )
+    time.sleep(0.3)
+    return process

@@ -1,0 +1,135 @@
+"""Shared pieces of the end-to-end tests, which run as root inside the test VM.
+
+`make test-vm` boots the VM twice: once with the BPF LSM active for tests marked `vm`, and
+once without it (`--no-bpf-lsm`) for tests marked `vm_nobpf` (which carry `vm` too, so the
+host suite, `-m "not vm"`, leaves both alone).  In the guest the host's root is read-only
+and /tmp is an overlay, so scratch files go to a tmpfs mounted here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+HERE = Path(__file__).parent
+FIXTURES = HERE / "fixtures"
+CLANG_FLAGS = ["-O2", "-g", "-target", "bpf", "-D__TARGET_ARCH_x86", "-I/usr/include"]
+#: The command that runs bpfbox-run from this checkout, whatever PATH says.
+BPFBOX_RUN = [sys.executable, "-m", "bpfbox.runtime.cli"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "vm_nobpf: end-to-end test for a kernel booted without bpf in lsm= (VM)"
+    )
+
+
+@pytest.fixture(autouse=True)
+def _inside_vm(request: pytest.FixtureRequest) -> None:
+    """VM tests load LSM programs and need root in a throwaway kernel: refuse elsewhere."""
+    if request.node.get_closest_marker("vm") and os.environ.get("BPFBOX_IN_VM") != "1":
+        pytest.fail("end-to-end tests run inside the VM: use `make test-vm`")
+
+
+@pytest.fixture(scope="session")
+def scratch() -> Iterator[Path]:
+    """A tmpfs of our own: the guest's root is read-only and /tmp an overlay."""
+    mountpoint = Path(tempfile.mkdtemp(prefix="bpfbox-e2e-"))
+    subprocess.run(["mount", "-t", "tmpfs", "bpfbox-e2e", str(mountpoint)], check=True)
+    mountpoint.chmod(0o755)
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", "-l", str(mountpoint)], check=False)
+
+
+@pytest.fixture(scope="session")
+def probe(scratch: Path) -> Path:
+    """tests/e2e/probe.c, built for this run."""
+    binary = scratch / "probe"
+    subprocess.run(
+        ["gcc", "-O1", "-Wall", "-pthread", "-o", str(binary), str(HERE / "probe.c")], check=True
+    )
+    return binary
+
+
+class E2E:
+    """What the tests do over and over: build fixtures, run bpfbox-run, inspect the kernel."""
+
+    #: argv that runs bpfbox-run from this checkout.
+    command = BPFBOX_RUN
+
+    def __init__(self, scratch: Path, probe: Path) -> None:
+        self.scratch = scratch
+        self.probe = probe
+
+    def build(self, name: str, **defines: str | int) -> Path:
+        """Compile fixtures/NAME.bpf.c to an object; str `defines` become string literals."""
+        key = hashlib.sha256(repr(sorted(defines.items())).encode()).hexdigest()[:12]
+        out = self.scratch / f"{name}-{key}.bpf.o"
+        # json.dumps quotes strings as C does and leaves numbers bare.
+        flags = [f"-D{key}={json.dumps(value)}" for key, value in defines.items()]
+        source = FIXTURES / f"{name}.bpf.c"
+        subprocess.run(
+            ["clang", *CLANG_FLAGS, f"-I{FIXTURES}", *flags, "-c", str(source), "-o", str(out)],
+            check=True,
+        )
+        return out
+
+    def deny_open(self, **defines: str | int) -> Path:
+        """The deny-open fixture confining the probe."""
+        return self.build("deny_open", PROFILE_PATH=str(self.probe), **defines)
+
+    @staticmethod
+    def run(*args: str, timeout: float = 120, **kwargs: Any) -> subprocess.CompletedProcess:
+        """Run bpfbox-run to completion with text output captured."""
+        return subprocess.run(
+            [*BPFBOX_RUN, *args], capture_output=True, text=True, timeout=timeout, **kwargs
+        )
+
+    @staticmethod
+    def start(*args: str, **kwargs: Any) -> subprocess.Popen:
+        """Start bpfbox-run in the background, stderr piped."""
+        return subprocess.Popen([*BPFBOX_RUN, *args], stderr=subprocess.PIPE, text=True, **kwargs)
+
+    @staticmethod
+    def program_names() -> list[str]:
+        """Names of every BPF program loaded in the kernel right now."""
+        return [p.get("name", "") for p in _bpftool("prog")]
+
+    @staticmethod
+    def link_count() -> int:
+        """How many BPF links exist right now."""
+        return len(_bpftool("link"))
+
+    def wait_unloaded(self, prefix: str = "bpfbox_test", timeout: float = 15) -> list[str]:
+        """Wait for programs named `prefix`* to disappear (the kernel frees them lazily)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = [name for name in self.program_names() if name.startswith(prefix)]
+            if not left or time.monotonic() > deadline:
+                return left
+            time.sleep(0.2)
+
+
+def _bpftool(kind: str) -> list[dict[str, Any]]:
+    out = subprocess.run(
+        ["bpftool", "-j", kind, "show"], capture_output=True, text=True, check=True
+    ).stdout
+    return json.loads(out or "[]")
+
+
+@pytest.fixture
+def e2e(scratch: Path, probe: Path) -> E2E:
+    """The helpers, bound to this run's scratch tmpfs and probe binary."""
+    return E2E(scratch, probe)

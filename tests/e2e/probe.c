@@ -1,0 +1,792 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * probe: one multi-call program that end-to-end tests run under bpfbox policies.
+ *
+ *   probe OP [OP...]
+ *
+ * Runs each operation in order and prints one line per operation: `ok`, or the name of
+ * the errno it failed with (`EPERM`, `EACCES`, `ENOENT`, ...).  Exit status 0 when every
+ * operation ran (whatever its result), 2 for a malformed operation (message on stderr).
+ * Fields are separated by `:`, so paths must not contain one.
+ *
+ * Files
+ *   open:MODE:PATH          open and close; MODE r, w, a (append), rw, ra (read+append)
+ *   openat-dirfd:DIR:NAME:MODE   open DIR, then NAME relative to it
+ *   create:PATH             create a new file (O_CREAT|O_EXCL)
+ *   reopen-fd:PATH          open PATH read-only, then reopen it via /proc/self/fd/N
+ *   read:PATH               open read-only and read up to 4 KiB
+ *   write:PATH:TEXT         open write-only (truncating) and write TEXT
+ *   stat:PATH               stat
+ *   fstat:PATH              open with O_PATH (which no rule governs), then the fstat
+ *                           system call: a getattr that does not go through vfs_statx
+ *   chmod:PATH:MODE         chmod, MODE in octal
+ *   chown:PATH:UID:GID      chown (-1 leaves one unchanged)
+ *   utime:PATH              set times to now
+ *   truncate:PATH           truncate to 0 bytes
+ *   mkdir:PATH   rmdir:PATH   unlink:PATH
+ *   link:OLD:NEW   symlink:TARGET:NEW   rename:OLD:NEW
+ *   ioctl:PATH              FIONREAD on the opened file
+ *   readdir:DIR             list the directory
+ *   exec:PATH[,ARG...]      fork, execv PATH with the given arguments (argv[0] is PATH),
+ *                           wait; `ok` when execv succeeded, whatever the program did
+ *   exec-with:PATH          fork, execv PATH with all remaining operations as its
+ *                           arguments (a probe runs them), wait; then as exec
+ *   mmap-exec:PATH          map the file's first page PROT_READ|PROT_EXEC
+ *
+ * Processes
+ *   kill:PID:SIG            kill(PID, SIG); SIG is a number or a name (TERM, SIGTERM, 0)
+ *   kill-self:SIG           catch SIG, then send it to ourselves
+ *   fork                    run all remaining operations in a child; after the child's
+ *                           lines, print `ok` if it exited 0, else `exit N` or `signal N`
+ *   thread                  run all remaining operations in a new thread, then print `ok`
+ *   ptrace-attach:PID       PTRACE_ATTACH, wait for the stop, PTRACE_DETACH
+ *   ptrace-read:PID         read /proc/PID/environ (a PTRACE_MODE_READ access)
+ *   proc-mem:PID            open /proc/PID/mem (a PTRACE_MODE_ATTACH access)
+ *   sleep:MS                sleep MS milliseconds
+ *
+ * Sockets (loopback only), kept in slots named by one letter
+ *   socket:FAMILY:TYPE      create and close; FAMILY unix, inet or inet6; TYPE stream or dgram
+ *   sock:S:FAMILY:TYPE      create and keep as slot S
+ *   bind:S:ADDR             ADDR: a port for inet/inet6 (0 = any free one), a path for unix
+ *   listen:S   accept:S:NEW   shutdown:S   close:S
+ *   connect:S:ADDR          ADDR as for bind, or @T for the address slot T is bound to
+ *   send:S   recv:S         send one byte / receive up to 64 bytes
+ *
+ * Capabilities
+ *   cap:sys_admin           unshare a UTS namespace and set its hostname
+ *   cap:net_raw             create a raw ICMP socket
+ *   cap:net_bind_service    bind an inet socket to 127.0.0.1 port 80
+ *   cap:chown:PATH          chown PATH to uid 1
+ *
+ * Build: gcc -O1 -pthread -o probe probe.c
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/ptrace.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_FIELDS 8
+#define SLOTS 26
+
+/* The result of an operation: 0 for success, else an errno value. */
+typedef int result_t;
+
+struct op {
+	const char *name;
+	int nfields; /* fields after the name */
+	result_t (*run)(char **f);
+};
+
+static int slots[SLOTS];
+
+static void usage_error(const char *what, const char *op)
+{
+	fprintf(stderr, "probe: %s: %s\n", what, op);
+	exit(2);
+}
+
+static result_t check(long rc)
+{
+	return rc < 0 ? errno : 0;
+}
+
+static result_t close_checked(int fd)
+{
+	if (fd < 0)
+		return errno;
+	close(fd);
+	return 0;
+}
+
+static int open_flags(const char *mode)
+{
+	static const struct { const char *mode; int flags; } modes[] = {
+		{ "r", O_RDONLY },	       { "w", O_WRONLY },
+		{ "a", O_WRONLY | O_APPEND }, { "rw", O_RDWR },
+		{ "ra", O_RDWR | O_APPEND },
+	};
+
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+		if (!strcmp(mode, modes[i].mode))
+			return modes[i].flags;
+	usage_error("unknown open mode", mode);
+	return -1;
+}
+
+static int signal_number(const char *text)
+{
+	char *end;
+	long n = strtol(text, &end, 10);
+
+	if (*text && !*end)
+		return (int)n;
+	if (!strncmp(text, "SIG", 3))
+		text += 3;
+	for (int sig = 1; sig < NSIG; sig++) {
+		const char *name = sigabbrev_np(sig);
+
+		if (name && !strcmp(name, text))
+			return sig;
+	}
+	usage_error("unknown signal", text);
+	return -1;
+}
+
+/* --- files --- */
+
+static result_t op_open(char **f)
+{
+	return close_checked(open(f[1], open_flags(f[0])));
+}
+
+static result_t op_openat_dirfd(char **f)
+{
+	int dir = open(f[0], O_RDONLY | O_DIRECTORY);
+	result_t r;
+
+	if (dir < 0)
+		return errno;
+	r = close_checked(openat(dir, f[1], open_flags(f[2])));
+	close(dir);
+	return r;
+}
+
+static result_t op_create(char **f)
+{
+	return close_checked(open(f[0], O_WRONLY | O_CREAT | O_EXCL, 0644));
+}
+
+static result_t op_fstat(char **f)
+{
+	struct stat st;
+	int fd = open(f[0], O_PATH);
+	result_t r;
+
+	if (fd < 0)
+		return errno;
+	r = syscall(SYS_fstat, fd, &st) < 0 ? errno : 0;
+	close(fd);
+	return r;
+}
+
+static result_t op_reopen_fd(char **f)
+{
+	char path[64];
+	int fd = open(f[0], O_RDONLY);
+	result_t r;
+
+	if (fd < 0)
+		return errno;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	r = close_checked(open(path, O_RDONLY));
+	close(fd);
+	return r;
+}
+
+static result_t op_read(char **f)
+{
+	char buf[4096];
+	int fd = open(f[0], O_RDONLY);
+	result_t r;
+
+	if (fd < 0)
+		return errno;
+	r = check(read(fd, buf, sizeof(buf)));
+	close(fd);
+	return r;
+}
+
+static result_t op_write(char **f)
+{
+	int fd = open(f[0], O_WRONLY | O_TRUNC);
+	result_t r;
+
+	if (fd < 0)
+		return errno;
+	r = check(write(fd, f[1], strlen(f[1])));
+	close(fd);
+	return r;
+}
+
+static result_t op_stat(char **f)
+{
+	struct stat st;
+
+	return check(stat(f[0], &st));
+}
+
+static result_t op_chmod(char **f)
+{
+	return check(chmod(f[0], (mode_t)strtol(f[1], NULL, 8)));
+}
+
+static result_t op_chown(char **f)
+{
+	return check(chown(f[0], (uid_t)atoi(f[1]), (gid_t)atoi(f[2])));
+}
+
+static result_t op_utime(char **f)
+{
+	return check(utimensat(AT_FDCWD, f[0], NULL, 0));
+}
+
+static result_t op_truncate(char **f)
+{
+	return check(truncate(f[0], 0));
+}
+
+static result_t op_mkdir(char **f)
+{
+	return check(mkdir(f[0], 0755));
+}
+
+static result_t op_rmdir(char **f)
+{
+	return check(rmdir(f[0]));
+}
+
+static result_t op_unlink(char **f)
+{
+	return check(unlink(f[0]));
+}
+
+static result_t op_link(char **f)
+{
+	return check(link(f[0], f[1]));
+}
+
+static result_t op_symlink(char **f)
+{
+	return check(symlink(f[0], f[1]));
+}
+
+static result_t op_rename(char **f)
+{
+	return check(rename(f[0], f[1]));
+}
+
+static result_t op_ioctl(char **f)
+{
+	int fd = open(f[0], O_RDONLY), n;
+	result_t r;
+
+	if (fd < 0)
+		return errno;
+	r = check(ioctl(fd, FIONREAD, &n));
+	close(fd);
+	return r;
+}
+
+static result_t op_readdir(char **f)
+{
+	DIR *dir = opendir(f[0]);
+
+	if (!dir)
+		return errno;
+	errno = 0;
+	while (readdir(dir))
+		;
+	result_t r = errno;
+	closedir(dir);
+	return r;
+}
+
+/* execv's errno travels back through a close-on-exec pipe: EOF means the exec worked. */
+static result_t exec_and_wait(char **argv)
+{
+	int pipefd[2], err = 0;
+	pid_t pid;
+
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return errno;
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0)
+		return errno;
+	if (pid == 0) {
+		execv(argv[0], argv);
+		err = errno;
+		if (write(pipefd[1], &err, sizeof(err)) < 0)
+			_exit(126);
+		_exit(127);
+	}
+	close(pipefd[1]);
+	if (read(pipefd[0], &err, sizeof(err)) != sizeof(err))
+		err = 0;
+	close(pipefd[0]);
+	waitpid(pid, NULL, 0);
+	return err;
+}
+
+static result_t op_exec(char **f)
+{
+	char *argv[MAX_FIELDS + 2], *save = NULL;
+	int n = 0;
+
+	for (char *arg = strtok_r(f[0], ",", &save); arg && n < MAX_FIELDS + 1;
+	     arg = strtok_r(NULL, ",", &save))
+		argv[n++] = arg;
+	argv[n] = NULL;
+	return exec_and_wait(argv);
+}
+
+static result_t op_mmap_exec(char **f)
+{
+	int fd = open(f[0], O_RDONLY);
+	void *p;
+
+	if (fd < 0)
+		return errno;
+	p = mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0);
+	result_t r = p == MAP_FAILED ? errno : 0;
+	if (p != MAP_FAILED)
+		munmap(p, 4096);
+	close(fd);
+	return r;
+}
+
+/* --- processes --- */
+
+static result_t op_kill(char **f)
+{
+	return check(kill((pid_t)atoi(f[0]), signal_number(f[1])));
+}
+
+static void ignore_signal(int sig)
+{
+	(void)sig;
+}
+
+static result_t op_kill_self(char **f)
+{
+	int sig = signal_number(f[0]);
+
+	if (sig > 0)
+		signal(sig, ignore_signal);
+	return check(kill(getpid(), sig));
+}
+
+static result_t op_ptrace_attach(char **f)
+{
+	pid_t pid = (pid_t)atoi(f[0]);
+
+	if (ptrace(PTRACE_ATTACH, pid, NULL, NULL) < 0)
+		return errno;
+	waitpid(pid, NULL, __WALL);
+	ptrace(PTRACE_DETACH, pid, NULL, NULL);
+	return 0;
+}
+
+static result_t op_ptrace_read(char **f)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%s/environ", f[0]);
+	char *fields[] = { path };
+	return op_read(fields);
+}
+
+static result_t op_proc_mem(char **f)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%s/mem", f[0]);
+	return close_checked(open(path, O_RDONLY));
+}
+
+static result_t op_sleep(char **f)
+{
+	long ms = atol(f[0]);
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	return check(nanosleep(&ts, NULL));
+}
+
+/* --- sockets --- */
+
+static int slot_index(const char *name)
+{
+	if (strlen(name) != 1 || name[0] < 'a' || name[0] > 'z')
+		usage_error("socket slots are single letters a-z", name);
+	return name[0] - 'a';
+}
+
+static int family_number(const char *name)
+{
+	if (!strcmp(name, "unix"))
+		return AF_UNIX;
+	if (!strcmp(name, "inet"))
+		return AF_INET;
+	if (!strcmp(name, "inet6"))
+		return AF_INET6;
+	usage_error("unknown family", name);
+	return -1;
+}
+
+static int type_number(const char *name)
+{
+	if (!strcmp(name, "stream"))
+		return SOCK_STREAM;
+	if (!strcmp(name, "dgram"))
+		return SOCK_DGRAM;
+	usage_error("unknown socket type", name);
+	return -1;
+}
+
+static result_t op_socket(char **f)
+{
+	return close_checked(socket(family_number(f[0]), type_number(f[1]), 0));
+}
+
+static result_t op_sock(char **f)
+{
+	int fd = socket(family_number(f[1]), type_number(f[2]), 0);
+
+	if (fd < 0)
+		return errno;
+	slots[slot_index(f[0])] = fd;
+	return 0;
+}
+
+static int slot_family(int fd)
+{
+	int family = AF_UNSPEC;
+	socklen_t len = sizeof(family);
+
+	getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &family, &len);
+	return family;
+}
+
+/* Loopback address `text` (port or path, or @T for slot T's own address) for `fd`. */
+static socklen_t make_address(int fd, const char *text, struct sockaddr_storage *addr)
+{
+	socklen_t len = sizeof(*addr);
+
+	memset(addr, 0, sizeof(*addr));
+	if (text[0] == '@') {
+		getsockname(slots[slot_index(text + 1)], (struct sockaddr *)addr, &len);
+		return len;
+	}
+	switch (slot_family(fd)) {
+	case AF_UNIX: {
+		struct sockaddr_un *un = (struct sockaddr_un *)addr;
+
+		un->sun_family = AF_UNIX;
+		snprintf(un->sun_path, sizeof(un->sun_path), "%s", text);
+		return sizeof(*un);
+	}
+	case AF_INET: {
+		struct sockaddr_in *in = (struct sockaddr_in *)addr;
+
+		in->sin_family = AF_INET;
+		in->sin_port = htons((uint16_t)atoi(text));
+		in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		return sizeof(*in);
+	}
+	default: {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)addr;
+
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)atoi(text));
+		in6->sin6_addr = in6addr_loopback;
+		return sizeof(*in6);
+	}
+	}
+}
+
+static result_t op_bind(char **f)
+{
+	int fd = slots[slot_index(f[0])];
+	struct sockaddr_storage addr;
+	socklen_t len = make_address(fd, f[1], &addr);
+
+	return check(bind(fd, (struct sockaddr *)&addr, len));
+}
+
+static result_t op_connect(char **f)
+{
+	int fd = slots[slot_index(f[0])];
+	struct sockaddr_storage addr;
+	socklen_t len = make_address(fd, f[1], &addr);
+
+	return check(connect(fd, (struct sockaddr *)&addr, len));
+}
+
+static result_t op_listen(char **f)
+{
+	return check(listen(slots[slot_index(f[0])], 8));
+}
+
+static result_t op_accept(char **f)
+{
+	int fd = accept(slots[slot_index(f[0])], NULL, NULL);
+
+	if (fd < 0)
+		return errno;
+	slots[slot_index(f[1])] = fd;
+	return 0;
+}
+
+static result_t op_send(char **f)
+{
+	return check(send(slots[slot_index(f[0])], "x", 1, 0));
+}
+
+static result_t op_recv(char **f)
+{
+	char buf[64];
+
+	return check(recv(slots[slot_index(f[0])], buf, sizeof(buf), 0));
+}
+
+static result_t op_shutdown(char **f)
+{
+	return check(shutdown(slots[slot_index(f[0])], SHUT_RDWR));
+}
+
+static result_t op_close(char **f)
+{
+	return check(close(slots[slot_index(f[0])]));
+}
+
+/* --- capabilities --- */
+
+static result_t op_cap(char **f)
+{
+	if (!strcmp(f[0], "sys_admin")) {
+		if (unshare(CLONE_NEWUTS) < 0)
+			return errno;
+		return check(sethostname("probe", 5));
+	}
+	if (!strcmp(f[0], "net_raw"))
+		return close_checked(socket(AF_INET, SOCK_RAW, IPPROTO_ICMP));
+	if (!strcmp(f[0], "net_bind_service")) {
+		struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(80) };
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		result_t r;
+
+		if (fd < 0)
+			return errno;
+		in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		r = check(bind(fd, (struct sockaddr *)&in, sizeof(in)));
+		close(fd);
+		return r;
+	}
+	if (!strncmp(f[0], "chown/", 6))
+		return check(chown(f[0] + 6, 1, (gid_t)-1));
+	usage_error("unknown capability operation", f[0]);
+	return EINVAL;
+}
+
+static const struct op ops[] = {
+	{ "open", 2, op_open },
+	{ "openat-dirfd", 3, op_openat_dirfd },
+	{ "create", 1, op_create },
+	{ "reopen-fd", 1, op_reopen_fd },
+	{ "fstat", 1, op_fstat },
+	{ "read", 1, op_read },
+	{ "write", 2, op_write },
+	{ "stat", 1, op_stat },
+	{ "chmod", 2, op_chmod },
+	{ "chown", 3, op_chown },
+	{ "utime", 1, op_utime },
+	{ "truncate", 1, op_truncate },
+	{ "mkdir", 1, op_mkdir },
+	{ "rmdir", 1, op_rmdir },
+	{ "unlink", 1, op_unlink },
+	{ "link", 2, op_link },
+	{ "symlink", 2, op_symlink },
+	{ "rename", 2, op_rename },
+	{ "ioctl", 1, op_ioctl },
+	{ "readdir", 1, op_readdir },
+	{ "exec", 1, op_exec },
+	{ "mmap-exec", 1, op_mmap_exec },
+	{ "kill", 2, op_kill },
+	{ "kill-self", 1, op_kill_self },
+	{ "ptrace-attach", 1, op_ptrace_attach },
+	{ "ptrace-read", 1, op_ptrace_read },
+	{ "proc-mem", 1, op_proc_mem },
+	{ "sleep", 1, op_sleep },
+	{ "socket", 2, op_socket },
+	{ "sock", 3, op_sock },
+	{ "bind", 2, op_bind },
+	{ "connect", 2, op_connect },
+	{ "listen", 1, op_listen },
+	{ "accept", 2, op_accept },
+	{ "send", 1, op_send },
+	{ "recv", 1, op_recv },
+	{ "shutdown", 1, op_shutdown },
+	{ "close", 1, op_close },
+	{ "cap", 1, op_cap },
+};
+
+static void print_result(result_t r)
+{
+	const char *name = r ? strerrorname_np(r) : "ok";
+
+	if (name)
+		printf("%s\n", name);
+	else
+		printf("E%d\n", r);
+}
+
+/* Split `text` at ':' into the operation's name and fields; `cap:chown:PATH` keeps its
+ * path attached to the capability name as `chown/PATH`. */
+static const struct op *parse(char *text, char **fields)
+{
+	char *save = NULL, *name = strtok_r(text, ":", &save);
+	int n = 0;
+
+	for (size_t i = 0; name && i < sizeof(ops) / sizeof(ops[0]); i++) {
+		if (strcmp(name, ops[i].name))
+			continue;
+		for (char *f = strtok_r(NULL, ":", &save); f; f = strtok_r(NULL, ":", &save)) {
+			if (n == MAX_FIELDS)
+				usage_error("too many fields", name);
+			fields[n++] = f;
+		}
+		if (ops[i].run == op_cap && n == 2 && !strcmp(fields[0], "chown")) {
+			fields[1][-1] = '/';
+			n = 1;
+		}
+		if (n != ops[i].nfields)
+			usage_error("wrong number of fields", name);
+		return &ops[i];
+	}
+	usage_error("unknown operation", name ? name : "(empty)");
+	return NULL;
+}
+
+static void run_all(int count, char **args);
+
+struct thread_args {
+	int count;
+	char **args;
+};
+
+static void *thread_main(void *arg)
+{
+	struct thread_args *t = arg;
+
+	run_all(t->count, t->args);
+	return NULL;
+}
+
+static void run_in_thread(int count, char **args)
+{
+	struct thread_args t = { count, args };
+	pthread_t thread;
+	int err = pthread_create(&thread, NULL, thread_main, &t);
+
+	if (err) {
+		print_result(err);
+		return;
+	}
+	pthread_join(thread, NULL);
+	print_result(0);
+}
+
+static void run_in_child(int count, char **args)
+{
+	int status;
+	pid_t pid;
+
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0) {
+		print_result(errno);
+		return;
+	}
+	if (pid == 0) {
+		run_all(count, args);
+		fflush(stdout);
+		_exit(0);
+	}
+	waitpid(pid, &status, 0);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		print_result(0);
+	else if (WIFEXITED(status))
+		printf("exit %d\n", WEXITSTATUS(status));
+	else
+		printf("signal %d\n", WTERMSIG(status));
+}
+
+#define EXEC_WITH "exec-with:"
+
+/* `exec-with:PATH OP...`: PATH runs the remaining operations. */
+static void run_exec_with(char *path, int count, char **args)
+{
+	char **argv = calloc(count + 2, sizeof(*argv));
+
+	argv[0] = path;
+	for (int i = 0; i < count; i++)
+		argv[i + 1] = args[i];
+	print_result(exec_and_wait(argv));
+	free(argv);
+}
+
+static void run_all(int count, char **args)
+{
+	for (int i = 0; i < count; i++) {
+		char *fields[MAX_FIELDS];
+
+		if (!strcmp(args[i], "fork")) {
+			run_in_child(count - i - 1, args + i + 1);
+			return;
+		}
+		if (!strcmp(args[i], "thread")) {
+			run_in_thread(count - i - 1, args + i + 1);
+			return;
+		}
+		if (!strncmp(args[i], EXEC_WITH, strlen(EXEC_WITH))) {
+			run_exec_with(args[i] + strlen(EXEC_WITH), count - i - 1, args + i + 1);
+			return;
+		}
+		const struct op *op = parse(args[i], fields);
+		print_result(op->run(fields));
+	}
+}
+
+/* Reject a malformed operation before anything runs (parse() cuts up its argument). */
+static void validate(int count, char **args)
+{
+	for (int i = 0; i < count; i++) {
+		char *fields[MAX_FIELDS], *copy;
+
+		if (!strcmp(args[i], "fork") || !strcmp(args[i], "thread") ||
+		    !strncmp(args[i], EXEC_WITH, strlen(EXEC_WITH)))
+			continue;
+		copy = strdup(args[i]);
+		parse(copy, fields);
+		free(copy);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fprintf(stderr, "usage: probe OP [OP...] (operations are listed in probe.c)\n");
+		return 2;
+	}
+	validate(argc - 1, argv + 1);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	run_all(argc - 1, argv + 1);
+	return 0;
+}

@@ -1,0 +1,243 @@
+"""Decoding ring-buffer events and the messages bpfbox-run prints for them."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import datetime, timezone
+
+import pytest
+from bpfbox.compiler import abi
+from bpfbox.runtime import events, metadata
+
+META = metadata.parse(
+    {
+        "version": abi.METADATA_VERSION,
+        "policy": "mylogin.bpfbox",
+        "profile": "/sbin/mylogin",
+        "name": "mylogin",
+        "contexts": [],
+        "rules": [
+            {"id": 3, "line": 3, "column": 1, "kind": "fs", "action": "taint",
+             "text": 'fs("/etc/passwd", read)'},
+            {"id": 4, "line": 4, "column": 5, "kind": "fs", "action": "allow",
+             "text": 'fs("/etc/shadow", read|getattr)', "contexts": ["check_password"]},
+            {"id": 5, "line": 5, "column": 5, "kind": "fs", "action": "allow",
+             "text": "fs('/run/read-only', read)", "contexts": ["a", "b", "c"]},
+            {"id": 7, "line": 7, "column": 1, "kind": "fs", "action": "audit",
+             "text": 'fs("/etc/passwd", read)'},
+            {"id": 9, "line": 9, "column": 1, "kind": "signal", "action": "deny",
+             "text": 'signal("/usr/bin/x", sigterm)'},
+        ],
+    },
+    "mylogin.bpf.o",
+)  # fmt: skip
+
+
+def pack(**fields: object) -> bytes:
+    """An event as the BPF program would send it (unspecified fields are zero)."""
+    values = {f.name: 0 for f in abi.EVENT_FIELDS}
+    values.update(comm=b"mylogin", object=b"", pid=412, tgid=412)
+    values.update({k: (v.encode() if isinstance(v, str) else v) for k, v in fields.items()})
+    return abi.EVENT_STRUCT.pack(*(values[f.name] for f in abi.EVENT_FIELDS))
+
+
+def fs_event(kind: str, flags: tuple[str, ...], path: str, rule: int, reason: str) -> bytes:
+    return pack(
+        kind=abi.EVENT_KINDS[kind],
+        rule_kind=abi.RULE_KINDS["fs"],
+        flags=sum(abi.FS_FLAGS[f] for f in flags),
+        object=path,
+        rule=rule,
+        reason=abi.REASONS[reason],
+    )
+
+
+def text(data: bytes) -> str:
+    return events.PREFIX + events.message(META, events.decode(data))
+
+
+def test_event_is_312_bytes_and_decodes():
+    data = fs_event("deny", ("read",), "/etc/shadow", 4, "outside_context")
+    assert len(data) == abi.EVENT_STRUCT.size == 312
+    event = events.decode(data + b"trailing padding is ignored")
+    assert (event.comm, event.tgid, event.object, event.rule) == ("mylogin", 412, "/etc/shadow", 4)
+
+
+def test_short_sample_is_an_error():
+    with pytest.raises(events.EventError, match="expected 312"):
+        events.decode(b"\0" * 20)
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (
+            fs_event("deny", ("read",), "/etc/shadow", 4, "outside_context"),
+            "bpfbox: denied mylogin[412] read /etc/shadow "
+            "(mylogin.bpfbox:4 allows it only inside check_password)",
+        ),
+        (
+            fs_event("deny", ("read",), "/run/read-only", 5, "outside_context"),
+            "bpfbox: denied mylogin[412] read /run/read-only "
+            "(mylogin.bpfbox:5 allows it only inside a, b or c)",
+        ),
+        (
+            fs_event("deny", ("read", "write"), "/etc/shadow", 4, "partial_grant"),
+            "bpfbox: denied mylogin[412] read,write /etc/shadow "
+            "(mylogin.bpfbox:4 grants only read,getattr)",
+        ),
+        (
+            fs_event("deny", ("write",), "/etc/shadow", 0, "no_rule"),
+            "bpfbox: denied mylogin[412] write /etc/shadow (no rule in mylogin.bpfbox allows it)",
+        ),
+        (
+            fs_event("complain", ("write",), "/etc/shadow", 0, "no_rule"),
+            "bpfbox: would deny mylogin[412] write /etc/shadow "
+            "(no rule in mylogin.bpfbox allows it)",
+        ),
+        (
+            fs_event("audit", ("read",), "/etc/passwd", 7, "no_rule"),
+            "bpfbox: audit mylogin[412] read /etc/passwd (mylogin.bpfbox:7)",
+        ),
+        (
+            fs_event("taint", ("read",), "/etc/passwd", 3, "no_rule"),
+            "bpfbox: tainted mylogin[412] by read /etc/passwd (mylogin.bpfbox:3); "
+            "enforcing from now on",
+        ),
+    ],
+)
+def test_fs_messages(data, expected):
+    assert text(data) == expected
+
+
+def test_signal_denied_by_rule():
+    data = pack(
+        kind=abi.EVENT_KINDS["deny"],
+        rule_kind=abi.RULE_KINDS["signal"],
+        flags=1 << abi.SIGNALS["sigterm"],
+        object="/usr/bin/x",
+        target_pid=123,
+        rule=9,
+        reason=abi.REASONS["denied_by_rule"],
+    )
+    assert text(data) == (
+        "bpfbox: denied mylogin[412] signal sigterm to /usr/bin/x[123] (mylogin.bpfbox:9 denies it)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("rule_kind", "flags", "extra", "access"),
+    [
+        ("net", abi.NET_OPS["connect"], {"object_num": abi.FAMILIES["inet6"]}, "net inet6 connect"),
+        ("net", abi.NET_OPS["create"], {"object_num": 99}, "net af99 create"),
+        ("cap", 1 << abi.CAPABILITIES["sys_admin"], {}, "cap sys_admin"),
+        (
+            "ptrace",
+            abi.PTRACE_FLAGS["attach"],
+            {"object": "/usr/bin/x", "target_pid": 123},
+            "ptrace attach /usr/bin/x[123]",
+        ),
+        (
+            "proc",
+            abi.PROC_FLAGS["read"],
+            {"object": "/usr/bin/x", "target_pid": 7},
+            "proc read /usr/bin/x[7]",
+        ),
+        ("fs", abi.FS_FLAGS["read"] | 1 << 40, {"object": "/x"}, "read,0x10000000000 /x"),
+    ],
+)
+def test_access_descriptions(rule_kind, flags, extra, access):
+    event = events.decode(pack(rule_kind=abi.RULE_KINDS[rule_kind], flags=flags, **extra))
+    assert events.describe_access(event) == access
+
+
+def test_unknown_rule_id_and_reason_still_print():
+    data = fs_event("deny", ("read",), "/x", 42, "no_rule")
+    event = events.decode(data)
+    unknown_reason = events.Event(**{**event.__dict__, "reason": 77})
+    assert events.message(META, unknown_reason).endswith("(rule #42 of mylogin.bpfbox, reason77)")
+
+
+def test_json_record_has_stable_fields():
+    data = pack(
+        kind=abi.EVENT_KINDS["deny"],
+        rule_kind=abi.RULE_KINDS["net"],
+        flags=abi.NET_OPS["connect"],
+        object_num=abi.FAMILIES["inet"],
+        reason=abi.REASONS["no_rule"],
+        pid=413,
+    )
+    now = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
+    record = events.event_record(META, events.decode(data), now)
+    assert record == {
+        "time": "2024-05-01T12:00:00.123Z",
+        "event": "deny",
+        "profile": "mylogin",
+        "policy": "mylogin.bpfbox",
+        "pid": 412,
+        "tid": 413,
+        "comm": "mylogin",
+        "rule_kind": "net",
+        "access": ["connect"],
+        "object": None,
+        "target_pid": None,
+        "family": "inet",
+        "reason": "no_rule",
+        "rule": None,
+        "message": "denied mylogin[412] net inet connect (no rule in mylogin.bpfbox allows it)",
+    }
+
+
+def test_json_record_points_at_the_rule():
+    data = fs_event("audit", ("read",), "/etc/passwd", 7, "no_rule")
+    record = events.event_record(META, events.decode(data), datetime.now(timezone.utc))
+    assert record["reason"] is None
+    assert record["rule"] == {
+        "id": 7,
+        "line": 7,
+        "column": 1,
+        "action": "audit",
+        "text": 'fs("/etc/passwd", read)',
+        "contexts": [],
+    }
+
+
+def test_reporter_text_and_lost_counts():
+    out = io.StringIO()
+    reporter = events.Reporter(out)
+    reporter.event(META, events.decode(fs_event("audit", ("read",), "/etc/passwd", 7, "no_rule")))
+    reporter.lost(META, 1, 1)
+    reporter.lost(META, 4, 5)
+    reporter.lost(META, 0, 5, final=True)
+    assert out.getvalue().splitlines() == [
+        "bpfbox: audit mylogin[412] read /etc/passwd (mylogin.bpfbox:7)",
+        "bpfbox: 1 event lost (mylogin's ring buffer was full)",
+        "bpfbox: 4 events lost (mylogin's ring buffer was full)",
+        "bpfbox: 5 events lost in total (mylogin's ring buffer was full)",
+    ]
+
+
+def test_reporter_json_lines():
+    out = io.StringIO()
+    reporter = events.Reporter(out, json_lines=True)
+    reporter.event(META, events.decode(fs_event("audit", ("read",), "/etc/passwd", 7, "no_rule")))
+    reporter.lost(META, 2, 2)
+    first, second = (json.loads(line) for line in out.getvalue().splitlines())
+    assert first["event"] == "audit"
+    assert second == {
+        "time": second["time"],
+        "event": "lost",
+        "profile": "mylogin",
+        "policy": "mylogin.bpfbox",
+        "lost": 2,
+        "total": 2,
+        "message": "2 events lost (mylogin's ring buffer was full)",
+    }
+
+
+def test_granted_names_ignore_quoted_paths():
+    rule = META.rule(4)
+    tricky = metadata.Rule(4, 4, 5, "fs", "allow", 'fs("/read/write", read)', ())
+    assert events.granted_names(rule) == ["read", "getattr"]
+    assert events.granted_names(tricky) == ["read"]

@@ -1,0 +1,193 @@
+"""The loader on this host's kernel: uprobes load and fire here, LSM programs do not.
+
+A uprobe-only object (tests/e2e/fixtures/count_calls.bpf.c) goes through every loader step
+for real: build, open, read-only configuration, load, uprobe attach from the metadata, ring
+buffer events, the stats map, and unloading.  Needs root, clang and gcc, like the runtime.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from bpfbox.compiler import abi
+from bpfbox.runtime import libbpf, loader, metadata
+from elftools.elf.elffile import ELFFile
+
+FIXTURES = Path(__file__).parents[1] / "e2e" / "fixtures"
+CLANG = ["clang", "-O2", "-g", "-target", "bpf", "-D__TARGET_ARCH_x86", "-I/usr/include"]
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="loading BPF programs needs root")
+
+
+def file_offset(binary: Path, symbol: str) -> int:
+    """Where `symbol`'s code lies in the file, which is what a uprobe attaches to."""
+    with binary.open("rb") as f:
+        elf = ELFFile(f)
+        address = elf.get_section_by_name(".symtab").get_symbol_by_name(symbol)[0]["st_value"]
+        for segment in elf.iter_segments():
+            start = segment["p_vaddr"]
+            if segment["p_type"] == "PT_LOAD" and start <= address < start + segment["p_memsz"]:
+                return address - start + segment["p_offset"]
+    raise AssertionError(f"{symbol} is not in a loadable segment")
+
+
+@pytest.fixture(scope="module")
+def counted(tmp_path_factory) -> Path:
+    """The test binary, reached through a symlink as profiles often are."""
+    directory = tmp_path_factory.mktemp("uprobe")
+    binary = directory / "counted-binary"
+    subprocess.run(["gcc", "-O1", "-o", str(binary), str(FIXTURES / "counted.c")], check=True)
+    link = directory / "counted"
+    link.symlink_to(binary)
+    return link
+
+
+def compile_fixture(out: Path, profile: Path, offset: int) -> Path:
+    subprocess.run(
+        [*CLANG, f"-I{FIXTURES}", f'-DPROFILE_PATH="{profile}"', f"-DFUNC_OFFSET={offset}",
+         "-c", str(FIXTURES / "count_calls.bpf.c"), "-o", str(out)],
+        check=True,
+    )  # fmt: skip
+    return out
+
+
+@pytest.fixture(scope="module")
+def count_obj(counted, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("obj") / "count_calls.bpf.o"
+    return compile_fixture(out, counted, file_offset(counted.resolve(), "counted"))
+
+
+def leftovers() -> list[str]:
+    """Our programs still in the kernel, waiting a little for the lazy free."""
+    for _ in range(50):
+        out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True)
+        names = [p.get("name", "") for p in json.loads(out.stdout or "[]")]
+        left = [n for n in names if n.startswith("bpfbox_func")]
+        if not left:
+            return []
+        time.sleep(0.1)
+    return left
+
+
+def test_uprobes_count_calls_and_send_events(counted, count_obj):
+    seen: list[tuple[metadata.Metadata, object]] = []
+    lost: list[int] = []
+    session = loader.load(
+        [str(count_obj)],
+        on_event=lambda meta, event: seen.append((meta, event)),
+        on_lost=lambda meta, new, total: lost.append(total),
+        warn=pytest.fail,
+    )
+    with session:
+        subprocess.run([str(counted), "5"], check=True)
+        deadline = time.monotonic() + 10
+        while len(seen) < 5 and time.monotonic() < deadline:
+            session.poll(100)
+        (profile,) = session.profiles
+        assert profile.obj.map("calls").lookup_u64(0) == 5
+    assert len(seen) == 5 and not lost
+    meta, event = seen[0]
+    real = counted.resolve()
+    st = real.stat()
+    # The program echoes what the loader wrote into its read-only data.
+    assert event.kind_name == "audit" and event.comm == "counted"
+    assert event.flags == st.st_ino
+    assert event.object_num == os.major(st.st_dev) << 20 | os.minor(st.st_dev)
+    assert event.object == str(real)
+    assert event.target_pid == len(real.name)
+    assert meta.name == "count_calls"
+    assert leftovers() == []
+
+
+def test_cli_reports_events_and_passes_the_exit_status(counted, count_obj):
+    command = [sys.executable, "-m", "bpfbox.runtime.cli", str(count_obj), "--"]
+    result = subprocess.run([*command, str(counted), "3"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    audits = [line for line in result.stderr.splitlines() if line.startswith("bpfbox: audit")]
+    assert len(audits) == 3
+    assert audits[0].startswith("bpfbox: audit counted[")
+    assert audits[0].endswith("(count_calls.bpfbox:3)")
+    status = subprocess.run([*command, "sh", "-c", "exit 5"], capture_output=True, text=True)
+    assert status.returncode == 5, status.stderr
+    assert leftovers() == []
+
+
+def test_attach_failure_unloads_everything(counted, tmp_path):
+    beyond_the_end = compile_fixture(tmp_path / "bad.bpf.o", counted, 1 << 30)
+    with pytest.raises(libbpf.AttachError, match="as uprobe to .*counted\\+0x40000000 failed"):
+        loader.load([str(beyond_the_end)], lambda *a: None, lambda *a: None, pytest.fail)
+    assert leftovers() == []
+
+
+def test_complain_flag_reaches_the_program(counted, count_obj):
+    seen = []
+    with loader.load(
+        [str(count_obj)], lambda meta, e: seen.append(e), lambda *a: None, pytest.fail, True
+    ) as session:
+        subprocess.run([str(counted), "1"], check=True)
+        for _ in range(50):
+            session.poll(100)
+            if seen:
+                break
+    assert [e.kind_name for e in seen] == ["complain"]
+
+
+def test_rodata_patching_of_a_compiled_object(counted, count_obj):
+    meta = metadata.read(str(count_obj))
+    identity = loader.identity_of(meta)
+    obj = libbpf.BpfObject(str(count_obj))
+    try:
+        loader.configure(obj, meta, identity, complain=True)
+        data = bytes(loader._rodata(obj).initial_value())
+    finally:
+        obj.close()
+
+    def value(name: str) -> bytes:
+        offset, size = meta.rodata[name]
+        return data[offset : offset + size]
+
+    real = counted.resolve()
+    assert int.from_bytes(value(abi.CFG_PROFILE_INO), "little") == real.stat().st_ino
+    assert int.from_bytes(value(abi.CFG_PROFILE_DEV), "little") == identity.dev
+    assert int.from_bytes(value(abi.CFG_COMPLAIN), "little") == 1
+    assert value(abi.CFG_PROFILE_PATH).rstrip(b"\0") == str(real).encode()
+    assert int.from_bytes(value(abi.CFG_PROFILE_NAME_LEN), "little") == len(real.name)
+
+
+@pytest.mark.parametrize(
+    ("missing", "help_text"),
+    [(abi.CFG_COMPLAIN, "run it without --complain"), (abi.CFG_PROFILE_INO, "rebuild")],
+)
+def test_missing_configuration_variable(count_obj, missing, help_text):
+    meta = metadata.read(str(count_obj))
+    rodata = {k: v for k, v in meta.rodata.items() if k != missing}
+    stripped = metadata.Metadata(**{**meta.__dict__, "rodata": rodata})
+    obj = libbpf.BpfObject(str(count_obj))
+    try:
+        with pytest.raises(libbpf.ConfigError, match=f"no read-only variable {missing}") as err:
+            loader.configure(obj, stripped, loader.identity_of(meta), complain=True)
+    finally:
+        obj.close()
+    assert help_text in err.value.help
+
+
+def test_profile_path_longer_than_the_variable(count_obj):
+    meta = metadata.read(str(count_obj))
+    identity = loader.Identity(ino=1, dev=2, st_dev=3, path="/" + "x" * abi.PROFILE_PATH_LEN)
+    obj = libbpf.BpfObject(str(count_obj))
+    try:
+        with pytest.raises(libbpf.ConfigError, match="is longer than the 255 bytes"):
+            loader.configure(obj, meta, identity, complain=False)
+    finally:
+        obj.close()
+
+
+def test_kernel_device_encoding():
+    assert loader.kernel_dev(os.makedev(254, 3)) == 254 << 20 | 3
+    assert loader.kernel_dev(os.makedev(8, 300)) == 8 << 20 | 300

@@ -1,0 +1,209 @@
+#!/usr/bin/env python3
+"""Run one command inside a QEMU VM that boots a kernel with the BPF LSM enabled.
+
+The development machine's own kernel refuses LSM and fentry programs, so enforcement is
+tested in a VM: virtme-ng (`vng`) boots the newest Debian kernel in /boot with the host's
+filesystem shared read-only, runs COMMAND as root in the current directory, and this script
+passes COMMAND's exit status back.  vng's own exit status is not trusted for that: the guest
+writes the status into a host directory shared read-write, so a crashed or hung guest is
+told apart from a failing command.
+
+    python tests/vm/run_in_vm.py -- python3 -m pytest -q -p no:cacheprovider -m vm tests/e2e
+    python tests/vm/run_in_vm.py --no-bpf-lsm -- bpfbox-run --check-kernel
+    python tests/vm/run_in_vm.py -- bash -c 'cat /sys/kernel/security/lsm; bpftool prog show'
+
+Exit status: COMMAND's; 124 if --timeout expired; 125 if the VM could not run it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import re
+import selectors
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+LSMS = ("lockdown", "capability", "landlock")
+EXIT_TIMEOUT = 124
+EXIT_HARNESS = 125
+STATUS_FILE = "status"
+
+
+class HarnessError(Exception):
+    """The VM could not be started or did not report the command's status."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line, boot the VM, return COMMAND's exit status."""
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    try:
+        kernel = args.kernel or newest_kernel()
+        vng = shutil.which("vng")
+        if vng is None:
+            raise HarnessError("vng not found on PATH; install virtme-ng: pip install virtme-ng")
+        return run(vng, kernel, args)
+    except HarnessError as err:
+        print(f"run_in_vm: error: {err}", file=sys.stderr)
+        return EXIT_HARNESS
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="run_in_vm.py",
+        description="Run COMMAND as root inside a VM booted with the BPF LSM.",
+        usage="%(prog)s [--no-bpf-lsm] [--timeout S] [--kernel PATH] -- COMMAND [ARGS...]",
+    )
+    parser.add_argument(
+        "--no-bpf-lsm", action="store_true", help="boot with `bpf` left out of the lsm= list"
+    )
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds (default 1800)")
+    parser.add_argument("--kernel", help="kernel image (default: newest /boot/vmlinuz-*-amd64)")
+    parser.add_argument("--memory", default="2G")
+    parser.add_argument("--cpus", default="2")
+    if "--" not in argv:
+        parser.error("put the command after `--`")
+    split = argv.index("--")
+    args = parser.parse_args(argv[:split])
+    args.command = argv[split + 1 :]
+    if not args.command:
+        parser.error("no command after `--`")
+    return args
+
+
+def newest_kernel() -> str:
+    """The Debian kernel image in /boot with the highest version."""
+    images = glob.glob("/boot/vmlinuz-*-amd64")
+    if not images:
+        raise HarnessError(
+            "no /boot/vmlinuz-*-amd64 kernel; install one: apt-get install linux-image-amd64"
+        )
+    unreadable = [image for image in images if not os.access(image, os.R_OK)]
+    if unreadable == images:
+        raise HarnessError(f"cannot read {images[0]}; run as root")
+
+    def version(path: str) -> tuple[int, ...]:
+        return tuple(int(n) for n in re.findall(r"\d+", os.path.basename(path)))
+
+    return max((i for i in images if i not in unreadable), key=version)
+
+
+def boot_command(vng: str, kernel: str, args: argparse.Namespace, shared: Path) -> list[str]:
+    """The vng invocation; the guest runs the script written into `shared`."""
+    lsms = ",".join(LSMS if args.no_bpf_lsm else (*LSMS, "bpf"))
+    return [
+        vng,
+        "--run",
+        kernel,
+        "--disable-kvm",
+        "--append",
+        f"lsm={lsms}",
+        "--memory",
+        args.memory,
+        "--cpus",
+        args.cpus,
+        "--rwdir",
+        str(shared),
+        "--",
+        f"sh {shlex.quote(str(shared / 'run.sh'))}",
+    ]
+
+
+def guest_script(command: list[str], shared: Path) -> str:
+    """Shell script run in the guest: same directory and PATH as here, status to `shared`."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "BPFBOX_IN_VM": "1",
+    }
+    exports = "".join(f"export {key}={shlex.quote(value)}\n" for key, value in env.items())
+    return (
+        f"cd {shlex.quote(os.getcwd())} || exit {EXIT_HARNESS}\n"
+        f"{exports}"
+        f"{shlex.join(command)}\n"
+        "status=$?\n"
+        f"echo $status > {shlex.quote(str(shared / STATUS_FILE))}\n"
+        "exit $status\n"
+    )
+
+
+def run(vng: str, kernel: str, args: argparse.Namespace) -> int:
+    """Boot, stream the guest's output, and return the status the guest wrote."""
+    shared = Path(tempfile.mkdtemp(prefix="bpfbox-vm-"))
+    try:
+        (shared / "run.sh").write_text(guest_script(args.command, shared))
+        print(f"run_in_vm: booting {kernel} (software emulation, ~30 s)", file=sys.stderr)
+        # Pipes, not our own stdout/stderr: QEMU reopens /proc/self/fd/2 with O_TRUNC, which
+        # would empty a log file the caller redirected us to.  A session of its own, so a
+        # timeout can stop vng and QEMU together.
+        proc = subprocess.Popen(
+            boot_command(vng, kernel, args, shared),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        try:
+            finished = _stream(proc, time.monotonic() + args.timeout)
+        except KeyboardInterrupt:
+            _kill(proc)
+            raise HarnessError("interrupted") from None
+        if not finished:
+            _kill(proc)
+            print(f"run_in_vm: error: timed out after {args.timeout:g} s", file=sys.stderr)
+            return EXIT_TIMEOUT
+        return _reported_status(shared, proc.wait())
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
+
+
+def _stream(proc: subprocess.Popen, deadline: float) -> bool:
+    """Copy the VM's output to ours as it comes; False if `deadline` passed first."""
+    targets = {proc.stdout: sys.stdout.buffer, proc.stderr: sys.stderr.buffer}
+    with selectors.DefaultSelector() as selector:
+        for pipe in targets:
+            selector.register(pipe, selectors.EVENT_READ)
+        while selector.get_map():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            for key, _ in selector.select(timeout=min(remaining, 1.0)):
+                data = os.read(key.fd, 65536)
+                if not data:
+                    selector.unregister(key.fileobj)
+                    continue
+                out = targets[key.fileobj]
+                out.write(data)
+                out.flush()
+    return True
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def _reported_status(shared: Path, vng_status: int) -> int:
+    try:
+        status = int((shared / STATUS_FILE).read_text().strip())
+    except (OSError, ValueError):
+        raise HarnessError(
+            f"the VM ended (vng exit status {vng_status}) without reporting the command's "
+            "exit status: the guest failed to boot or crashed; see the output above"
+        ) from None
+    if status != vng_status:
+        print(
+            f"run_in_vm: note: vng exited {vng_status}, the command exited {status}",
+            file=sys.stderr,
+        )
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
