@@ -19,6 +19,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bpfbox.runtime.build import CLANG_FLAGS
+
 REPO = Path(__file__).resolve().parent.parent
 BUILD = REPO / "build" / "demo"
 PROFILE = Path("/sbin/mylogin")
@@ -74,16 +76,11 @@ def prepare() -> Path:
         text=True,
     ).stdout
     print("".join(line + "\n" for line in ir.splitlines() if line.startswith("context")), end="")
-    object_file = c_file.with_suffix("").with_suffix(".o")
+    object_file = c_file.with_suffix(".o")
     subprocess.run(
         [
             "clang",
-            "-O2",
-            "-g",
-            "-target",
-            "bpf",
-            "-D__TARGET_ARCH_x86",
-            "-I/usr/include",
+            *CLANG_FLAGS,
             "-c",
             str(c_file),
             "-o",

@@ -19,11 +19,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bpfbox.runtime.build import CLANG_FLAGS
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 #: Where the VM sees the tests' files; the policies name paths under it.
 E2E = "/mnt/e2e"
-CLANG = ["clang", "-O2", "-g", "-target", "bpf", "-D__TARGET_ARCH_x86", "-I/usr/include", "-Werror"]
+CLANG = ["clang", *CLANG_FLAGS, "-Werror"]
 #: The probe under several names: profile programs, exec targets, signal and ptrace targets.
 PROBE_COPIES = ("probe", "probe-other", "helper", "target", "target2", "outsider")
 

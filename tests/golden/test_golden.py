@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from bpfbox.compiler.cli import main
+from bpfbox.runtime.build import CLANG_FLAGS
 from click.testing import CliRunner
 
 HERE = Path(__file__).parent
@@ -89,12 +90,7 @@ def test_c(policy: Path, update_golden: bool, tmp_path: Path) -> None:
     compiled = subprocess.run(
         [
             clang,
-            "-O2",
-            "-g",
-            "-target",
-            "bpf",
-            "-D__TARGET_ARCH_x86",
-            "-I/usr/include",
+            *CLANG_FLAGS,
             "-Werror",
             "-c",
             str(golden),

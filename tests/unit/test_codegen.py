@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from bpfbox.compiler import abi
 from bpfbox.compiler.codegen import metadata_json
+from bpfbox.runtime.build import CLANG_FLAGS
 
 from .helpers import TESTS, compile_text
 
@@ -71,12 +72,7 @@ def test_every_golden_policy_compiles_with_clang(policy: Path, tmp_path: Path) -
     result = subprocess.run(
         [
             clang,
-            "-O2",
-            "-g",
-            "-target",
-            "bpf",
-            "-D__TARGET_ARCH_x86",
-            "-I/usr/include",
+            *CLANG_FLAGS,
             "-Werror",
             "-c",
             str(c_file),
