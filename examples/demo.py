@@ -106,9 +106,15 @@ def inside(object_file: Path, in_vm: bool) -> int:
                 say(f"mylogin {' '.join(args)}: skipped here (it would modify /etc/shadow)")
                 continue
             say(f"mylogin {' '.join(args)}  ({expectation})")
+            # The program's output comes through a pipe, so that its standard streams are
+            # not a VM console device the policy knows nothing about.
             result = subprocess.run(
-                [*RUN, str(object_file), "--", str(PROFILE), *args], stdin=subprocess.DEVNULL
+                [*RUN, str(object_file), "--", str(PROFILE), *args],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                text=True,
             )
+            print(result.stdout, end="", flush=True)
             failures += result.returncode not in (0, 1)
     finally:
         PROFILE.unlink(missing_ok=True)
