@@ -64,16 +64,21 @@ def _check_item(item, placement: _Placement, diag: Diagnostics) -> None:
         raise TypeError(f"check: no handling for {type(item).__name__}")
 
 
+def _unknown(diag: Diagnostics, code: str, what: str, name: ast.Name, known) -> None:
+    """Report a word that is not in the vocabulary `known`, with the nearest one or the list."""
+    listing = " and ".join((", ".join(f"`{k}`" for k in list(known)[:-1]), f"`{list(known)[-1]}`"))
+    diag.add(
+        code,
+        f"unknown {what} `{name.text}`",
+        name.span,
+        help=did_you_mean(nearest_names(name.text, known, limit=1)) or (f"{what}s are {listing}",),
+    )
+
+
 def _check_file_attribute(attr: ast.FileAttribute, placement: _Placement, diag: Diagnostics):
     name = attr.name.text
     if name not in language.FILE_ATTRIBUTES:
-        diag.add(
-            "E0109",
-            f"unknown file attribute `{name}`",
-            attr.name.span,
-            help=did_you_mean(nearest_names(name, language.FILE_ATTRIBUTES, limit=1))
-            or ("file attributes are `profile` and `include`",),
-        )
+        _unknown(diag, "E0109", "file attribute", attr.name, language.FILE_ATTRIBUTES)
         return
     if not _check_attribute_args(attr.name, attr.args, attr.span, diag, library=False):
         return
@@ -176,13 +181,7 @@ def _check_directives(directives, diag: Diagnostics) -> None:
     for directive in directives:
         word = directive.name.text
         if word not in language.DIRECTIVES:
-            diag.add(
-                "E0103",
-                f"unknown directive `{word}`",
-                directive.name.span,
-                help=did_you_mean(nearest_names(word, language.DIRECTIVES, limit=1))
-                or (f"directives are {', '.join(f'`{d}`' for d in language.DIRECTIVES)}",),
-            )
+            _unknown(diag, "E0103", "directive", directive.name, language.DIRECTIVES)
             continue
         if word == "func" and directive.args and directive.args.library:
             _check_library_path(directive.args.library, diag)
@@ -215,13 +214,7 @@ def _check_library_path(library: ast.String, diag: Diagnostics) -> None:
 def _check_rule(rule: ast.Rule, diag: Diagnostics) -> None:
     kind = language.RULE_KINDS.get(rule.kind.text)
     if kind is None:
-        diag.add(
-            "E0101",
-            f"unknown rule kind `{rule.kind.text}`",
-            rule.kind.span,
-            help=did_you_mean(nearest_names(rule.kind.text, language.RULE_KINDS, limit=1))
-            or (f"rule kinds are {', '.join(f'`{k}`' for k in language.RULE_KINDS)}",),
-        )
+        _unknown(diag, "E0101", "rule kind", rule.kind, language.RULE_KINDS)
         return
     if not kind.required <= len(rule.args) <= len(kind.parameters):
         expected = (

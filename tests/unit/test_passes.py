@@ -103,3 +103,12 @@ def test_directed_rules_walks_blocks_includes_and_directives() -> None:
     assert last_rule.args[0].value == "/x"
     assert [[d.name.text for d in ds] for ds in chain] == [["deny"]]
     assert len(rules) > 10
+
+
+def test_unknown_words_without_a_near_name_list_the_vocabulary() -> None:
+    c = front_end(PROFILE + "#[qqqqqq] zzzzzz(a)\n")
+    helps = {d.code: d.help for d in c.diagnostics.items}
+    assert helps["E0103"] == (
+        "directives are `allow`, `deny`, `taint`, `audit`, `func` and `kfunc`",
+    )
+    assert helps["E0101"][0].startswith("rule kinds are `fs`, `proc`")
