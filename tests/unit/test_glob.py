@@ -15,9 +15,9 @@ def _regex(pattern: str) -> str:
     out, i = [], 0
     while i < len(pattern):
         c = pattern[i]
-        if pattern.startswith("/**/", i):
-            out.append("/(?:.*/)?")
-            i += 4
+        if pattern.startswith("**/", i) and i > 0 and pattern[i - 1] == "/":
+            out.append("(?:.*/)?")  # `/**/` also matches a single `/`
+            i += 3
         elif pattern.startswith("**", i):
             out.append(".*")
             i += 2
@@ -75,6 +75,8 @@ CASES = [
     ("/a/**/b", "/a/b", True),
     ("/a/**/b", "/a/x/y/b", True),
     ("/a/**/b", "/a/xb", False),
+    ("/**/**/a", "/a", True),
+    ("/**/**/a", "/x/y/a", True),
     ("/x/{a,b*}/[!c]?", "/x/bq/dz", True),
     ("/x/{a,b*}/[!c]?", "/x/bq/cz", False),
     ("/dev/{tty,pts/[0-9]*}", "/dev/pts/12", True),
