@@ -134,6 +134,17 @@ class Enforcing:
                 return found
             time.sleep(0.2)
 
+    def wait_for_all(self, kind: str, field: str, expected: set, timeout: float = 30) -> set:
+        """Wait until events of `kind` have covered every value in `expected` for `field`
+        (events of one access arrive in order, but a test's accesses may be polled in two
+        batches); returns the values seen."""
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = {_hashable(e[field]) for e in self.events() if e["event"] == kind}
+            if seen >= expected or time.monotonic() > deadline:
+                return seen
+            time.sleep(0.2)
+
     def wait_for_message(self, pattern: str, timeout: float = 20) -> str:
         """The first event message matching `pattern` (a regex), or ''.
 
@@ -147,6 +158,10 @@ class Enforcing:
             if time.monotonic() > deadline:
                 return ""
             time.sleep(0.2)
+
+
+def _hashable(value):
+    return tuple(value) if isinstance(value, list) else value
 
 
 def run(program: str | Path, *args: str, env: dict | None = None, timeout: float = 60) -> list[str]:
