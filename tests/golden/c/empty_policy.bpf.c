@@ -778,10 +778,10 @@ int BPF_PROG(bpfbox_mmap_file, struct file *file, unsigned long reqprot, unsigne
 {
 	struct task_state *t;
 
-	if (!file || !(prot & PROT_EXEC) || loading_image())
+	if (!file || !(prot & PROT_EXEC))
 		return 0;
 	t = confined_current();
-	return t ? check_file(t, file, 0x8ULL, 0) : 0;
+	return t && !loading_image() ? check_file(t, file, 0x8ULL, 0) : 0;
 }
 
 SEC("lsm/file_mprotect")
@@ -1159,11 +1159,9 @@ int BPF_PROG(bpfbox_capable, const struct cred *cred, struct user_namespace *ns,
 	struct decision d = {};
 	struct object o = { .kind = 6, .number = cap };
 
-	/* Only the current task's own capabilities are its to use. */
-	if (cap < 0 || cap > 63 || cred != BPF_CORE_READ(task, cred))
-		return 0;
 	t = confined_current();
-	if (!t)
+	/* Only the current task's own capabilities are its to use. */
+	if (!t || cap < 0 || cap > 63 || cred != BPF_CORE_READ(task, cred))
 		return 0;
 	decide_cap(t, &d, 1ULL << cap);
 	return verdict(t, &d, 6, 1ULL << cap, &o);
