@@ -193,11 +193,6 @@ def _components(glob: str) -> list[tuple[int, str]]:
     return result
 
 
-def is_literal(glob: str) -> bool:
-    """True when the glob has no wildcard: it names exactly one path."""
-    return all(isinstance(node, _Bytes) for node in parse(glob))
-
-
 # Thompson NFA over bytes, then subset construction.
 
 
