@@ -1,6 +1,8 @@
 # bpfbox developer entry points.  `make setup` installs everything a fresh Debian machine
 # needs; `make test` runs the host suites and then the kernel suite inside a VM.
 PYTHON ?= python3
+# This checkout is the `bpfbox` package for everything make runs (tools/pythonpath/bpfbox).
+export PYTHONPATH := $(CURDIR)/tools/pythonpath$(if $(PYTHONPATH),:$(PYTHONPATH))
 PYTEST ?= $(PYTHON) -m pytest
 
 .PHONY: setup setup-apt setup-py test test-host test-vm golden lint format demo bench
