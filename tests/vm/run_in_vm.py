@@ -117,7 +117,7 @@ def boot_command(vng: str, kernel: str, args: argparse.Namespace, shared: Path) 
 
 
 def guest_script(command: list[str], shared: Path) -> str:
-    """Shell script run in the guest: same directory, PATH and PYTHONPATH as here, status to `shared`."""
+    """Shell script run in the guest: cwd, PATH and PYTHONPATH as here, status to `shared`."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
         "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
