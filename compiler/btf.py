@@ -18,7 +18,9 @@ import struct
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-DEFAULT_BTF_PATH = "/sys/kernel/btf/vmlinux"
+from bpfbox.contract import abi
+
+DEFAULT_BTF_PATH = abi.BTF_PATH
 
 _MAGIC = 0xEB9F
 _VERSION = 1
@@ -29,7 +31,7 @@ _HEADER_SIZE = struct.calcsize("<" + _HEADER)
 _TYPE = "III"
 _TYPE_SIZE = struct.calcsize("<" + _TYPE)
 
-_KIND_FUNC = 12
+_KIND_FUNC = abi.BTF_KIND_FUNC
 # Bytes that follow the fixed part of a record, as (fixed, per vlen item), by kind number.
 # FUNC keeps its linkage in vlen, so vlen is not a count there.
 _TRAILER_SIZES = {

@@ -7,18 +7,17 @@ same IR, same bytes (no time stamps, no build paths).
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
 import jinja2
+from bpfbox.contract import abi
+from bpfbox.contract import metadata as contract_metadata
 
-from . import abi, language
+from . import language
 from .ir import GlobTable, Program, Rule
 
 TEMPLATE = "program.bpf.c.j2"
-_DECISIONS = {None: 0, "allow": 1, "deny": 2, "taint": 3}
 _METADATA_CHUNK = 96
 
 
@@ -42,8 +41,8 @@ def generate(program: Program) -> str:
         "profile": program.profile,
         "has_taint": program.has_taint,
         "context_slots": max(1, len(program.contexts)),
-        "metadata_chunks": _chunks(_c_string(metadata_json(program))),
-        "event_fields": [_EventDeclaration(f) for f in abi.EVENT_FIELDS],
+        "metadata_chunks": _chunks(_c_string(metadata(program).to_json())),
+        "event_fields": abi.EVENT_FIELDS,
         "dfas": [_dfa_view(t) for t in (fs_table, target_table)],
         "rule_kinds": [_kind_view(k, program, fs_table, target_table) for k in language.RULE_KINDS],
         "contexts": [_context_view(c) for c in program.contexts],
@@ -55,45 +54,45 @@ def generate(program: Program) -> str:
     return _environment().get_template(TEMPLATE).render(context)
 
 
-def metadata_json(program: Program) -> str:
-    """What the runtime needs to know about the program, as compact, sorted JSON."""
+def metadata(program: Program) -> contract_metadata.Document:
+    """What the runtime needs to know about the program (the contract's metadata document)."""
     contexts = []
     for c in program.contexts:
-        entry = {"index": c.index, "kind": c.kind, "symbol": c.symbol}
-        entry["enter_program"], entry["leave_program"] = _probe_names(c.kind, c.index)
-        if c.kind == "func":
-            entry.update(binary=c.binary, offset=c.offset)
-        contexts.append(entry)
+        enter, leave = abi.probe_names(c.kind, c.index)
+        contexts.append(
+            contract_metadata.Context(
+                index=c.index,
+                kind=c.kind,
+                symbol=c.symbol,
+                binary=c.binary if c.kind == "func" else None,
+                offset=c.offset if c.kind == "func" else None,
+                enter_program=enter,
+                leave_program=leave,
+            )
+        )
     symbols = {c.index: c.symbol for c in program.contexts}
-    rules = [
-        {
-            "id": r.id,
-            "file": r.span.file,
-            "line": r.span.line,
-            "column": r.span.column,
-            "kind": r.kind,
-            "action": r.decision or "audit",
-            "audit": r.audit,
-            "text": r.text,
-            "contexts": sorted({symbols[i] for clause in r.contexts for i in clause}),
-        }
+    rules = tuple(
+        contract_metadata.Rule(
+            id=r.id,
+            file=r.span.file,
+            line=r.span.line,
+            column=r.span.column,
+            kind=r.kind,
+            action=r.decision or "audit",
+            audit=r.audit,
+            text=r.text,
+            contexts=tuple(sorted({symbols[i] for clause in r.contexts for i in clause})),
+            flags=r.flags,
+        )
         for r in program.rules
-    ]
-    document = {
-        "version": abi.METADATA_VERSION,
-        "policy": program.policy,
-        "profile": program.profile,
-        "name": program.name,
-        "contexts": contexts,
-        "rules": rules,
-    }
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-
-
-def _probe_names(kind: str, index: int) -> tuple[str, str]:
-    if kind == "func":
-        return f"{abi.UPROBE_ENTER_PREFIX}{index}", f"{abi.UPROBE_LEAVE_PREFIX}{index}"
-    return f"bpfbox_kfunc_enter_{index}", f"bpfbox_kfunc_leave_{index}"
+    )
+    return contract_metadata.Document(
+        policy=program.policy,
+        profile=program.profile,
+        name=program.name,
+        contexts=tuple(contexts),
+        rules=rules,
+    )
 
 
 def _c_string(text: str) -> str:
@@ -117,19 +116,6 @@ def _odd_backslashes(text: str, start: int, end: int) -> bool:
     while end - count - 1 >= start and text[end - count - 1] == "\\":
         count += 1
     return count % 2 == 1
-
-
-@dataclass(frozen=True)
-class _EventDeclaration:
-    field: abi.EventField
-
-    @property
-    def declaration(self) -> str:
-        c_type = self.field.c_type
-        if "[" in c_type:
-            base, size = c_type.split("[")
-            return f"{base} {self.field.name}[{size}"
-        return f"{c_type} {self.field.name}"
 
 
 def _hex_flags(flags: language.FlagSet) -> dict[str, str]:
@@ -183,7 +169,7 @@ def _rule_view(rule: Rule, fs_table: GlobTable, targets: GlobTable) -> dict:
         "location": f"{rule.span.file}:{rule.span.line}",
         "comment": rule.text.replace("*/", "*\\/").replace("/*", "/\\*"),
         "match": _match_expression(rule, fs_table, targets),
-        "decision": _DECISIONS[rule.decision],
+        "decision": int(abi.Decision.of(rule.decision)),
         "audit": int(rule.audit),
         "flags": f"{rule.flags:#x}ULL",
         "context": _context_expression(rule),
@@ -216,7 +202,7 @@ def _context_expression(rule: Rule) -> str:
 
 
 def _context_view(context) -> dict:
-    enter, leave = _probe_names(context.kind, context.index)
+    enter, leave = abi.probe_names(context.kind, context.index)
     if context.kind == "func":
         comment = f"inside {context.symbol}() of {context.binary}, file offset {context.offset:#x}"
     else:

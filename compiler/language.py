@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from . import abi
+from bpfbox.contract import abi
 
 
 class Param(Enum):

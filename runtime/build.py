@@ -16,8 +16,10 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from bpfbox.contract import abi
+
 #: The flags bpfboxc's output is written for (self-contained CO-RE C, no vmlinux.h).
-CLANG_FLAGS = ("-O2", "-g", "-target", "bpf", "-D__TARGET_ARCH_x86", "-I/usr/include")
+CLANG_FLAGS = abi.CLANG_FLAGS
 #: How many lines of clang's complaint an error shows.
 ERROR_LINES = 15
 

@@ -22,7 +22,8 @@ Text lines name who did what and point at the policy line responsible:
     family      the address family ("inet6") for net, else null
     reason      why a deny/complain happened: "no_rule", "denied_by_rule", "outside_context",
                 "partial_grant"; null for audit and taint
-    rule        the rule pointed at: {"id", "line", "column", "action", "text", "contexts"}, or null
+    rule        the rule pointed at: {"id", "file", "line", "column", "action", "text",
+                "contexts"}, or null; `file` is the policy or the fragment the rule is in
     message     the text line, without the "bpfbox: " prefix
 For "lost" records only time, event, profile, policy, lost (new since the previous record),
 total and message are present.
@@ -31,12 +32,11 @@ total and message are present.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
-from bpfbox.compiler import abi
+from bpfbox.contract import abi
 from bpfbox.runtime.metadata import Metadata, Rule
 
 PREFIX = "bpfbox: "
@@ -57,10 +57,6 @@ _FLAG_TABLES: dict[str, dict[str, int]] = {
 }
 #: Rule kinds whose event names another process.
 _TARGETED = {"proc", "signal", "ptrace"}
-
-# A policy's quoted strings (paths), so flag names are only looked for outside them.
-_QUOTED = re.compile(r""""(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'""")
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class EventError(Exception):
@@ -144,9 +140,10 @@ def _target(event: Event) -> str:
 
 
 def location(meta: Metadata, rule: Rule | None, rule_id: int) -> str:
-    """`mylogin.bpfbox:4`, or as much as is known when the rule is not in the metadata."""
+    """`mylogin.bpfbox:4` (the rule's own file, which may be a fragment the policy includes),
+    or as much as is known when the rule is not in the metadata."""
     if rule is not None:
-        return f"{meta.policy}:{rule.line}"
+        return rule.location
     if rule_id == abi.NO_RULE:
         return meta.policy
     return f"rule #{rule_id} of {meta.policy}"
@@ -165,7 +162,7 @@ def explain_denial(meta: Metadata, event: Event) -> str:
         inside = _either(list(rule.contexts)) if rule and rule.contexts else "its contexts"
         return f"{where} allows it only inside {inside}"
     if reason == "partial_grant":
-        granted = granted_names(rule) if rule else []
+        granted = granted_names(rule, event.flags) if rule else []
         return f"{where} grants only {','.join(granted) if granted else 'part of it'}"
     return f"{where}, {reason}"
 
@@ -174,11 +171,11 @@ def _either(names: list[str]) -> str:
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
-def granted_names(rule: Rule) -> list[str]:
-    """The access names written in a rule's text, e.g. ["read"] for `fs("/x", read)`."""
+def granted_names(rule: Rule, requested: int) -> list[str]:
+    """What of the `requested` access bits the rule grants, by name: ["read"] for
+    `fs("/x", read)` and a request to read and write."""
     table = _FLAG_TABLES.get(rule.kind, {})
-    words = set(_NAME.findall(_QUOTED.sub(" ", rule.text)))
-    return [name for name in table if name in words]
+    return [name for name, bit in table.items() if rule.flags & requested & bit]
 
 
 def message(meta: Metadata, event: Event) -> str:
@@ -234,6 +231,7 @@ def _rule_record(rule: Rule | None) -> dict[str, Any] | None:
         return None
     return {
         "id": rule.id,
+        "file": rule.file,
         "line": rule.line,
         "column": rule.column,
         "action": rule.action,

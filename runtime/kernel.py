@@ -15,6 +15,7 @@ import subprocess
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from bpfbox.contract import abi
 from bpfbox.runtime import libbpf
 
 OK = "ok"
@@ -22,7 +23,7 @@ MISSING = "missing"
 UNKNOWN = "unknown"
 SKIPPED = "skipped"
 
-BTF_PATH = "/sys/kernel/btf/vmlinux"
+BTF_PATH = abi.BTF_PATH
 SECURITYFS = "/sys/kernel/security"
 LSM_LIST = f"{SECURITYFS}/lsm"
 UPROBE_PMU = "/sys/bus/event_source/devices/uprobe"

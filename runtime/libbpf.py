@@ -22,6 +22,8 @@ import re
 import struct
 from collections.abc import Callable, Iterator
 
+from bpfbox.contract import abi
+
 LIBBPF_SONAME = "libbpf.so.1"
 
 # libbpf_print_level values.
@@ -36,7 +38,7 @@ ATTACH_TRACE_FENTRY = 24
 ATTACH_LSM_MAC = 27
 MAP_TYPE_RINGBUF = 27
 MAP_TYPE_TASK_STORAGE = 29
-BTF_KIND_FUNC = 12
+BTF_KIND_FUNC = abi.BTF_KIND_FUNC
 
 # libbpf prints a failed program's verifier log between these markers.
 _VERIFIER_LOG = re.compile(

@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from bpfbox.compiler import abi
+from bpfbox.contract import abi
 from bpfbox.runtime import build, kernel, libbpf, metadata
 from bpfbox.runtime.events import Event, EventError, decode
 from bpfbox.runtime.metadata import Metadata

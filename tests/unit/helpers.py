@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 from bpfbox.compiler.pipeline import FRONT_END, PASSES, Compilation, run
@@ -13,9 +14,11 @@ GOLDEN_ROOT = TESTS / "golden" / "root"
 TINY_BTF = TESTS / "fixtures" / "btf" / "tiny.btf"
 
 
-def compile_text(text: str, passes=PASSES, name: str = "test.bpfbox") -> Compilation:
+def compile_text(
+    text: str, passes=PASSES, name: str = "test.bpfbox", symbols_file: Path | None = None
+) -> Compilation:
     """Run `passes` over `text` with the golden fixture root and BTF."""
-    resolver = ElfResolver(btf_path=TINY_BTF, sysroot=GOLDEN_ROOT)
+    resolver = ElfResolver(btf_path=TINY_BTF, sysroot=GOLDEN_ROOT, symbols_file=symbols_file)
     return run(Compilation(SourceFile(name, None, text), resolver), passes)
 
 
@@ -25,3 +28,15 @@ def front_end(text: str) -> Compilation:
 
 def codes(compilation: Compilation) -> list[str]:
     return [d.code for d in compilation.diagnostics.sorted()]
+
+
+def golden_arguments(policy: Path) -> dict[str, Path]:
+    """compile_text's arguments for a golden policy's `// bpfboxc: --symbols FILE` line."""
+    first = policy.read_text(errors="replace").split("\n", 1)[0]
+    words = (
+        shlex.split(first.removeprefix("// bpfboxc:")) if first.startswith("// bpfboxc:") else []
+    )
+    if words[:1] == ["--symbols"]:
+        return {"symbols_file": policy.parent / words[1]}
+    assert not words, f"{policy.name}: golden arguments compile_text does not know: {words}"
+    return {}

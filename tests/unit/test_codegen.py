@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from bpfbox.compiler import abi
-from bpfbox.compiler.codegen import metadata_json
+from bpfbox.compiler.codegen import metadata
+from bpfbox.contract import abi
 from bpfbox.runtime.build import CLANG_FLAGS
 
 from .helpers import TESTS, compile_text
+from .test_contract import embedded_metadata
 
 # Those with extra bpfboxc arguments (a `// bpfboxc:` first line) are covered by the goldens.
 GOLDEN_POLICIES = [
@@ -40,14 +40,8 @@ def test_generated_file_says_it_is_generated_and_has_no_build_paths() -> None:
 
 def test_metadata_in_the_c_string_is_the_metadata_json() -> None:
     c = compile_text(_text(TESTS / "golden" / "ir" / "mylogin.bpfbox"))
-    match = re.search(
-        rf"{abi.METADATA_SYMBOL}\[\] SEC\(.*?\) __attribute__\(\(used\)\) =(.*?);\n",
-        c.c_source,
-        re.S,
-    )
-    literal = "".join(re.findall(r'"((?:[^"\\]|\\.)*)"', match.group(1)))
-    decoded = literal.encode().decode("unicode_escape")
-    assert decoded == metadata_json(c.program)
+    decoded = embedded_metadata(c.c_source)
+    assert decoded == metadata(c.program).to_json()
     document = json.loads(decoded)
     assert document["version"] == abi.METADATA_VERSION
     assert [x["symbol"] for x in document["contexts"]] == ["check_password", "add_user"]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from bpfbox.compiler import abi, ast
+from bpfbox.compiler import ast
 from bpfbox.compiler.pipeline import PASSES, check_pass, include_pass, parse_pass
+from bpfbox.contract import abi
 
 from .helpers import codes, compile_text, front_end
 

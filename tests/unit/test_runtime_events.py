@@ -7,7 +7,7 @@ import json
 from datetime import datetime, timezone
 
 import pytest
-from bpfbox.compiler import abi
+from bpfbox.contract import abi
 from bpfbox.runtime import events, metadata
 
 META = metadata.parse(
@@ -16,18 +16,24 @@ META = metadata.parse(
         "policy": "mylogin.bpfbox",
         "profile": "/sbin/mylogin",
         "name": "mylogin",
+        "task_state_layout": abi.TASK_STATE_LAYOUT,
         "contexts": [],
         "rules": [
-            {"id": 3, "line": 3, "column": 1, "kind": "fs", "action": "taint",
-             "text": 'fs("/etc/passwd", read)'},
-            {"id": 4, "line": 4, "column": 5, "kind": "fs", "action": "allow",
+            {"id": 3, "file": "mylogin.bpfbox", "line": 3, "column": 1, "kind": "fs",
+             "action": "taint", "audit": False, "flags": 0x11, "text": 'fs("/etc/passwd", read)'},
+            {"id": 4, "file": "mylogin.bpfbox", "line": 4, "column": 5, "kind": "fs",
+             "action": "allow", "audit": False, "flags": 0x11,
              "text": 'fs("/etc/shadow", read|getattr)', "contexts": ["check_password"]},
-            {"id": 5, "line": 5, "column": 5, "kind": "fs", "action": "allow",
+            {"id": 5, "file": "mylogin.bpfbox", "line": 5, "column": 5, "kind": "fs",
+             "action": "allow", "audit": False, "flags": 0x11,
              "text": "fs('/run/read-only', read)", "contexts": ["a", "b", "c"]},
-            {"id": 7, "line": 7, "column": 1, "kind": "fs", "action": "audit",
-             "text": 'fs("/etc/passwd", read)'},
-            {"id": 9, "line": 9, "column": 1, "kind": "signal", "action": "deny",
+            {"id": 7, "file": "mylogin.bpfbox", "line": 7, "column": 1, "kind": "fs",
+             "action": "audit", "audit": True, "flags": 0x11, "text": 'fs("/etc/passwd", read)'},
+            {"id": 9, "file": "mylogin.bpfbox", "line": 9, "column": 1, "kind": "signal",
+             "action": "deny", "audit": False, "flags": 1 << 15,
              "text": 'signal("/usr/bin/x", sigterm)'},
+            {"id": 12, "file": "<bpfbox>/base.bpfbox", "line": 30, "column": 1, "kind": "fs",
+             "action": "deny", "audit": False, "flags": 0x2, "text": 'fs("/etc/x", write)'},
         ],
     },
     "mylogin.bpf.o",
@@ -85,7 +91,11 @@ def test_short_sample_is_an_error():
         (
             fs_event("deny", ("read", "write"), "/etc/shadow", 4, "partial_grant"),
             "bpfbox: denied mylogin[412] read,write /etc/shadow "
-            "(mylogin.bpfbox:4 grants only read,getattr)",
+            "(mylogin.bpfbox:4 grants only read)",
+        ),
+        (
+            fs_event("deny", ("write",), "/etc/x", 12, "denied_by_rule"),
+            "bpfbox: denied mylogin[412] write /etc/x (<bpfbox>/base.bpfbox:30 denies it)",
         ),
         (
             fs_event("deny", ("write",), "/etc/shadow", 0, "no_rule"),
@@ -195,6 +205,7 @@ def test_json_record_points_at_the_rule():
     assert record["reason"] is None
     assert record["rule"] == {
         "id": 7,
+        "file": "mylogin.bpfbox",
         "line": 7,
         "column": 1,
         "action": "audit",
@@ -236,8 +247,9 @@ def test_reporter_json_lines():
     }
 
 
-def test_granted_names_ignore_quoted_paths():
+def test_granted_names_are_the_requested_bits_the_rule_grants():
     rule = META.rule(4)
-    tricky = metadata.Rule(4, 4, 5, "fs", "allow", 'fs("/read/write", read)', ())
-    assert events.granted_names(rule) == ["read", "getattr"]
-    assert events.granted_names(tricky) == ["read"]
+    read, write, getattr_ = (abi.FS_FLAGS[name] for name in ("read", "write", "getattr"))
+    assert events.granted_names(rule, read | write) == ["read"]
+    assert events.granted_names(rule, read | getattr_ | write) == ["read", "getattr"]
+    assert events.granted_names(rule, write) == []

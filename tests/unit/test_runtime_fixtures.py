@@ -1,4 +1,4 @@
-"""The hand-written test objects follow compiler/abi.py, and the VM harness builds its boot.
+"""The hand-written test objects follow contract/abi.py, and the VM harness builds its boot.
 
 tests/e2e/fixtures/contract.h restates the contract in C for objects that stand in for
 bpfboxc output; if abi.py changes, this test says which number to update.
@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
-from bpfbox.compiler import abi
+from bpfbox.contract import abi
 
 TESTS = Path(__file__).parents[1]
 CONTRACT = TESTS / "e2e" / "fixtures" / "contract.h"

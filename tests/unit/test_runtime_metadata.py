@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from bpfbox.compiler import abi
+from bpfbox.contract import abi
 from bpfbox.runtime import metadata
 
 FIXTURES = Path(__file__).parents[1] / "e2e" / "fixtures"
@@ -19,6 +19,7 @@ VALID = {
     "policy": "mylogin.bpfbox",
     "profile": "/sbin/mylogin",
     "name": "mylogin",
+    "task_state_layout": abi.TASK_STATE_LAYOUT,
     "contexts": [
         {"index": 0, "kind": "func", "symbol": "check_password", "binary": "/sbin/mylogin",
          "offset": 4660, "enter_program": "bpfbox_func_enter_0",
@@ -26,8 +27,9 @@ VALID = {
         {"index": 1, "kind": "kfunc", "symbol": "vfs_read"},
     ],
     "rules": [
-        {"id": 1, "line": 4, "column": 5, "kind": "fs", "action": "allow",
-         "text": 'fs("/etc/shadow", read)', "contexts": ["check_password"]},
+        {"id": 1, "file": "mylogin.bpfbox", "line": 4, "column": 5, "kind": "fs",
+         "action": "allow", "audit": False, "flags": 17, "text": 'fs("/etc/shadow", read)',
+         "contexts": ["check_password"]},
     ],
 }  # fmt: skip
 
@@ -50,7 +52,7 @@ def broken(edit) -> dict:
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda d: d.update(version=2), "metadata version 2, but this bpfbox-run reads version 1"),
+        (lambda d: d.update(version=1), "metadata version 1, but this bpfbox-run reads version 2"),
         (lambda d: d.pop("profile"), "metadata field metadata.profile is missing"),
         (lambda d: d.update(profile="sbin/x"), "must be an absolute path"),
         (lambda d: d.update(rules={}), "metadata.rules must be of type list"),
@@ -60,6 +62,10 @@ def broken(edit) -> dict:
         (lambda d: d["rules"][0].update(id=0), "rules[0].id must be greater than 0"),
         (lambda d: d["rules"][0].update(kind="disk"), "rules[0].kind is 'disk', not one of"),
         (lambda d: d["rules"][0].update(contexts=[1]), "rules[0].contexts must be a list of"),
+        (lambda d: d["rules"][0].pop("file"), "rules[0].file is missing"),
+        (lambda d: d["rules"][0].update(flags=-1), "rules[0].flags must not be negative"),
+        (lambda d: d["rules"][0].update(audit=1), "rules[0].audit must be of type bool"),
+        (lambda d: d.pop("task_state_layout"), "metadata.task_state_layout is missing"),
         (lambda d: d["rules"].append(dict(d["rules"][0])), "rules[1].id repeats rule id 1"),
     ],
 )

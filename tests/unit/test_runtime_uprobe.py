@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from bpfbox.compiler import abi
+from bpfbox.contract import abi
 from bpfbox.runtime import libbpf, loader, metadata
 from elftools.elf.elffile import ELFFile
 

@@ -124,7 +124,7 @@ const volatile char bpfbox_cfg_profile_path[256] = {};
 /* Metadata for the runtime: profile, probes, and each rule's source line. */
 const char bpfbox_meta[] SEC(".bpfbox.meta") __attribute__((used)) =
 	"{\"contexts\":[],\"name\":\"mylogin\",\"policy\":\"empty_policy.bpfbox\",\"profile\":\"/sbin/myl"
-	"ogin\",\"rules\":[],\"version\":1}";
+	"ogin\",\"rules\":[],\"task_state_layout\":1,\"version\":2}";
 
 #define CONTEXTS 1
 #define PATH_BUF 8192
@@ -177,7 +177,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);
 	__type(key, __u32);
 	__type(value, __u64);
 } bpfbox_stats SEC(".maps");

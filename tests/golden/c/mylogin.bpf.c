@@ -129,14 +129,15 @@ const char bpfbox_meta[] SEC(".bpfbox.meta") __attribute__((used)) =
 	"1,\"kind\":\"func\",\"leave_program\":\"bpfbox_func_leave_1\",\"offset\":5505,\"symbol\":\"add_u"
 	"ser\"}],\"name\":\"mylogin\",\"policy\":\"mylogin.bpfbox\",\"profile\":\"/sbin/mylogin\",\"rules"
 	"\":[{\"action\":\"allow\",\"audit\":false,\"column\":5,\"contexts\":[\"check_password\"],\"file\""
-	":\"mylogin.bpfbox\",\"id\":1,\"kind\":\"fs\",\"line\":5,\"text\":\"fs(\\\"/etc/passwd\\\", read)"
-	"\"},{\"action\":\"allow\",\"audit\":false,\"column\":5,\"contexts\":[\"check_password\"],\"file\""
-	":\"mylogin.bpfbox\",\"id\":2,\"kind\":\"fs\",\"line\":6,\"text\":\"fs(\\\"/etc/shadow\\\", read)"
-	"\"},{\"action\":\"allow\",\"audit\":false,\"column\":5,\"contexts\":[\"add_user\"],\"file\":\"my"
-	"login.bpfbox\",\"id\":3,\"kind\":\"fs\",\"line\":10,\"text\":\"fs(\\\"/etc/passwd\\\", read|appe"
-	"nd)\"},{\"action\":\"allow\",\"audit\":false,\"column\":5,\"contexts\":[\"add_user\"],\"file\":\""
-	"mylogin.bpfbox\",\"id\":4,\"kind\":\"fs\",\"line\":11,\"text\":\"fs(\\\"/etc/shadow\\\", read|ap"
-	"pend)\"}],\"version\":1}";
+	":\"mylogin.bpfbox\",\"flags\":17,\"id\":1,\"kind\":\"fs\",\"line\":5,\"text\":\"fs(\\\"/etc/pass"
+	"wd\\\", read)\"},{\"action\":\"allow\",\"audit\":false,\"column\":5,\"contexts\":[\"check_passwo"
+	"rd\"],\"file\":\"mylogin.bpfbox\",\"flags\":17,\"id\":2,\"kind\":\"fs\",\"line\":6,\"text\":\"fs"
+	"(\\\"/etc/shadow\\\", read)\"},{\"action\":\"allow\",\"audit\":false,\"column\":5,\"contexts\":["
+	"\"add_user\"],\"file\":\"mylogin.bpfbox\",\"flags\":21,\"id\":3,\"kind\":\"fs\",\"line\":10,\"te"
+	"xt\":\"fs(\\\"/etc/passwd\\\", read|append)\"},{\"action\":\"allow\",\"audit\":false,\"column\":"
+	"5,\"contexts\":[\"add_user\"],\"file\":\"mylogin.bpfbox\",\"flags\":21,\"id\":4,\"kind\":\"fs\","
+	"\"line\":11,\"text\":\"fs(\\\"/etc/shadow\\\", read|append)\"}],\"task_state_layout\":1,\"versio"
+	"n\":2}";
 
 #define CONTEXTS 2
 #define PATH_BUF 8192
@@ -189,7 +190,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);
 	__type(key, __u32);
 	__type(value, __u64);
 } bpfbox_stats SEC(".maps");

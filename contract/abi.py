@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from enum import IntEnum
 
 #: Version of the metadata format; the runtime refuses objects with another version.
-METADATA_VERSION = 1
+#: 2: rules carry their source file and their granted flag bits.
+METADATA_VERSION = 2
 
 #: ELF section of the compiled object that holds the metadata JSON (NUL-terminated).
 METADATA_SECTION = ".bpfbox.meta"
@@ -25,9 +27,22 @@ METADATA_SYMBOL = "bpfbox_meta"
 EVENTS_MAP = "bpfbox_events"
 STATS_MAP = "bpfbox_stats"
 TASKS_MAP = "bpfbox_tasks"
-#: Keys of the u64 counters in the stats array map.
+#: Per-CPU path scratch buffer (no userspace access; named here so the names cannot clash).
+SCRATCH_MAP = "bpfbox_scratch"
+#: Keys of the u64 counters in the stats array map: events the ring buffer had no room for,
+#: and tasks alive and confined right now (+1 on confinement or inheritance, -1 at task_free).
 STAT_LOST_EVENTS = 0
-STAT_COUNT = 1
+STAT_CONFINED_TASKS = 1
+STAT_COUNT = 2
+
+#: Function contexts a policy may have: `struct task_state` holds a call depth for each, so
+#: the per-task state has the same layout whatever the policy (a profile can be replaced in
+#: place, keeping its task-storage map).
+MAX_CONTEXTS = 64
+#: Version of `struct task_state`'s layout (TASK_STATE_FIELDS), carried in the metadata so that
+#: a pinned task-storage map is reused only by a program with the same layout.  Bump it with
+#: any change to TASK_STATE_FIELDS.
+TASK_STATE_LAYOUT = 1
 
 #: Read-only configuration the runtime sets between open and load (`const volatile`).
 #: The profile program's identity: inode number and the kernel's encoding of its device.
@@ -46,6 +61,31 @@ PROFILE_PATH_LEN = 256
 #: Program-name prefixes of function-context probes; the suffix is the context index.
 UPROBE_ENTER_PREFIX = "bpfbox_func_enter_"
 UPROBE_LEAVE_PREFIX = "bpfbox_func_leave_"
+KFUNC_ENTER_PREFIX = "bpfbox_kfunc_enter_"
+KFUNC_LEAVE_PREFIX = "bpfbox_kfunc_leave_"
+
+
+def probe_names(context_kind: str, index: int) -> tuple[str, str]:
+    """The entry and exit program names of context `index` ("func" or "kfunc")."""
+    if context_kind == "func":
+        return f"{UPROBE_ENTER_PREFIX}{index}", f"{UPROBE_LEAVE_PREFIX}{index}"
+    return f"{KFUNC_ENTER_PREFIX}{index}", f"{KFUNC_LEAVE_PREFIX}{index}"
+
+
+#: The running kernel's BTF, and the BTF record kind of a function.
+BTF_PATH = "/sys/kernel/btf/vmlinux"
+BTF_KIND_FUNC = 12
+
+#: How every generated program is compiled (the runtime's build, the host tests).
+CLANG_FLAGS = ("-O2", "-g", "-target", "bpf", "-D__TARGET_ARCH_x86", "-I/usr/include")
+
+#: Path resolution limits of the generated program: the scratch buffer (a power of two, so
+#: that an index masked with PATH_BUF - 1 is in bounds), the longest path and name resolved,
+#: and the most components walked.
+PATH_BUF = 8192
+PATH_MAX_LEN = 4095
+NAME_MAX = 255
+WALK_STEPS = 256
 
 # Access flags of each rule kind.  One bit each, so that a request (several flags at once)
 # and a grant (the union of rules) are plain bit sets.
@@ -218,8 +258,42 @@ CAPABILITIES = {
 #: Rule kinds, numbered as they travel in events.
 RULE_KINDS = {"fs": 1, "proc": 2, "signal": 3, "ptrace": 4, "net": 5, "cap": 6}
 
-#: What an event reports.
-EVENT_KINDS = {"deny": 1, "audit": 2, "complain": 3, "taint": 4}
+
+class Decision(IntEnum):
+    """What a rule decides, as the generated program's `apply()` receives it."""
+
+    NONE = 0  # an `audit`-only rule: it logs, grants nothing
+    ALLOW = 1
+    DENY = 2
+    TAINT = 3
+
+    @classmethod
+    def of(cls, decision: str | None) -> Decision:
+        """The code of an IR decision ("allow", "deny", "taint" or None)."""
+        return cls.NONE if decision is None else cls[decision.upper()]
+
+
+class EventKind(IntEnum):
+    """What an event reports."""
+
+    DENY = 1
+    AUDIT = 2
+    COMPLAIN = 3
+    TAINT = 4
+
+
+class Reason(IntEnum):
+    """Why an event names its rule: the deny rule that matched, or an allow rule that would
+    have granted the access had its function context held."""
+
+    NO_RULE = 0
+    DENIED_BY_RULE = 1
+    OUTSIDE_CONTEXT = 2
+    PARTIAL_GRANT = 3
+
+
+EVENT_KINDS = {k.name.lower(): k.value for k in EventKind}
+REASONS = {r.name.lower(): r.value for r in Reason}
 
 #: Longest path or object name carried in an event (bytes, including the NUL).
 EVENT_OBJECT_LEN = 256
@@ -227,34 +301,48 @@ EVENT_COMM_LEN = 16
 
 
 @dataclass(frozen=True)
-class EventField:
-    """One field of the ring-buffer event, in C and in Python's struct notation."""
+class Field:
+    """One field of a struct shared with the kernel side, in C and in Python's struct notation."""
 
     name: str
     c_type: str
     struct_code: str
 
+    @property
+    def declaration(self) -> str:
+        """The C member declaration: `char comm[16]`, `__u32 pid`."""
+        if "[" in self.c_type:
+            base, size = self.c_type.split("[")
+            return f"{base} {self.name}[{size}"
+        return f"{self.c_type} {self.name}"
 
-#: The event layout, in order.  The template renders the C struct from this list and the
+
+#: The event layout, in order.  The C header renders the struct from this list and the
 #: runtime decodes with EVENT_STRUCT, so the two cannot drift apart.
 EVENT_FIELDS = (
-    EventField("kind", "__u32", "I"),
-    EventField("rule_kind", "__u32", "I"),
-    EventField("pid", "__u32", "I"),
-    EventField("tgid", "__u32", "I"),
-    EventField("flags", "__u64", "Q"),
-    EventField("rule", "__u32", "I"),
-    EventField("reason", "__u32", "I"),
-    EventField("object_num", "__u32", "I"),
-    EventField("target_pid", "__u32", "I"),
-    EventField("comm", f"char[{EVENT_COMM_LEN}]", f"{EVENT_COMM_LEN}s"),
-    EventField("object", f"char[{EVENT_OBJECT_LEN}]", f"{EVENT_OBJECT_LEN}s"),
+    Field("kind", "__u32", "I"),
+    Field("rule_kind", "__u32", "I"),
+    Field("pid", "__u32", "I"),
+    Field("tgid", "__u32", "I"),
+    Field("flags", "__u64", "Q"),
+    Field("rule", "__u32", "I"),
+    Field("reason", "__u32", "I"),
+    Field("object_num", "__u32", "I"),
+    Field("target_pid", "__u32", "I"),
+    Field("comm", f"char[{EVENT_COMM_LEN}]", f"{EVENT_COMM_LEN}s"),
+    Field("object", f"char[{EVENT_OBJECT_LEN}]", f"{EVENT_OBJECT_LEN}s"),
 )
 EVENT_STRUCT = struct.Struct("<" + "".join(f.struct_code for f in EVENT_FIELDS))
 
-#: Why an event names its rule: the deny rule that matched, or an allow rule that would
-#: have granted the access had its function context held.
-REASONS = {"no_rule": 0, "denied_by_rule": 1, "outside_context": 2, "partial_grant": 3}
+#: The per-task state in task-local storage (confinement, exec in progress, taint, the call
+#: depth of each function context).  Fixed whatever the policy: see MAX_CONTEXTS.
+TASK_STATE_FIELDS = (
+    Field("confined", "__u32", "I"),
+    Field("pending", "__u32", "I"),
+    Field("tainted", "__u32", "I"),
+    Field("depth", f"__u32[{MAX_CONTEXTS}]", f"{MAX_CONTEXTS}I"),
+)
+TASK_STATE_STRUCT = struct.Struct("<" + "".join(f.struct_code for f in TASK_STATE_FIELDS))
 
 #: `rule` value meaning "no rule to point at" (rule ids in metadata start at 1).
 NO_RULE = 0
