@@ -40,7 +40,7 @@ class Rule:
     """A rule of the policy, as events refer to it."""
 
     id: int
-    #: The source file the rule was written in: the policy, or a fragment it includes.
+    #: The base name of the file the rule is written in: the policy, or a fragment it includes.
     file: str
     line: int
     column: int

@@ -79,8 +79,7 @@ def test_a_wrong_size_fails_to_compile(tmp_path: Path) -> None:
 
 
 def _source_line(file: str, line: int, policy: Path) -> str:
-    path = INCLUDES / file.removeprefix("<bpfbox>/") if file.startswith("<bpfbox>/") else None
-    path = path or policy.parent / file
+    path = policy if file == policy.name else INCLUDES / file
     return path.read_text().splitlines()[line - 1]
 
 

@@ -114,7 +114,7 @@ struct msghdr;
 struct kernel_siginfo;
 struct user_namespace;
 
-/* Configuration the runtime writes before loading (see compiler/abi.py). */
+/* Configuration the runtime writes before loading (see contract/abi.py). */
 const volatile __u64 bpfbox_cfg_profile_ino = 0;
 const volatile __u64 bpfbox_cfg_profile_dev = 0;
 const volatile __u32 bpfbox_cfg_complain = 0;
