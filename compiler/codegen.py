@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from functools import cache
 from importlib import resources
-from pathlib import PurePath
 
 import jinja2
 from bpfbox.contract import abi
@@ -75,8 +74,7 @@ def metadata(program: Program) -> contract_metadata.Document:
     rules = tuple(
         contract_metadata.Rule(
             id=r.id,
-            # Like `policy`, a base name: events name `base.bpfbox:5`, not a build path.
-            file=PurePath(r.span.file).name,
+            file=program.rule_file(r),
             line=r.span.line,
             column=r.span.column,
             kind=r.kind,

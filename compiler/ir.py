@@ -7,6 +7,7 @@ the IR goldens).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from . import glob, language
@@ -156,6 +157,19 @@ class Program:
     rules: tuple[Rule, ...]
     fs_globs: GlobTable
     target_globs: GlobTable
+    #: The main policy's file as given to bpfboxc (spans of its rules name it).
+    source: str = ""
+
+    def rule_file(self, rule: Rule) -> str:
+        """The file a rule is written in, as events show it: the policy's base name for its
+        own rules, `<bpfbox>/base.bpfbox` for a shipped fragment's, and a file fragment's
+        path relative to the policy's folder."""
+        file = rule.span.file
+        if file == self.source:
+            return self.policy
+        if file.startswith("<"):
+            return file
+        return os.path.relpath(file, os.path.dirname(self.source) or ".")
 
     @property
     def has_taint(self) -> bool:

@@ -36,6 +36,7 @@ def lower(policy: ast.Policy, resolved: Resolved, diagnostics: Diagnostics) -> P
         return None
     return Program(
         policy=Path(policy.file).name,
+        source=policy.file,
         profile=resolved.profile,
         name=profile_name(resolved.profile),
         contexts=resolved.contexts,

@@ -40,7 +40,8 @@ class Rule:
     """A rule of the policy, as events refer to it."""
 
     id: int
-    #: The base name of the file the rule is written in: the policy, or a fragment it includes.
+    #: The file the rule is written in: the policy's base name (as `Document.policy`), a
+    #: shipped fragment's `<bpfbox>/NAME.bpfbox`, or a file fragment's path from the policy.
     file: str
     line: int
     column: int

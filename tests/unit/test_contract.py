@@ -79,7 +79,10 @@ def test_a_wrong_size_fails_to_compile(tmp_path: Path) -> None:
 
 
 def _source_line(file: str, line: int, policy: Path) -> str:
-    path = policy if file == policy.name else INCLUDES / file
+    if file.startswith("<bpfbox>/"):
+        path = INCLUDES / file.removeprefix("<bpfbox>/")
+    else:
+        path = policy.parent / file
     return path.read_text().splitlines()[line - 1]
 
 

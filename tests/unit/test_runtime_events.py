@@ -32,7 +32,7 @@ META = metadata.parse(
             {"id": 9, "file": "mylogin.bpfbox", "line": 9, "column": 1, "kind": "signal",
              "action": "deny", "audit": False, "flags": 1 << 15,
              "text": 'signal("/usr/bin/x", sigterm)'},
-            {"id": 12, "file": "base.bpfbox", "line": 30, "column": 1, "kind": "fs",
+            {"id": 12, "file": "<bpfbox>/base.bpfbox", "line": 30, "column": 1, "kind": "fs",
              "action": "deny", "audit": False, "flags": 0x2, "text": 'fs("/etc/x", write)'},
         ],
     },
@@ -95,7 +95,7 @@ def test_short_sample_is_an_error():
         ),
         (
             fs_event("deny", ("write",), "/etc/x", 12, "denied_by_rule"),
-            "bpfbox: denied mylogin[412] write /etc/x (base.bpfbox:30 denies it)",
+            "bpfbox: denied mylogin[412] write /etc/x (<bpfbox>/base.bpfbox:30 denies it)",
         ),
         (
             fs_event("deny", ("write",), "/etc/shadow", 0, "no_rule"),
