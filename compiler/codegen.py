@@ -1,17 +1,23 @@
 """Pass 7, code generation: IR to one self-contained libbpf CO-RE C file.
 
-Input: an `ir.Program`.  Output: the C text.  Every name, number and decision is computed
-here; codegen_templates/program.bpf.c.j2 only lays them out.  The output is deterministic:
-same IR, same bytes (no time stamps, no build paths).
+Input: an `ir.Program`.  Output: the C text.  The fixed logic is real C, the BPF library in
+codegen_templates/bpf (path walk, DFA scan, verdict, the hooks of each family);
+codegen_templates/program.bpf.c.j2 is the policy's part only (metadata, DFA tables, one
+decide_KIND function per rule kind with the rules as constant checks, context probes), laid
+out from what this module computes.  The library is pasted in where the template includes it,
+so the output needs no file of bpfbox to compile.  It is deterministic: same IR, same bytes
+(no time stamps, no build paths).
 """
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from importlib import resources
+from pathlib import PurePosixPath
 
 import jinja2
-from bpfbox.contract import abi
+from bpfbox.contract import abi, header
 from bpfbox.contract import metadata as contract_metadata
 
 from . import language
@@ -33,25 +39,55 @@ def _environment() -> jinja2.Environment:
 
 
 def generate(program: Program) -> str:
-    """The C source of `program`."""
+    """The C source of `program`, self-contained."""
+    return paste_library(policy_part(program))
+
+
+def policy_part(program: Program) -> str:
+    """The policy's part of the C source: the template rendered, the library's `#include`s
+    left in place (compile it with `-I` codegen_templates to check the library as files)."""
     fs_table, target_table = program.fs_globs, program.target_globs
     context = {
         "abi": abi,
         "policy": program.policy,
         "profile": program.profile,
         "has_taint": program.has_taint,
-        "context_slots": max(1, len(program.contexts)),
         "metadata_chunks": _chunks(_c_string(metadata(program).to_json())),
-        "event_fields": abi.EVENT_FIELDS,
         "dfas": [_dfa_view(t) for t in (fs_table, target_table)],
         "rule_kinds": [_kind_view(k, program, fs_table, target_table) for k in language.RULE_KINDS],
         "contexts": [_context_view(c) for c in program.contexts],
-        "fs": _hex_flags(language.FS_ACCESS),
-        "proc": _hex_flags(language.PROC_ACCESS),
-        "ptrace": _hex_flags(language.PTRACE_ACCESS),
-        "net": _hex_flags(language.NET_OPS),
     }
     return _environment().get_template(TEMPLATE).render(context)
+
+
+_INCLUDE = re.compile(r'^#include "([^"]+)"\n', re.M)
+
+
+def paste_library(source: str) -> str:
+    """Replace each `#include "FILE"` of the library by FILE's text, recursively; a file with
+    an include guard is pasted once, dfa.bpf.h (made to be included once per DFA) each time."""
+    root = resources.files("bpfbox.codegen_templates")
+    pasted: set[str] = set()
+
+    def expand(text: str, folder: PurePosixPath) -> str:
+        def replace(match: re.Match[str]) -> str:
+            name = str(folder / match.group(1))
+            content = _library_file(root, name)
+            if name in pasted and "#ifndef BPFBOX_" in content:
+                return ""
+            pasted.add(name)
+            body = expand(content, PurePosixPath(name).parent)
+            return f"/* ---- {name} ---- */\n{body}"
+
+        return _INCLUDE.sub(replace, text)
+
+    return expand(source, PurePosixPath("."))
+
+
+def _library_file(root, name: str) -> str:
+    if PurePosixPath(name).name == header.FILE_NAME:
+        return header.render()
+    return root.joinpath(name).read_text()
 
 
 def metadata(program: Program) -> contract_metadata.Document:
@@ -118,10 +154,6 @@ def _odd_backslashes(text: str, start: int, end: int) -> bool:
     return count % 2 == 1
 
 
-def _hex_flags(flags: language.FlagSet) -> dict[str, str]:
-    return {name: f"{bit:#x}ULL" for name, bit in flags.bits.items()}
-
-
 def _dfa_view(table: GlobTable) -> dict:
     dfa = table.dfa
     words = max(1, (len(table.globs) + 63) // 64)
@@ -169,7 +201,7 @@ def _rule_view(rule: Rule, fs_table: GlobTable, targets: GlobTable) -> dict:
         "location": f"{rule.span.file}:{rule.span.line}",
         "comment": rule.text.replace("*/", "*\\/").replace("/*", "/\\*"),
         "match": _match_expression(rule, fs_table, targets),
-        "decision": int(abi.Decision.of(rule.decision)),
+        "decision": f"DECISION_{abi.Decision.of(rule.decision).name}",
         "audit": int(rule.audit),
         "flags": f"{rule.flags:#x}ULL",
         "context": _context_expression(rule),

@@ -56,6 +56,7 @@ CODES = {
     "E0507": "library not usable",
     "E0508": "policy too complex",
     "E0509": "symbols do not match the binary",
+    "E0510": "too many function contexts",
     # Warnings.
     "W0001": "duplicate rule",
     "W0002": "allow rule shadowed by a deny rule",

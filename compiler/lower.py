@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from bpfbox.contract import abi
+
 from . import ast, glob, language
 from .diagnostics import Diagnostics
 from .ir import GlobTable, Program, Rule, Target
@@ -17,7 +19,20 @@ from .resolve import Resolved
 
 
 def lower(policy: ast.Policy, resolved: Resolved, diagnostics: Diagnostics) -> Program | None:
-    """Build the IR program of `policy`; None when its globs are too complex to load."""
+    """Build the IR program of `policy`; None when it cannot be loaded (too many function
+    contexts, or globs too complex)."""
+    if len(resolved.contexts) > abi.MAX_CONTEXTS:
+        first_extra = resolved.contexts[abi.MAX_CONTEXTS]
+        diagnostics.add(
+            "E0510",
+            f"too many function contexts: {len(resolved.contexts)}, at most "
+            f"{abi.MAX_CONTEXTS} per policy",
+            first_extra.span,
+            label=f"context number {abi.MAX_CONTEXTS + 1}",
+            help="restrict rules to fewer distinct functions (each `#[func]` or `#[kfunc]` "
+            "name counts once, however often it is used)",
+        )
+        return None
     rules = tuple(
         _lower_rule(rule, chain, rule_id, resolved)
         for rule_id, (rule, chain) in enumerate(ast.directed_rules(policy.items), start=1)

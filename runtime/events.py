@@ -129,7 +129,9 @@ def describe_access(event: Event) -> str:
     if kind == "net":
         return f"net {family_name(event)} {what}"
     if kind == "signal":
-        return f"signal {what} to {_target(event)}"
+        # A signal no rule can name (above 63) travels as its number, with no flag bit.
+        number = what if event.flags else str(event.object_num)
+        return f"signal {number} to {_target(event)}"
     if kind in _TARGETED:
         return f"{kind} {what} {_target(event)}"
     return f"{kind} {what}"

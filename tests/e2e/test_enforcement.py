@@ -281,6 +281,11 @@ class TestSignals:
         target, other = start_target("target"), start_target("target2")
         try:
             ops = [f"kill:{target.pid}:0", f"kill:{target.pid}:KILL", f"kill:{other.pid}:TERM"]
+            # Signal 64 (SIGRTMAX) has no name in the language: denied whoever the target is.
+            assert probe(f"kill:{target.pid}:64") == ["EPERM"]
+            assert session.wait_for_message(
+                rf"denied probe\[\d+\] signal 64 to .*\[{target.pid}\] \(no rule in signal\.bpfbox"
+            )
             assert probe(*ops, f"kill:{target.pid}:TERM") == ["ok", "EPERM", "EPERM", "ok"]
             assert target.wait(timeout=10) == -15
         finally:

@@ -142,6 +142,7 @@ def test_signal_denied_by_rule():
         ("net", abi.NET_OPS["connect"], {"object_num": abi.FAMILIES["inet6"]}, "net inet6 connect"),
         ("net", abi.NET_OPS["create"], {"object_num": 99}, "net af99 create"),
         ("cap", 1 << abi.CAPABILITIES["sys_admin"], {}, "cap sys_admin"),
+        ("signal", 0, {"object_num": 64, "target_pid": 9}, "signal 64 to ?[9]"),
         (
             "ptrace",
             abi.PTRACE_FLAGS["attach"],

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The DFA scan: runs one of the policy's glob DFAs over the path in the scratch buffer, one
+ * byte per bpf_loop step, whatever the number of globs.  Included once per DFA, after
+ *
+ *	#define DFA_NAME fs		(names: fs_step, fs_match, fs_has)
+ *	#define DFA_STATES, DFA_CLASSES, DFA_WORDS	(table sizes, constants)
+ *	DFA_NAME_class[256], DFA_NAME_next[STATES * CLASSES], DFA_NAME_accept[STATES][WORDS]
+ *
+ * and after path_index(), below(), struct scratch and bpf_loop: the BPF program's
+ * (state.bpf.h) or the host test's (tests/unit/dfa_host.c), which runs this same code
+ * against compiler/glob.py's matcher.
+ */
+#if !defined(DFA_NAME) || !defined(DFA_STATES) || !defined(DFA_CLASSES) || !defined(DFA_WORDS)
+#error "dfa.bpf.h needs DFA_NAME, DFA_STATES, DFA_CLASSES and DFA_WORDS"
+#endif
+
+#define DFA_PASTE_(name, what) name##_##what
+#define DFA_PASTE(name, what) DFA_PASTE_(name, what)
+#define DFA_FN(what) DFA_PASTE(DFA_NAME, what)
+
+struct DFA_FN(scan) {
+	struct scratch *s;
+	__u32 off;
+	__u32 state;
+};
+
+static long DFA_FN(step)(__u32 index, void *data)
+{
+	struct DFA_FN(scan) *scan = data;
+	__u32 state = scan->state, cls;
+	__u8 c;
+
+	if (!scan->s)
+		return 1;
+	c = scan->s->path[path_index(scan->off + index)];
+	if (!c)
+		return 1;
+	cls = DFA_FN(class)[c];
+	scan->state = DFA_FN(next)[below(state * DFA_CLASSES + cls, DFA_STATES * DFA_CLASSES)];
+	return scan->state == 0;
+}
+
+/* Run the DFA over the path in the scratch buffer; returns the final state (0: nothing
+ * matches). */
+static __noinline __u32 DFA_FN(match)(struct scratch *s)
+{
+	struct DFA_FN(scan) scan = { .s = s, .state = 1 };
+
+	if (!s)
+		return 0;
+	scan.off = s->start;
+	bpf_loop(PATH_MAX_LEN + 1, DFA_FN(step), &scan, 0);
+	return scan.state < DFA_STATES ? scan.state : 0;
+}
+
+/* Does the final `state` accept glob number `glob`? */
+static __always_inline int DFA_FN(has)(__u32 state, __u32 glob)
+{
+	if (glob / 64 >= DFA_WORDS)
+		return 0;
+	return (DFA_FN(accept)[below(state, DFA_STATES)][glob / 64] >> (glob % 64)) & 1;
+}
+
+#undef DFA_FN
+#undef DFA_PASTE
+#undef DFA_PASTE_
+#undef DFA_NAME
+#undef DFA_STATES
+#undef DFA_CLASSES
+#undef DFA_WORDS

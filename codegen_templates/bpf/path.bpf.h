@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Path resolution: walk from a dentry to the root, crossing mount points, and write the path
+ * backwards into the per-CPU scratch buffer (struct scratch).  The same walker serves every
+ * hook (file, path, dentry-only) and the executables of target processes.
+ */
+#ifndef BPFBOX_PATH_BPF_H
+#define BPFBOX_PATH_BPF_H
+
+#include "state.bpf.h"
+
+enum { WALK_OK = 0, WALK_TOO_LONG = 1, WALK_DETACHED = 2 };
+
+struct walk {
+	struct scratch *s;
+	struct dentry *dentry;
+	struct vfsmount *vfsmnt;
+	struct mount *ns_root;
+	__u32 off;
+	__u32 status;
+};
+
+static __always_inline struct mount *real_mount(struct vfsmount *vfsmnt)
+{
+	return (void *)vfsmnt - bpf_core_field_offset(struct mount, mnt);
+}
+
+static long walk_step(__u32 index, void *data)
+{
+	struct walk *w = data;
+	struct dentry *dentry = w->dentry;
+	struct vfsmount *vfsmnt = w->vfsmnt;
+	struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
+	struct dentry *root = BPF_CORE_READ(vfsmnt, mnt_root);
+	struct scratch *s = w->s;
+	__u32 len, off;
+
+	if (dentry == root) {
+		struct mount *mnt = real_mount(vfsmnt);
+		struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
+
+		if (up == mnt) {
+			/* The top of a mount tree: the namespace's root, or a mount no process can
+			 * reach by path (an internal one, or overlayfs' private clone of a layer,
+			 * which it uses on behalf of an access already checked on the overlay). */
+			if (mnt != w->ns_root)
+				w->status = WALK_DETACHED;
+			return 1;
+		}
+		w->dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
+		w->vfsmnt = (void *)up + bpf_core_field_offset(struct mount, mnt);
+		return 0;
+	}
+	if (dentry == parent) {
+		/* The root of a file system that is not mounted where we walk: a deleted or
+		 * lazily unmounted tree.  No rule can name it. */
+		w->status = WALK_DETACHED;
+		return 1;
+	}
+	len = BPF_CORE_READ(dentry, d_name.len);
+	if (len > NAME_MAX || w->off < PATH_BUF - PATH_MAX_LEN + len + 1) {
+		w->status = WALK_TOO_LONG;
+		return 1;
+	}
+	off = w->off - len;
+	if (off > PATH_BUF - 2 || !s)
+		return 1;
+	bpf_probe_read_kernel(&s->path[path_index(off)], name_length(len), BPF_CORE_READ(dentry, d_name.name));
+	off -= 1;
+	s->path[path_index(off)] = '/';
+	w->off = off;
+	w->dentry = parent;
+	return 0;
+}
+
+/* Resolve (mnt, dentry) into the scratch buffer; sets s->start.  Returns a WALK_ status. */
+static __noinline int resolve_path(struct scratch *s, struct vfsmount *mnt, struct dentry *dentry)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct walk w = {
+		.s = s,
+		.dentry = dentry,
+		.vfsmnt = mnt,
+		.ns_root = BPF_CORE_READ(task, nsproxy, mnt_ns, root),
+		.off = PATH_BUF - 1,
+	};
+
+	if (!s)
+		return WALK_TOO_LONG;
+	s->path[PATH_BUF - 1] = 0;
+	if (bpf_loop(WALK_STEPS, walk_step, &w, 0) == WALK_STEPS && w.status == WALK_OK)
+		w.status = WALK_TOO_LONG;
+	if (w.off == PATH_BUF - 1) {
+		w.off -= 1;
+		s->path[PATH_BUF - 2] = '/';
+	}
+	s->start = w.off;
+	return w.status;
+}
+
+#endif /* BPFBOX_PATH_BPF_H */

@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Types: fixed-width integers, libbpf's helpers, UAPI constants and the kernel types this
+ * program reads.  The kernel types are local definitions with preserve_access_index (only the
+ * fields read), relocated by libbpf against the running kernel's BTF at load time, so neither
+ * vmlinux.h nor kernel or libc headers are needed.
+ */
+#ifndef BPFBOX_TYPES_BPF_H
+#define BPFBOX_TYPES_BPF_H
+
+typedef unsigned char __u8;
+typedef unsigned short __u16;
+typedef unsigned int __u32;
+typedef unsigned long long __u64;
+typedef signed char __s8;
+typedef short __s16;
+typedef int __s32;
+typedef long long __s64;
+typedef __u16 __be16;
+typedef __u32 __be32;
+typedef __u32 __wsum;
+
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+/* UAPI constants (linux/bpf.h, errno, fcntl, mman): defined here so that no kernel or
+ * libc header is needed to compile this file. */
+enum {
+	BPF_MAP_TYPE_ARRAY = 2,
+	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
+	BPF_MAP_TYPE_RINGBUF = 27,
+	BPF_MAP_TYPE_TASK_STORAGE = 29,
+	BPF_F_NO_PREALLOC = 1,
+	BPF_LOCAL_STORAGE_GET_F_CREATE = 1,
+};
+#define EPERM 1
+#define ENOMEM 12
+#define FMODE_READ 0x1
+#define FMODE_WRITE 0x2
+#define FMODE_EXEC 0x20
+#define FMODE_NOACCOUNT 0x20000000
+#define O_TRUNC 01000
+#define O_APPEND 02000
+#define PROT_EXEC 0x4
+#define CLONE_THREAD 0x00010000
+#define PTRACE_MODE_READ 0x01
+#define PTRACE_MODE_ATTACH 0x02
+#define ATTR_ATIME 0x10
+#define ATTR_MTIME 0x20
+#define ATTR_ATIME_SET 0x80
+#define ATTR_MTIME_SET 0x100
+#define ATTR_TIMES (ATTR_ATIME | ATTR_MTIME | ATTR_ATIME_SET | ATTR_MTIME_SET)
+#define PROC_SUPER_MAGIC 0x9fa0
+
+/* Kernel types: only the fields this program reads. */
+struct qstr { __u32 len; const unsigned char *name; } __attribute__((preserve_access_index));
+struct list_head { struct list_head *next; } __attribute__((preserve_access_index));
+struct super_block {
+	__u32 s_dev;
+	unsigned long s_magic;
+	struct list_head s_mounts;
+} __attribute__((preserve_access_index));
+struct inode { unsigned long i_ino; struct super_block *i_sb; } __attribute__((preserve_access_index));
+struct dentry {
+	struct dentry *d_parent;
+	struct qstr d_name;
+	struct inode *d_inode;
+	struct super_block *d_sb;
+} __attribute__((preserve_access_index));
+struct vfsmount { struct dentry *mnt_root; struct super_block *mnt_sb; int mnt_flags; } __attribute__((preserve_access_index));
+struct mount {
+	struct mount *mnt_parent;
+	struct dentry *mnt_mountpoint;
+	struct vfsmount mnt;
+	struct list_head mnt_instance;
+} __attribute__((preserve_access_index));
+struct path { struct vfsmount *mnt; struct dentry *dentry; } __attribute__((preserve_access_index));
+struct fs_struct { struct path root; struct path pwd; } __attribute__((preserve_access_index));
+struct mnt_namespace { struct mount *root; } __attribute__((preserve_access_index));
+struct nsproxy { struct mnt_namespace *mnt_ns; } __attribute__((preserve_access_index));
+struct file {
+	struct path f_path;
+	struct inode *f_inode;
+	__u32 f_mode;
+	unsigned int f_flags;
+} __attribute__((preserve_access_index));
+struct mm_struct { struct file *exe_file; } __attribute__((preserve_access_index));
+struct hlist_node { struct hlist_node *next; } __attribute__((preserve_access_index));
+struct hlist_head { struct hlist_node *first; } __attribute__((preserve_access_index));
+struct pid { struct hlist_head tasks[4]; } __attribute__((preserve_access_index));
+struct cred;
+struct task_struct {
+	int pid;
+	int tgid;
+	struct task_struct *group_leader;
+	struct task_struct *real_parent;
+	struct mm_struct *mm;
+	const struct cred *cred;
+	struct fs_struct *fs;
+	struct nsproxy *nsproxy;
+	unsigned int in_execve:1;
+	struct hlist_node pid_links[4];
+} __attribute__((preserve_access_index));
+struct proc_inode { struct pid *pid; struct inode vfs_inode; } __attribute__((preserve_access_index));
+struct linux_binprm { struct file *file; } __attribute__((preserve_access_index));
+struct vm_area_struct { struct file *vm_file; } __attribute__((preserve_access_index));
+struct iattr { unsigned int ia_valid; } __attribute__((preserve_access_index));
+struct sock_common { unsigned short skc_family; } __attribute__((preserve_access_index));
+struct sock { struct sock_common __sk_common; } __attribute__((preserve_access_index));
+struct socket { struct sock *sk; } __attribute__((preserve_access_index));
+struct sockaddr;
+struct msghdr;
+struct kernel_siginfo;
+struct user_namespace;
+
+#endif /* BPFBOX_TYPES_BPF_H */

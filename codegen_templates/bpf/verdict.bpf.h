@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Verdict: what the rules said about one access (struct decision, filled by the policy's
+ * decide_KIND functions through apply()), turned into 0 or -EPERM and events.
+ * Needs TAINT_MODE (1 when the policy has taint rules) defined before it.
+ */
+#ifndef BPFBOX_VERDICT_BPF_H
+#define BPFBOX_VERDICT_BPF_H
+
+#include "state.bpf.h"
+
+#ifndef TAINT_MODE
+#error "verdict.bpf.h needs TAINT_MODE (the policy's)"
+#endif
+
+/* What the active rules say about one access. */
+struct decision {
+	__u64 allow;
+	__u64 deny;
+	__u64 taint;
+	__u64 audit;
+	__u64 inactive;
+	__u32 allow_rule;
+	__u32 deny_rule;
+	__u32 taint_rule;
+	__u32 audit_rule;
+	__u32 inactive_rule;
+};
+
+/* The object of an access, for events: a path in the scratch buffer and/or numbers. */
+struct object {
+	__u32 kind;
+	__u32 number;
+	__u32 target_pid;
+	__u32 has_path;
+};
+
+/* Is the thread inside a call to the function of `context`? */
+static __always_inline int active(struct task_state *t, __u32 context)
+{
+	return context < MAX_CONTEXTS && t->depth[context] > 0;
+}
+
+static __always_inline void note_rule(__u64 *flags, __u32 *first, __u32 id, __u64 granted)
+{
+	*flags |= granted;
+	if (!*first)
+		*first = id;
+}
+
+/* A rule whose object matched: record what it says, if its context holds. */
+static __always_inline void apply(struct decision *d, __u64 req, __u32 id, int decision, int audit,
+				  __u64 flags, int in_context)
+{
+	if (!(flags & req))
+		return;
+	if (!in_context) {
+		if (decision == DECISION_ALLOW)
+			note_rule(&d->inactive, &d->inactive_rule, id, flags);
+		return;
+	}
+	if (audit)
+		note_rule(&d->audit, &d->audit_rule, id, flags);
+	if (decision == DECISION_ALLOW)
+		note_rule(&d->allow, &d->allow_rule, id, flags);
+	else if (decision == DECISION_DENY)
+		note_rule(&d->deny, &d->deny_rule, id, flags);
+	else if (decision == DECISION_TAINT)
+		note_rule(&d->taint, &d->taint_rule, id, flags);
+}
+
+static __always_inline void emit(__u32 kind, __u32 rule_kind, __u64 flags, __u32 rule, __u32 reason,
+				 struct object *o)
+{
+	struct event *e = bpf_ringbuf_reserve(&EVENTS_MAP, sizeof(*e), 0);
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct scratch *s;
+
+	if (!e) {
+		count(STAT_LOST_EVENTS, 1);
+		return;
+	}
+	e->kind = kind;
+	e->rule_kind = rule_kind;
+	e->pid = (__u32)pid_tgid;
+	e->tgid = pid_tgid >> 32;
+	e->flags = flags;
+	e->rule = rule;
+	e->reason = reason;
+	e->object_num = o->number;
+	e->target_pid = o->target_pid;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	e->object[0] = 0;
+	s = o->has_path ? scratch() : 0;
+	if (s)
+		bpf_probe_read_kernel_str(e->object, sizeof(e->object), &s->path[path_index(s->start)]);
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* Deny (or, in complain mode, log) an access, naming the rule responsible and why. */
+static __always_inline int refuse(__u32 rule_kind, __u64 req, __u32 rule, __u32 reason, struct object *o)
+{
+	if (CFG_COMPLAIN) {
+		emit(EVENT_COMPLAIN, rule_kind, req, rule, reason, o);
+		return 0;
+	}
+	emit(EVENT_DENY, rule_kind, req, rule, reason, o);
+	return -EPERM;
+}
+
+/* Before the first taint, a taint-mode policy enforces nothing (see docs/language.md). */
+static __always_inline int untainted(struct task_state *t)
+{
+	return TAINT_MODE && !tainted(t);
+}
+
+/* The policy's verdict on an access of `req` flags, given what the rules said. */
+static __noinline int verdict(struct task_state *t, struct decision *d, __u32 rule_kind, __u64 req,
+			      struct object *o)
+{
+	__u64 missing;
+	__u32 reason, rule;
+
+	if (!t || !d || !o)
+		return -EPERM;
+	if (d->audit)
+		emit(EVENT_AUDIT, rule_kind, req, d->audit_rule, 0, o);
+	if (untainted(t)) {
+		if (d->taint) {
+			taint(t);
+			emit(EVENT_TAINT, rule_kind, req, d->taint_rule, 0, o);
+		}
+		return 0;
+	}
+	missing = req & ~d->allow;
+	if (!(d->deny & req) && !missing)
+		return 0;
+	if (d->deny & req) {
+		reason = REASON_DENIED_BY_RULE;
+		rule = d->deny_rule;
+	} else if (d->inactive & missing) {
+		reason = REASON_OUTSIDE_CONTEXT;
+		rule = d->inactive_rule;
+	} else if (d->allow & req) {
+		reason = REASON_PARTIAL_GRANT;
+		rule = d->allow_rule;
+	} else {
+		reason = REASON_NO_RULE;
+		rule = NO_RULE;
+	}
+	return refuse(rule_kind, req, rule, reason, o);
+}
+
+/* An access the program cannot even describe (a path too long to resolve...): denied, or
+ * logged in complain mode.  Failing closed is the point of a confinement tool. */
+static __always_inline int unresolvable(struct task_state *t, __u32 rule_kind, __u64 req)
+{
+	struct decision d = {};
+	struct object o = { .kind = rule_kind };
+
+	return verdict(t, &d, rule_kind, req, &o);
+}
+
+#endif /* BPFBOX_VERDICT_BPF_H */
