@@ -24,6 +24,7 @@ from . import language
 from .ir import GlobTable, Program, Rule
 
 TEMPLATE = "program.bpf.c.j2"
+DFA_TEMPLATE = "dfa.c.j2"
 _METADATA_CHUNK = 96
 
 
@@ -58,6 +59,12 @@ def policy_part(program: Program) -> str:
         "contexts": [_context_view(c) for c in program.contexts],
     }
     return _environment().get_template(TEMPLATE).render(context)
+
+
+def dfa_part(table: GlobTable) -> str:
+    """The C of one glob table: its DFA's tables and the library's scan instantiated for it
+    (the template's part for each table; the host test of the scan compiles it alone)."""
+    return _environment().get_template(DFA_TEMPLATE).render(dfa=_dfa_view(table))
 
 
 _INCLUDE = re.compile(r'^#include "([^"]+)"\n', re.M)

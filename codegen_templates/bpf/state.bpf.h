@@ -8,6 +8,7 @@
 
 #include "types.bpf.h"
 #include "bpfbox_abi.h"
+#include "scratch.bpf.h"
 
 /* Configuration the runtime writes before loading (see contract/abi.py). */
 const volatile __u64 CFG_PROFILE_INO = 0;
@@ -56,13 +57,7 @@ struct {
 	__type(value, __u64);
 } STATS_MAP SEC(".maps");
 
-/* A resolved path, written backwards so that it ends at path[PATH_BUF - 1] (a NUL) and
- * starts at path[start].  One per CPU: the LSM programs are not sleepable. */
-struct scratch {
-	__u32 start;
-	char path[PATH_BUF + NAME_MAX + 1]; /* slack: the verifier cannot relate offset and length */
-};
-
+/* One scratch buffer per CPU: the LSM programs are not sleepable. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from bpfbox.compiler.codegen import metadata
+from bpfbox.compiler.codegen import metadata, policy_part
 from bpfbox.contract import abi
 from bpfbox.runtime.build import CLANG_FLAGS
 
 from .helpers import TESTS, compile_text
 from .test_contract import embedded_metadata
+
+TEMPLATES = TESTS.parent / "codegen_templates"
 
 # Those with extra bpfboxc arguments (a `// bpfboxc:` first line) are covered by the goldens.
 GOLDEN_POLICIES = [
@@ -77,3 +80,28 @@ def test_every_golden_policy_compiles_with_clang(policy: Path, tmp_path: Path) -
         text=True,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_the_library_compiles_as_files_with_a_policy_part(tmp_path: Path) -> None:
+    """The policy's part with its `#include`s left in place: clang reads the library's own
+    files, so its warnings name codegen_templates/bpf/FILE:LINE."""
+    clang = shutil.which("clang")
+    assert clang, "clang is needed: run `make setup`"
+    program = compile_text(_text(TESTS / "golden" / "ir" / "every_kind.bpfbox")).program
+    part = tmp_path / "policy.bpf.c"
+    part.write_text(policy_part(program))
+    assert '#include "bpf/hooks_fs.bpf.h"' in part.read_text()
+    result = subprocess.run(
+        [clang, *CLANG_FLAGS, "-Werror", "-Wall", "-I", str(TEMPLATES), "-c", str(part)]
+        + ["-o", str(tmp_path / "out.bpf.o")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_pasting_leaves_no_library_include_and_pastes_each_guarded_file_once() -> None:
+    source = compile_text(_text(TESTS / "golden" / "ir" / "mylogin.bpfbox")).c_source
+    assert not re.search(r'^#include "', source, re.M)
+    assert source.count("/* ---- bpf/state.bpf.h ---- */") == 1
+    assert source.count("/* ---- bpf/dfa.bpf.h ---- */") == 2  # one per glob table

@@ -244,6 +244,23 @@ _Static_assert(sizeof(struct task_state) == 268, "struct task_state must match T
 #ifndef BPFBOX_STATE_BPF_H
 #define BPFBOX_STATE_BPF_H
 
+/* ---- bpf/scratch.bpf.h ---- */
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The path scratch buffer, apart so that the host test of the DFA scan (tests/unit) uses the
+ * very same struct as the BPF program.
+ */
+#ifndef BPFBOX_SCRATCH_BPF_H
+#define BPFBOX_SCRATCH_BPF_H
+
+/* A resolved path, written backwards so that it ends at path[PATH_BUF - 1] (a NUL) and
+ * starts at path[start]. */
+struct scratch {
+	__u32 start;
+	char path[PATH_BUF + NAME_MAX + 1]; /* slack: the verifier cannot relate offset and length */
+};
+
+#endif /* BPFBOX_SCRATCH_BPF_H */
 
 /* Configuration the runtime writes before loading (see contract/abi.py). */
 const volatile __u64 CFG_PROFILE_INO = 0;
@@ -292,13 +309,7 @@ struct {
 	__type(value, __u64);
 } STATS_MAP SEC(".maps");
 
-/* A resolved path, written backwards so that it ends at path[PATH_BUF - 1] (a NUL) and
- * starts at path[start].  One per CPU: the LSM programs are not sleepable. */
-struct scratch {
-	__u32 start;
-	char path[PATH_BUF + NAME_MAX + 1]; /* slack: the verifier cannot relate offset and length */
-};
-
+/* One scratch buffer per CPU: the LSM programs are not sleepable. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -777,6 +788,7 @@ static __always_inline int DFA_FN(has)(__u32 state, __u32 glob)
 #undef DFA_CLASSES
 #undef DFA_WORDS
 
+
 /* DFA of the target globs: 2 states, 2 byte classes.  The
  * tables are placed in .rodata explicitly: clang would put a small one in a mergeable
  * .rodata.cstN section, which its BTF does not describe and older libbpf then rejects. */
@@ -866,6 +878,7 @@ static __always_inline int DFA_FN(has)(__u32 state, __u32 glob)
 #undef DFA_STATES
 #undef DFA_CLASSES
 #undef DFA_WORDS
+
 
 /* ---- Rules, inlined as constant checks: one function per rule kind. ---- */
 
