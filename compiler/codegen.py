@@ -17,8 +17,9 @@ from importlib import resources
 from pathlib import PurePosixPath
 
 import jinja2
-from bpfbox.contract import abi, header
+from bpfbox.contract import abi, header, kinds
 from bpfbox.contract import metadata as contract_metadata
+from bpfbox.contract.kinds import Object, RuleKind
 
 from . import language
 from .ir import GlobTable, Program, Rule
@@ -55,7 +56,10 @@ def policy_part(program: Program) -> str:
         "has_taint": program.has_taint,
         "metadata_chunks": _chunks(_c_string(metadata(program).to_json())),
         "dfas": [_dfa_view(t) for t in (fs_table, target_table)],
-        "rule_kinds": [_kind_view(k, program, fs_table, target_table) for k in language.RULE_KINDS],
+        "rule_kinds": [
+            _kind_view(k, program, fs_table, target_table) for k in language.RULE_KINDS.values()
+        ],
+        "hook_headers": [h if h.startswith("/") else f"bpf/{h}" for h in kinds.headers()],
         "contexts": [_context_view(c) for c in program.contexts],
     }
     return _environment().get_template(TEMPLATE).render(context)
@@ -183,31 +187,20 @@ def _accept_words(accepted: frozenset[int], words: int) -> list[str]:
     return [f"{v:#x}ULL" for v in values]
 
 
-#: Extra parameters of each kind's decide function, and how a rule's object is matched.
-_KIND_PARAMETERS = {
-    "fs": ", __u32 state",
-    "proc": ", int same, __u32 target",
-    "signal": ", int same, __u32 target",
-    "ptrace": ", int same, __u32 target",
-    "net": ", __u32 family",
-    "cap": "",
-}
-
-
-def _kind_view(kind: str, program: Program, fs_table: GlobTable, targets: GlobTable) -> dict:
+def _kind_view(kind: RuleKind, program: Program, fs_table: GlobTable, targets: GlobTable) -> dict:
     return {
-        "name": kind,
-        "parameters": _KIND_PARAMETERS[kind],
-        "rules": [_rule_view(r, fs_table, targets) for r in program.rules_of(kind)],
+        "name": kind.name,
+        "parameters": kind.c_parameters,
+        "rules": [_rule_view(r, kind, fs_table, targets) for r in program.rules_of(kind.name)],
     }
 
 
-def _rule_view(rule: Rule, fs_table: GlobTable, targets: GlobTable) -> dict:
+def _rule_view(rule: Rule, kind: RuleKind, fs_table: GlobTable, targets: GlobTable) -> dict:
     return {
         "id": rule.id,
         "location": f"{rule.span.file}:{rule.span.line}",
         "comment": rule.text.replace("*/", "*\\/").replace("/*", "/\\*"),
-        "match": _match_expression(rule, fs_table, targets),
+        "match": _match_expression(rule, kind.object, fs_table, targets),
         "decision": f"DECISION_{abi.Decision.of(rule.decision).name}",
         "audit": int(rule.audit),
         "flags": f"{rule.flags:#x}ULL",
@@ -215,18 +208,19 @@ def _rule_view(rule: Rule, fs_table: GlobTable, targets: GlobTable) -> dict:
     }
 
 
-def _match_expression(rule: Rule, fs_table: GlobTable, targets: GlobTable) -> str:
-    if rule.path is not None:
+def _match_expression(rule: Rule, kind: Object, fs_table: GlobTable, targets: GlobTable) -> str:
+    """The C condition under which the rule's object matches (decide_KIND's parameters)."""
+    if kind is Object.PATH and rule.path is not None:
         return f"fs_has(state, {fs_table.index(rule.path)})"
-    if rule.target is not None:
+    if kind is Object.TARGET and rule.target is not None:
         if rule.target.kind == "self":
             return "same"
         if rule.target.kind == "any":
             return "1"
         return f"target_has(target, {targets.index(rule.target.glob)})"
-    if rule.kind == "net":
+    if kind is Object.FAMILY:
         return f"family < 64 && (({rule.families:#x}ULL >> family) & 1)"
-    if rule.kind == "cap":
+    if kind is Object.NONE:
         return "1"
     raise ValueError(f"codegen: no object match for a `{rule.kind}` rule")
 

@@ -82,8 +82,8 @@ class Rule:
 
 
 def _flag_set(kind: str) -> language.FlagSet:
-    """The flag table of a rule kind's last FLAGS parameter (what its `flags` bits mean)."""
-    return language.RULE_KINDS[kind].parameters[-1].flags
+    """The flag table of a rule kind (what its `flags` bits mean)."""
+    return language.RULE_KINDS[kind].flags
 
 
 @dataclass(frozen=True)
@@ -93,43 +93,19 @@ class Hook:
     name: str
     kind: str
     flags: tuple[str, ...]
+    #: The hook can request any flag of its kind (a signal, a capability).
+    any_flag: bool = False
 
 
-#: The hooks of the generated program, in the order the template defines them.  Every hook is
-#: always emitted, whatever the policy: a kind with no rule is then denied by default.
-HOOKS = (
-    Hook("file_open", "fs", ("read", "write", "append", "exec")),
-    Hook("bprm_check_security", "fs", ("exec",)),
-    Hook("mmap_file", "fs", ("exec",)),
-    Hook("file_mprotect", "fs", ("exec",)),
-    Hook("inode_getattr", "fs", ("getattr",)),
-    Hook("path_chmod", "fs", ("setattr",)),
-    Hook("path_chown", "fs", ("setattr",)),
-    Hook("inode_setattr", "fs", ("setattr",)),
-    Hook("path_truncate", "fs", ("write",)),
-    Hook("path_mknod", "fs", ("create",)),
-    Hook("path_mkdir", "fs", ("create",)),
-    Hook("path_symlink", "fs", ("create",)),
-    Hook("path_unlink", "fs", ("rm",)),
-    Hook("path_rmdir", "fs", ("rm",)),
-    Hook("path_link", "fs", ("link", "create")),
-    Hook("path_rename", "fs", ("rm", "create")),
-    Hook("file_ioctl", "fs", ("ioctl",)),
-    Hook("file_open", "proc", ("read", "write")),
-    Hook("inode_getattr", "proc", ("getattr",)),
-    Hook("task_kill", "signal", tuple(language.SIGNALS.bits)),
-    Hook("ptrace_access_check", "ptrace", ("read", "attach")),
-    Hook("ptrace_traceme", "ptrace", ("attach",)),
-    Hook("socket_create", "net", ("create",)),
-    Hook("socket_connect", "net", ("connect",)),
-    Hook("socket_bind", "net", ("bind",)),
-    Hook("socket_listen", "net", ("listen",)),
-    Hook("socket_accept", "net", ("accept",)),
-    Hook("socket_sendmsg", "net", ("send",)),
-    Hook("socket_recvmsg", "net", ("recv",)),
-    Hook("socket_shutdown", "net", ("shutdown",)),
-    Hook("capable", "cap", tuple(language.CAPABILITIES.bits)),
-)
+def hooks() -> tuple[Hook, ...]:
+    """The hooks of the generated program, kind by kind as the registry lists them.  Every
+    hook is always emitted, whatever the policy: a kind with no rule is then denied by
+    default."""
+    return tuple(
+        Hook(hook.name, kind.name, kind.hook_flags(hook), hook.flags is None)
+        for kind in language.RULE_KINDS.values()
+        for hook in kind.hooks
+    )
 
 
 @dataclass(frozen=True)
@@ -212,8 +188,8 @@ def format_ir(program: Program) -> str:
             f"rule {rule.id} {rule.span} {rule.kind} {decision}{audit} {rule.object_text()} "
             f"{flags}{when}"
         )
-    for hook in HOOKS:
+    for hook in hooks():
         ids = " ".join(str(r.id) for r in program.rules_for(hook)) or "no rule"
-        flags = "|".join(hook.flags) if hook.kind not in ("signal", "cap") else "any"
+        flags = "any" if hook.any_flag else "|".join(hook.flags)
         lines.append(f"hook {hook.name} {hook.kind} {flags}: {ids}")
     return "\n".join(lines) + "\n"

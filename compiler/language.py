@@ -1,115 +1,44 @@
-"""The vocabulary of the policy language, in one table the checks and the lowering share.
+"""The vocabulary of the policy language, which the checks and the lowering share.
 
-Adding a rule kind means adding one `RuleKind` here (and its hooks in the template); the
-check pass and the lowering dispatch on these tables and fail loudly on anything else.
+The rule kinds are the contract's registry (bpfbox.contract.kinds: adding a kind is one entry
+there and its hooks in one C header); this module adds the words around them (targets,
+directives, file attributes).  The check pass and the lowering dispatch on these tables and
+fail loudly on anything else.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import Enum
+from bpfbox.contract.kinds import (
+    CAPABILITIES,
+    FAMILIES,
+    FS_ACCESS,
+    NET_OPS,
+    PROC_ACCESS,
+    PTRACE_ACCESS,
+    REGISTRY,
+    SIGNALS,
+    FlagSet,
+    Param,
+    Parameter,
+    RuleKind,
+)
 
-from bpfbox.contract import abi
+__all__ = [
+    "CAPABILITIES",
+    "FAMILIES",
+    "FS_ACCESS",
+    "NET_OPS",
+    "PROC_ACCESS",
+    "PTRACE_ACCESS",
+    "SIGNALS",
+    "FlagSet",
+    "Param",
+    "Parameter",
+    "RuleKind",
+]
 
-
-class Param(Enum):
-    """What an argument position accepts."""
-
-    PATH = "a path"
-    TARGET = "a target (an executable path, `self` or `any`)"
-    FLAGS = "names joined with `|`"
-
-
-@dataclass(frozen=True)
-class FlagSet:
-    """The names a FLAGS argument may use, their bits, and the error code for a wrong name."""
-
-    what: str  # "access flag", "signal"...: used in messages
-    bits: dict[str, int]
-    unknown_code: str
-    implied: dict[str, tuple[str, ...]] | None = None
-
-    def mask(self, names: list[str]) -> int:
-        """The bit set of `names`; `any` is every name."""
-        if "any" in names:
-            names = list(self.bits)
-        mask = 0
-        for name in names:
-            mask |= self.bits[name]
-            for implied in (self.implied or {}).get(name, ()):
-                mask |= self.bits[implied]
-        return mask
-
-    def names(self, mask: int) -> list[str]:
-        """The names of the bits in `mask`, in table order."""
-        return [name for name, bit in self.bits.items() if mask & bit]
-
-
-def _numbered(numbers: dict[str, int]) -> dict[str, int]:
-    return {name: 1 << number for name, number in numbers.items()}
-
-
-@dataclass(frozen=True)
-class Parameter:
-    name: str
-    kind: Param
-    flags: FlagSet | None = None
-    default: str | None = None  # for an optional trailing parameter: its value when omitted
-
-
-@dataclass(frozen=True)
-class RuleKind:
-    name: str
-    parameters: tuple[Parameter, ...]
-
-    @property
-    def required(self) -> int:
-        return sum(1 for p in self.parameters if p.default is None)
-
-    def signature(self) -> str:
-        parts = [p.name if p.default is None else f"{p.name}?" for p in self.parameters]
-        return f"{self.name}({', '.join(parts)})"
-
-
-FS_ACCESS = FlagSet("access flag", abi.FS_FLAGS, "E0102", abi.FS_IMPLIED)
-PROC_ACCESS = FlagSet("access flag", abi.PROC_FLAGS, "E0102")
-PTRACE_ACCESS = FlagSet("access flag", abi.PTRACE_FLAGS, "E0102")
-NET_OPS = FlagSet("network operation", abi.NET_OPS, "E0102")
-FAMILIES = FlagSet("address family", _numbered(abi.FAMILIES), "E0104")
-SIGNALS = FlagSet("signal", _numbered(abi.SIGNALS), "E0105")
-CAPABILITIES = FlagSet("capability", _numbered(abi.CAPABILITIES), "E0106")
-
-RULE_KINDS = {
-    kind.name: kind
-    for kind in (
-        RuleKind(
-            "fs", (Parameter("PATH", Param.PATH), Parameter("ACCESS", Param.FLAGS, FS_ACCESS))
-        ),
-        RuleKind(
-            "proc",
-            (Parameter("TARGET", Param.TARGET), Parameter("ACCESS", Param.FLAGS, PROC_ACCESS)),
-        ),
-        RuleKind(
-            "signal",
-            (Parameter("TARGET", Param.TARGET), Parameter("SIGNALS", Param.FLAGS, SIGNALS)),
-        ),
-        RuleKind(
-            "ptrace",
-            (
-                Parameter("TARGET", Param.TARGET),
-                Parameter("ACCESS", Param.FLAGS, PTRACE_ACCESS, default="any"),
-            ),
-        ),
-        RuleKind(
-            "net",
-            (
-                Parameter("FAMILY", Param.FLAGS, FAMILIES),
-                Parameter("OPS", Param.FLAGS, NET_OPS),
-            ),
-        ),
-        RuleKind("cap", (Parameter("NAMES", Param.FLAGS, CAPABILITIES),)),
-    )
-}
+#: The rule kinds, by name: the contract's registry itself (bpfbox.contract.kinds).
+RULE_KINDS = REGISTRY
 
 #: Target words; anything else must be a quoted executable path.
 TARGET_WORDS = ("self", "any")

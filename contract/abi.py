@@ -255,8 +255,7 @@ CAPABILITIES = {
     "checkpoint_restore": 40,
 }
 
-#: Rule kinds, numbered as they travel in events.
-RULE_KINDS = {"fs": 1, "proc": 2, "signal": 3, "ptrace": 4, "net": 5, "cap": 6}
+# Rule kinds and their numbers in events: contract/kinds.py.
 
 
 class Decision(IntEnum):

@@ -9,7 +9,7 @@ plain C an editor and clang open directly; a host test fails when that file is s
 
 from __future__ import annotations
 
-from . import abi
+from . import abi, kinds
 
 FILE_NAME = "bpfbox_abi.h"
 
@@ -41,14 +41,6 @@ _NUMBERS = {
     "NO_RULE": abi.NO_RULE,
 }
 
-#: Access-flag tables by the prefix of their macros.
-_FLAG_TABLES = {
-    "FS": abi.FS_FLAGS,
-    "PROC": abi.PROC_FLAGS,
-    "PTRACE": abi.PTRACE_FLAGS,
-    "NET": abi.NET_OPS,
-}
-
 
 def render() -> str:
     """The text of bpfbox_abi.h."""
@@ -65,13 +57,17 @@ def render() -> str:
     lines += ["", "/* Limits and indices. */"]
     lines += [f"#define {macro} {value}" for macro, value in _NUMBERS.items()]
     lines.append("")
-    lines += _enum("rule_kind", {f"RULE_{k.upper()}": v for k, v in abi.RULE_KINDS.items()})
+    numbers = {f"RULE_{k.name.upper()}": k.number for k in kinds.REGISTRY.values()}
+    lines += _enum("rule_kind", numbers)
     lines += _enum("decision_code", {f"DECISION_{d.name}": d.value for d in abi.Decision})
     lines += _enum("event_kind", {f"EVENT_{k.name}": k.value for k in abi.EventKind})
     lines += _enum("reason", {f"REASON_{r.name}": r.value for r in abi.Reason})
     lines.append("/* Access flags of each rule kind (signals and capabilities are 1 << number). */")
-    for prefix, table in _FLAG_TABLES.items():
-        lines += [f"#define {prefix}_{name.upper()} {bit:#x}ULL" for name, bit in table.items()]
+    for kind in kinds.REGISTRY.values():
+        if not kind.flags.numbered:
+            prefix = kind.name.upper()
+            bits = kind.flags.bits.items()
+            lines += [f"#define {prefix}_{name.upper()} {bit:#x}ULL" for name, bit in bits]
     lines.append("")
     lines += _struct("event", abi.EVENT_FIELDS, abi.EVENT_STRUCT.size, "the runtime's decoder")
     lines += _struct(

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from . import abi
+from . import abi, kinds
 
 
 class MetadataError(Exception):
@@ -182,8 +182,9 @@ def _rule(check: _Checker, obj: Any, where: str) -> Rule:
     if rule_id <= abi.NO_RULE:
         raise check.fail(f"{where}.id", f"must be greater than {abi.NO_RULE}")
     kind = check.field(obj, "kind", str, where)
-    if kind not in abi.RULE_KINDS:
-        raise check.fail(f"{where}.kind", f"is {kind!r}, not one of {', '.join(abi.RULE_KINDS)}")
+    if kind not in kinds.REGISTRY:
+        known = ", ".join(kinds.REGISTRY)
+        raise check.fail(f"{where}.kind", f"is {kind!r}, not one of {known}")
     contexts = check.optional(obj, "contexts", list, where) or []
     if not all(isinstance(c, str) for c in contexts):
         raise check.fail(f"{where}.contexts", "must be a list of strings")

@@ -36,27 +36,25 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
-from bpfbox.contract import abi
+from bpfbox.contract import abi, kinds
 from bpfbox.runtime.metadata import Metadata, Rule
 
 PREFIX = "bpfbox: "
 
 _KIND_NAMES = {value: name for name, value in abi.EVENT_KINDS.items()}
-_RULE_KIND_NAMES = {value: name for name, value in abi.RULE_KINDS.items()}
 _REASON_NAMES = {value: name for name, value in abi.REASONS.items()}
 _FAMILY_NAMES = {value: name for name, value in abi.FAMILIES.items()}
 
-#: Bit tables by rule kind; signals and capabilities travel as `1 << number`.
-_FLAG_TABLES: dict[str, dict[str, int]] = {
-    "fs": abi.FS_FLAGS,
-    "proc": abi.PROC_FLAGS,
-    "ptrace": abi.PTRACE_FLAGS,
-    "net": abi.NET_OPS,
-    "signal": {name: 1 << number for name, number in abi.SIGNALS.items()},
-    "cap": {name: 1 << number for name, number in abi.CAPABILITIES.items()},
-}
-#: Rule kinds whose event names another process.
-_TARGETED = {"proc", "signal", "ptrace"}
+
+def _flag_table(kind_name: str) -> dict[str, int]:
+    """The bits of a rule kind's access names (signals, capabilities: `1 << number`)."""
+    kind = kinds.REGISTRY.get(kind_name)
+    return kind.flags.bits if kind else {}
+
+
+def _object(kind_name: str) -> kinds.Object | None:
+    kind = kinds.REGISTRY.get(kind_name)
+    return kind.object if kind else None
 
 
 class EventError(Exception):
@@ -85,7 +83,8 @@ class Event:
 
     @property
     def rule_kind_name(self) -> str:
-        return _RULE_KIND_NAMES.get(self.rule_kind, f"kind{self.rule_kind}")
+        kind = kinds.by_number(self.rule_kind)
+        return kind.name if kind else f"kind{self.rule_kind}"
 
     @property
     def reason_name(self) -> str:
@@ -109,7 +108,7 @@ def _c_string(raw: bytes) -> str:
 
 def access_names(event: Event) -> list[str]:
     """The names of the bits in `flags` (unknown bits as hex), in the table's order."""
-    table = _FLAG_TABLES.get(event.rule_kind_name, {})
+    table = _flag_table(event.rule_kind_name)
     names = [name for name, bit in table.items() if event.flags & bit]
     rest = event.flags & ~sum(bit for name, bit in table.items() if name in names)
     return names + ([f"{rest:#x}"] if rest else [])
@@ -122,19 +121,20 @@ def family_name(event: Event) -> str:
 
 def describe_access(event: Event) -> str:
     """What the task tried to do: `read /etc/shadow`, `net inet6 connect`, `cap sys_admin`."""
-    kind = event.rule_kind_name
+    kind = kinds.REGISTRY.get(event.rule_kind_name)
     what = ",".join(access_names(event)) or "(nothing)"
-    if kind == "fs":
-        return f"{what} {event.object}"
-    if kind == "net":
-        return f"net {family_name(event)} {what}"
-    if kind == "signal":
-        # A signal no rule can name (above 63) travels as its number, with no flag bit.
-        number = what if event.flags else str(event.object_num)
-        return f"signal {number} to {_target(event)}"
-    if kind in _TARGETED:
-        return f"{kind} {what} {_target(event)}"
-    return f"{kind} {what}"
+    if kind is None:
+        return f"{event.rule_kind_name} {what}"
+    if not event.flags and kind.object is kinds.Object.TARGET:
+        # What no rule can name (a signal above 63) travels as its number, with no flag bit.
+        what = str(event.object_num)
+    return kind.wording.format(
+        access=what,
+        object=event.object,
+        target=_target(event),
+        family=family_name(event),
+        kind=kind.name,
+    )
 
 
 def _target(event: Event) -> str:
@@ -176,7 +176,7 @@ def _either(names: list[str]) -> str:
 def granted_names(rule: Rule, requested: int) -> list[str]:
     """What of the `requested` access bits the rule grants, by name: ["read"] for
     `fs("/x", read)` and a request to read and write."""
-    table = _FLAG_TABLES.get(rule.kind, {})
+    table = _flag_table(rule.kind)
     return [name for name, bit in table.items() if rule.flags & requested & bit]
 
 
@@ -209,6 +209,7 @@ def event_record(meta: Metadata, event: Event, now: datetime) -> dict[str, Any]:
     kind = event.rule_kind_name
     rule = meta.rule(event.rule)
     denial = event.kind_name in ("deny", "complain")
+    targeted = _object(kind) is kinds.Object.TARGET
     return {
         "time": _timestamp(now),
         "event": event.kind_name,
@@ -219,9 +220,9 @@ def event_record(meta: Metadata, event: Event, now: datetime) -> dict[str, Any]:
         "comm": event.comm,
         "rule_kind": kind,
         "access": access_names(event),
-        "object": event.object if kind == "fs" or kind in _TARGETED else None,
-        "target_pid": event.target_pid if kind in _TARGETED else None,
-        "family": family_name(event) if kind == "net" else None,
+        "object": event.object if targeted or _object(kind) is kinds.Object.PATH else None,
+        "target_pid": event.target_pid if targeted else None,
+        "family": family_name(event) if _object(kind) is kinds.Object.FAMILY else None,
         "reason": event.reason_name if denial else None,
         "rule": _rule_record(rule),
         "message": message(meta, event),

@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from bpfbox.contract import abi, header
+from bpfbox.contract import abi, header, kinds
 from bpfbox.runtime import events, metadata
 
 from .helpers import TESTS, compile_text, golden_arguments
@@ -95,7 +95,7 @@ def test_every_rule_message_names_its_own_file_and_line(policy: Path) -> None:
     for rule in meta.rules:
         event = events.Event(
             kind=abi.EventKind.DENY,
-            rule_kind=abi.RULE_KINDS[rule.kind],
+            rule_kind=kinds.REGISTRY[rule.kind].number,
             pid=1,
             tgid=1,
             flags=rule.flags,

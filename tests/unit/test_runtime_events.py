@@ -7,7 +7,7 @@ import json
 from datetime import datetime, timezone
 
 import pytest
-from bpfbox.contract import abi
+from bpfbox.contract import abi, kinds
 from bpfbox.runtime import events, metadata
 
 META = metadata.parse(
@@ -51,7 +51,7 @@ def pack(**fields: object) -> bytes:
 def fs_event(kind: str, flags: tuple[str, ...], path: str, rule: int, reason: str) -> bytes:
     return pack(
         kind=abi.EVENT_KINDS[kind],
-        rule_kind=abi.RULE_KINDS["fs"],
+        rule_kind=kinds.REGISTRY["fs"].number,
         flags=sum(abi.FS_FLAGS[f] for f in flags),
         object=path,
         rule=rule,
@@ -124,7 +124,7 @@ def test_fs_messages(data, expected):
 def test_signal_denied_by_rule():
     data = pack(
         kind=abi.EVENT_KINDS["deny"],
-        rule_kind=abi.RULE_KINDS["signal"],
+        rule_kind=kinds.REGISTRY["signal"].number,
         flags=1 << abi.SIGNALS["sigterm"],
         object="/usr/bin/x",
         target_pid=123,
@@ -159,7 +159,7 @@ def test_signal_denied_by_rule():
     ],
 )
 def test_access_descriptions(rule_kind, flags, extra, access):
-    event = events.decode(pack(rule_kind=abi.RULE_KINDS[rule_kind], flags=flags, **extra))
+    event = events.decode(pack(rule_kind=kinds.REGISTRY[rule_kind].number, flags=flags, **extra))
     assert events.describe_access(event) == access
 
 
@@ -173,7 +173,7 @@ def test_unknown_rule_id_and_reason_still_print():
 def test_json_record_has_stable_fields():
     data = pack(
         kind=abi.EVENT_KINDS["deny"],
-        rule_kind=abi.RULE_KINDS["net"],
+        rule_kind=kinds.REGISTRY["net"].number,
         flags=abi.NET_OPS["connect"],
         object_num=abi.FAMILIES["inet"],
         reason=abi.REASONS["no_rule"],

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
-from bpfbox.contract import abi
+from bpfbox.contract import abi, kinds
 
 TESTS = Path(__file__).parents[1]
 CONTRACT = TESTS / "e2e" / "fixtures" / "contract.h"
@@ -21,7 +21,7 @@ EXPECTED = {
     "EVENT_AUDIT": abi.EVENT_KINDS["audit"],
     "EVENT_COMPLAIN": abi.EVENT_KINDS["complain"],
     "EVENT_TAINT": abi.EVENT_KINDS["taint"],
-    "RULE_FS": abi.RULE_KINDS["fs"],
+    "RULE_FS": kinds.REGISTRY["fs"].number,
     "FS_READ": abi.FS_FLAGS["read"],
     "FS_WRITE": abi.FS_FLAGS["write"],
     "REASON_NO_RULE": abi.REASONS["no_rule"],

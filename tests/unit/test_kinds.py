@@ -1,0 +1,158 @@
+"""The rule-kind registry: the docs, the IR and the library agree with it, and a new kind is
+one registry entry plus one C header."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from bpfbox.compiler import ir
+from bpfbox.contract import abi, kinds
+from bpfbox.contract.kinds import FlagSet, Hook, Object, Param, Parameter, RuleKind
+from bpfbox.runtime import events, metadata
+
+from .helpers import TESTS, compile_text
+from .test_contract import embedded_metadata
+
+REPO = TESTS.parent
+LIBRARY = REPO / "codegen_templates" / "bpf"
+LANGUAGE_DOC = REPO / "docs" / "language.md"
+
+
+def _rule_table() -> dict[str, str]:
+    """The rows of docs/language.md's rule table, by rule kind."""
+    text = LANGUAGE_DOC.read_text()
+    table = text[text.index("| rule | objects | flags |") :].split("\n\n", 1)[0]
+    rows = {}
+    for row in table.splitlines()[2:]:
+        kind = re.match(r"\| `(\w+)\(", row)
+        assert kind, f"docs/language.md: a rule-table row without a rule: {row}"
+        rows[kind.group(1)] = row
+    return rows
+
+
+def _signatures(kind: RuleKind) -> list[str]:
+    """Every way to write the kind: `ptrace(TARGET)` and `ptrace(TARGET, ACCESS)`."""
+    names = [p.name for p in kind.parameters]
+    return [f"{kind.name}({', '.join(names[:n])})" for n in range(kind.required, len(names) + 1)]
+
+
+def test_the_docs_rule_table_is_the_registry() -> None:
+    rows = _rule_table()
+    assert list(rows) == list(kinds.REGISTRY)
+    for name, kind in kinds.REGISTRY.items():
+        row = rows[name]
+        written = re.findall(r"`(\w+\([^`]*\))`", row.split("|")[1])
+        assert written == _signatures(kind), row
+        for parameter in (p for p in kind.parameters if p.flags is not None):
+            documented = set(re.findall(r"`(\w+)`", row.split("|")[3]))
+            names = list(parameter.flags.bits)
+            wanted = [names[0], names[-1]] if "..." in row else names
+            missing = [n for n in wanted if n not in documented]
+            assert not missing, f"docs/language.md, `{name}` row lacks {missing}"
+
+
+def test_every_hook_of_a_kind_is_a_program_of_its_header() -> None:
+    for kind in kinds.REGISTRY.values():
+        for hook in kind.hooks:
+            header = hook.header or kind.header
+            program = f'SEC("lsm/{hook.name}")'
+            assert program in (LIBRARY / header).read_text(), f"{kind.name}: not in {header}"
+
+
+def test_every_lsm_program_of_the_library_is_a_kinds_hook_or_a_lifecycle_hook() -> None:
+    owned = {h.name for k in kinds.REGISTRY.values() for h in k.hooks}
+    owned |= set(kinds.LIFECYCLE_HOOKS)
+    found = set()
+    for header in LIBRARY.glob("*.bpf.h"):
+        found |= set(re.findall(r'SEC\("lsm/(\w+)"\)', header.read_text()))
+    assert found == owned
+
+
+def test_ir_hooks_follow_the_registry() -> None:
+    expected = [(h.name, k.name) for k in kinds.REGISTRY.values() for h in k.hooks]
+    assert [(h.name, h.kind) for h in ir.hooks()] == expected
+
+
+MOUNT_HEADER = """\
+/* A test-only rule kind: mount(OPS), decided by sb_mount and sb_umount. */
+SEC("lsm/sb_mount")
+int BPF_PROG(bpfbox_sb_mount, const char *dev_name, const struct path *path, const char *type,
+         unsigned long flags, void *data)
+{
+    struct task_state *t = confined_current();
+    struct decision d = {};
+    struct object o = { .kind = RULE_MOUNT };
+
+    if (!t)
+        return 0;
+    decide_mount(t, &d, MOUNT_MOUNT);
+    return verdict(t, &d, RULE_MOUNT, MOUNT_MOUNT, &o);
+}
+
+SEC("lsm/sb_umount")
+int BPF_PROG(bpfbox_sb_umount, struct vfsmount *mnt, int flags)
+{
+    struct task_state *t = confined_current();
+    struct decision d = {};
+    struct object o = { .kind = RULE_MOUNT };
+
+    if (!t)
+        return 0;
+    decide_mount(t, &d, MOUNT_UMOUNT);
+    return verdict(t, &d, RULE_MOUNT, MOUNT_UMOUNT, &o);
+}
+"""
+
+
+def test_a_new_rule_kind_is_one_registry_entry_and_one_header(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    header = tmp_path / "hooks_mount.bpf.h"
+    header.write_text(MOUNT_HEADER)
+    ops = FlagSet("mount operation", {"mount": 1 << 0, "umount": 1 << 1}, "E0102")
+    mount = RuleKind(
+        "mount",
+        7,
+        (Parameter("OPS", Param.FLAGS, ops),),
+        Object.NONE,
+        (Hook("sb_mount", ("mount",)), Hook("sb_umount", ("umount",))),
+        header=str(header),
+        wording="mount {access}",
+    )
+    monkeypatch.setitem(kinds.REGISTRY, "mount", mount)
+
+    compilation = compile_text('#![profile "/sbin/mylogin"]\n#[deny] mount(umount)\n')
+    assert compilation.c_source, compilation.diagnostics
+    assert "hook sb_umount mount umount: 1" in ir.format_ir(compilation.program)
+    clang = shutil.which("clang")
+    assert clang, "clang is needed: run `make setup`"
+    source = tmp_path / "out.bpf.c"
+    source.write_text(compilation.c_source)
+    result = subprocess.run(
+        [clang, *abi.CLANG_FLAGS, "-Werror", "-c", str(source), "-o", str(tmp_path / "out.o")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert 'SEC("lsm/sb_umount")' in compilation.c_source
+
+    meta = metadata.parse(json.loads(embedded_metadata(compilation.c_source)), "x")
+    event = events.Event(
+        kind=abi.EventKind.DENY,
+        rule_kind=7,
+        pid=1,
+        tgid=1,
+        flags=2,
+        rule=1,
+        reason=abi.Reason.DENIED_BY_RULE,
+        object_num=0,
+        target_pid=0,
+        comm="x",
+        object="",
+    )
+    assert events.message(meta, event) == "denied x[1] mount umount (test.bpfbox:2 denies it)"
