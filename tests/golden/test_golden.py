@@ -2,7 +2,13 @@
 
 - `diagnostics/NAME.bpfbox` -> `NAME.stderr`: what `bpfboxc --check` prints, and its exit status.
 - `ir/NAME.bpfbox` -> `NAME.ir`: `bpfboxc --emit ir`.
-- `c/NAME.bpfbox` -> `NAME.bpf.c`: the generated C, which must also compile with clang.
+- `codegen/NAME.bpfbox` -> `NAME.policy.c`: the policy's part of the generated C (the template
+  rendered, the BPF library's `#include`s left in place), one feature per case; the whole
+  program must also compile with clang.
+- `codegen_templates/bpf/bpfbox_abi.h`: the contract's C header, generated.
+
+Every golden output has its input and every input its output (no orphans), and every error
+code of compiler/diagnostics.py has a diagnostics case.
 
 A policy's first line may be `// bpfboxc: ARGS` to pass extra arguments.  Every case runs with
 `--sysroot root` (checked-in fixture binaries, so no output depends on this machine) and
@@ -12,6 +18,7 @@ A policy's first line may be `// bpfboxc: ARGS` to pass extra arguments.  Every 
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -19,12 +26,19 @@ from pathlib import Path
 
 import pytest
 from bpfbox.compiler.cli import main
-from bpfbox.runtime.build import CLANG_FLAGS
+from bpfbox.compiler.codegen import policy_part
+from bpfbox.compiler.diagnostics import CODES
+from bpfbox.compiler.pipeline import Compilation, read_policy, run
+from bpfbox.compiler.resolve import ElfResolver
+from bpfbox.contract import header
+from bpfbox.contract.abi import CLANG_FLAGS
 from click.testing import CliRunner
 
 HERE = Path(__file__).parent
 FIXTURES = HERE.parent / "fixtures"
 ARGS_PREFIX = "// bpfboxc:"
+CODEGEN_SUFFIX = ".policy.c"
+HEADER = HERE.parents[1] / "codegen_templates" / "bpf" / header.FILE_NAME
 
 
 def _cases(folder: str) -> list[Path]:
@@ -78,26 +92,54 @@ def test_ir(policy: Path, update_golden: bool) -> None:
     _compare(result.stdout, policy.with_suffix(".ir"), update_golden)
 
 
-@pytest.mark.parametrize("policy", _cases("c"), ids=lambda p: p.stem)
-def test_c(policy: Path, update_golden: bool, tmp_path: Path) -> None:
+@pytest.mark.parametrize("policy", _cases("codegen"), ids=lambda p: p.stem)
+def test_codegen(policy: Path, update_golden: bool, tmp_path: Path) -> None:
     result = _run(policy, "--emit", "c")
     _no_traceback(result)
     assert result.exit_code == 0, result.stderr
-    golden = policy.with_suffix("").with_suffix(".bpf.c")
-    _compare(result.stdout, golden, update_golden)
+    resolver = ElfResolver(btf_path=FIXTURES / "btf" / "tiny.btf", sysroot=HERE / "root")
+    previous = Path.cwd()
+    os.chdir(policy.parent)
+    try:
+        compilation = run(Compilation(read_policy(Path(policy.name)), resolver))
+    finally:
+        os.chdir(previous)
+    assert compilation.c_source == result.stdout, "the CLI and the pipeline disagree"
+    _compare(policy_part(compilation.program), policy.with_suffix(CODEGEN_SUFFIX), update_golden)
+    program = tmp_path / "out.bpf.c"
+    program.write_text(result.stdout)
     clang = shutil.which("clang")
     assert clang, "clang is needed to check the C goldens: run `make setup`"
     compiled = subprocess.run(
-        [
-            clang,
-            *CLANG_FLAGS,
-            "-Werror",
-            "-c",
-            str(golden),
-            "-o",
-            str(tmp_path / "out.bpf.o"),
-        ],
+        [clang, *CLANG_FLAGS, "-Werror", "-c", str(program), "-o", str(tmp_path / "out.bpf.o")],
         capture_output=True,
         text=True,
     )
     assert compiled.returncode == 0, compiled.stderr
+
+
+def test_contract_header(update_golden: bool) -> None:
+    _compare(header.render(), HEADER, update_golden)
+
+
+#: Each folder's output suffix; inputs are `.bpfbox` (sub-folders hold included fragments).
+OUTPUTS = {"diagnostics": ".stderr", "ir": ".ir", "codegen": CODEGEN_SUFFIX}
+
+
+@pytest.mark.parametrize("folder", sorted(OUTPUTS))
+def test_no_orphan_golden_files(folder: str) -> None:
+    suffix = OUTPUTS[folder]
+    files = {p.name for p in (HERE / folder).iterdir() if p.is_file()}
+    inputs = {name.removesuffix(".bpfbox") for name in files if name.endswith(".bpfbox")}
+    outputs = {name.removesuffix(suffix) for name in files if name.endswith(suffix)}
+    strays = sorted(n for n in files if not n.endswith((".bpfbox", suffix)))
+    assert not strays, f"{folder}/: files that are neither input nor {suffix} output: {strays}"
+    assert not inputs - outputs, f"{folder}/: inputs without output (run `make golden`)"
+    assert not outputs - inputs, f"{folder}/: outputs without input: {sorted(outputs - inputs)}"
+
+
+def test_every_error_code_has_a_diagnostics_golden() -> None:
+    shown = set()
+    for golden in (HERE / "diagnostics").glob("*.stderr"):
+        shown |= set(re.findall(r"^(?:error|warning)\[(\w+)\]", golden.read_text(), re.M))
+    assert sorted(set(CODES) - shown) == []
