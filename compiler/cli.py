@@ -11,8 +11,9 @@ import click
 
 from . import ast, ir
 from .diagnostics import render_all
-from .pipeline import FRONT_END, PASSES, Compilation, read_policy, run
+from .pipeline import FRONT_END, PASSES, Compilation, run
 from .resolve import DEFAULT_BTF, ElfResolver, EnvironmentProblem
+from .source import read_policy
 
 EXIT_OK, EXIT_POLICY, EXIT_USAGE = 0, 1, 2
 

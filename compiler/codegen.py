@@ -14,7 +14,7 @@ from importlib import resources
 
 import jinja2
 
-from . import abi, language
+from . import abi, c_text, language
 from .ir import GlobTable, Program, Rule
 
 TEMPLATE = "program.bpf.c.j2"
@@ -38,11 +38,11 @@ def generate(program: Program) -> str:
     fs_table, target_table = program.fs_globs, program.target_globs
     context = {
         "abi": abi,
-        "policy": program.policy,
-        "profile": program.profile,
+        "policy": c_text.comment(program.policy),
+        "profile": c_text.comment(program.profile),
         "has_taint": program.has_taint,
         "context_slots": max(1, len(program.contexts)),
-        "metadata_chunks": _chunks(_c_string(metadata_json(program))),
+        "metadata_chunks": c_text.string_literal_chunks(metadata_json(program), _METADATA_CHUNK),
         "event_fields": [_EventDeclaration(f) for f in abi.EVENT_FIELDS],
         "dfas": [_dfa_view(t) for t in (fs_table, target_table)],
         "rule_kinds": [_kind_view(k, program, fs_table, target_table) for k in language.RULE_KINDS],
@@ -81,8 +81,8 @@ def metadata_json(program: Program) -> str:
     ]
     document = {
         "version": abi.METADATA_VERSION,
-        "policy": program.policy,
-        "profile": program.profile,
+        "policy": c_text.comment(program.policy),
+        "profile": c_text.comment(program.profile),
         "name": program.name,
         "contexts": contexts,
         "rules": rules,
@@ -94,29 +94,6 @@ def _probe_names(kind: str, index: int) -> tuple[str, str]:
     if kind == "func":
         return f"{abi.UPROBE_ENTER_PREFIX}{index}", f"{abi.UPROBE_LEAVE_PREFIX}{index}"
     return f"bpfbox_kfunc_enter_{index}", f"bpfbox_kfunc_leave_{index}"
-
-
-def _c_string(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"')
-
-
-def _chunks(text: str) -> list[str]:
-    """Split an escaped C string into lines, never inside an escape sequence."""
-    chunks, start = [], 0
-    while start < len(text):
-        end = min(start + _METADATA_CHUNK, len(text))
-        while end < len(text) and text[end - 1] == "\\" and _odd_backslashes(text, start, end):
-            end += 1
-        chunks.append(text[start:end])
-        start = end
-    return chunks
-
-
-def _odd_backslashes(text: str, start: int, end: int) -> bool:
-    count = 0
-    while end - count - 1 >= start and text[end - count - 1] == "\\":
-        count += 1
-    return count % 2 == 1
 
 
 @dataclass(frozen=True)
@@ -180,8 +157,8 @@ def _kind_view(kind: str, program: Program, fs_table: GlobTable, targets: GlobTa
 def _rule_view(rule: Rule, fs_table: GlobTable, targets: GlobTable) -> dict:
     return {
         "id": rule.id,
-        "location": f"{rule.span.file}:{rule.span.line}",
-        "comment": rule.text.replace("*/", "*\\/").replace("/*", "/\\*"),
+        "location": c_text.comment(f"{rule.span.file}:{rule.span.line}"),
+        "comment": c_text.comment(rule.text),
         "match": _match_expression(rule, fs_table, targets),
         "decision": _DECISIONS[rule.decision],
         "audit": int(rule.audit),
@@ -224,8 +201,9 @@ def _context_view(context) -> dict:
     return {
         "index": context.index,
         "kind": context.kind,
-        "symbol": context.symbol,
+        # Only kernel functions name a section (`SEC("fentry/NAME")`).
+        "symbol": c_text.identifier(context.symbol) if context.kind == "kfunc" else None,
         "enter": enter,
         "leave": leave,
-        "comment": comment,
+        "comment": c_text.comment(comment),
     }
