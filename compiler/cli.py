@@ -16,6 +16,8 @@ from .resolve import DEFAULT_BTF, ElfResolver, EnvironmentProblem
 from .source import read_policy
 
 EXIT_OK, EXIT_POLICY, EXIT_USAGE = 0, 1, 2
+#: sysexits.h EX_SOFTWARE: bpfboxc itself failed, which is a bug whatever the input.
+EXIT_INTERNAL = 70
 
 HELP = """Compile the bpfbox policy POLICY into a BPF C program.
 
@@ -35,7 +37,9 @@ Typical uses:
     bpfboxc --emit ir mylogin.bpfbox          show what each hook will decide
 
 \b
-Exit status: 0 compiled, 1 the policy has errors, 2 usage or environment problem.
+Exit status: 0 compiled, 1 the policy has errors, 2 usage or environment problem
+(an unreadable, oversized or non-regular input file included), 70 internal error
+(a bug in bpfboxc: please report it).
 The language is described in docs/language.md.
 """
 
@@ -74,6 +78,19 @@ The language is described in docs/language.md.
     help="Look the profile program and libraries up under this root (e.g. a container image).",
 )
 def main(policy: Path, output, check: bool, emit, btf, symbols, sysroot) -> None:
+    try:
+        _compile(policy, output, check, emit, btf, symbols, sysroot)
+    except click.ClickException:
+        raise
+    except Exception as error:  # the user must never see a traceback
+        _fail(
+            f"internal error: {type(error).__name__}: {error}\n"
+            "this is a bug in bpfboxc; please report it with the policy and the command line",
+            EXIT_INTERNAL,
+        )
+
+
+def _compile(policy: Path, output, check: bool, emit, btf, symbols, sysroot) -> None:
     if check and (emit or output):
         raise click.UsageError("--check writes nothing; drop --emit and -o")
     if not (check or emit or output):

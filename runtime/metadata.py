@@ -9,11 +9,12 @@ through attaching.
 
 from __future__ import annotations
 
-import json
+import os
 from dataclasses import dataclass
 from typing import Any
 
-from bpfbox.compiler import abi
+from bpfbox.compiler import abi, files
+from bpfbox.runtime import bounded_json
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
@@ -29,6 +30,12 @@ SECTION_FEATURES = {
     "uprobe": "uprobe",
     "uretprobe": "uprobe",
 }
+
+
+#: Bounds on the embedded JSON: rules of real policies are far smaller, and the document
+#: nests four levels (document, list, object, list).
+MAX_METADATA_CHARS = 16 * files.MIB
+MAX_METADATA_DEPTH = 8
 
 
 class MetadataError(Exception):
@@ -86,18 +93,22 @@ class Metadata:
 def read(path: str) -> Metadata:
     """Read and validate the metadata of the compiled object at `path`."""
     try:
-        with open(path, "rb") as f:
+        with os.fdopen(files.open_regular(path, "profile object"), "rb") as f:
             elf = ELFFile(f)
             raw = _metadata_bytes(elf, path)
             features = _features(elf)
             rodata = _rodata_variables(elf)
+    except files.InputFileError as err:
+        raise MetadataError(str(err)) from None
     except OSError as err:
         raise MetadataError(f"cannot read {path}: {err.strerror}") from None
     except ELFError as err:
         raise MetadataError(f"{path} is not a valid ELF object: {err}") from None
     try:
-        doc = json.loads(raw.decode())
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        doc = bounded_json.loads(
+            raw.decode(), max_chars=MAX_METADATA_CHARS, max_depth=MAX_METADATA_DEPTH
+        )
+    except (UnicodeDecodeError, bounded_json.BoundedJsonError) as err:
         raise MetadataError(f"{path}: metadata is not valid JSON: {err}") from None
     return parse(doc, path, features, rodata)
 
