@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from . import ast, ir
+from . import ast, files, ir
 from .diagnostics import render_all
 from .pipeline import FRONT_END, PASSES, Compilation, run
 from .resolve import DEFAULT_BTF, ElfResolver, EnvironmentProblem
@@ -97,6 +97,8 @@ def _compile(policy: Path, output, check: bool, emit, btf, symbols, sysroot) -> 
         raise click.UsageError("say where the program goes: -o OUT.bpf.c (or use --check, --emit)")
     try:
         source = read_policy(policy)
+    except files.InputFileError as error:
+        _fail(str(error), EXIT_USAGE)
     except OSError as error:
         _fail(f"cannot read `{policy}`: {error.strerror}", EXIT_USAGE)
     resolver = ElfResolver(btf_path=btf or DEFAULT_BTF, symbols_file=symbols, sysroot=sysroot)

@@ -24,11 +24,16 @@ MAX_SOURCE_BYTES = 64 * MIB
 
 
 class InputFileError(OSError):
-    """An input cannot be read as a regular file of bounded size; the message says why."""
+    """An input cannot be read as a regular file of bounded size.
 
-    def __init__(self, message: str, error: int = errno.EINVAL) -> None:
+    str() is the whole message ("policy `x` is a FIFO, not a regular file"); `reason` is
+    its last part ("a FIFO, not a regular file"), for messages that name the input already.
+    """
+
+    def __init__(self, message: str, reason: str, error: int = errno.EINVAL) -> None:
         super().__init__(error, message)
         self.message = message
+        self.reason = reason
 
     def __str__(self) -> str:
         return self.message
@@ -42,17 +47,20 @@ def open_regular(path: Path | str, what: str) -> int:
     """
     name = os.fsdecode(path)
     if "\0" in name:
-        raise InputFileError(f"the {what} path `{name!r}` contains a NUL character")
+        reason = "its name contains a NUL character"
+        raise InputFileError(f"cannot read {what} `{name!r}`: {reason}", reason)
     try:
         fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
     except OSError as error:
         reason = (error.strerror or str(error)).lower()
-        raise InputFileError(f"cannot read {what} `{name}`: {reason}", error.errno) from None
+        raise InputFileError(
+            f"cannot read {what} `{name}`: {reason}", reason, error.errno
+        ) from None
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)
-        kind = _kind(mode)
-        raise InputFileError(f"{what} `{name}` is {kind}, not a regular file", errno.EINVAL)
+        reason = f"{_kind(mode)}, not a regular file"
+        raise InputFileError(f"{what} `{name}` is {reason}", f"it is {reason}")
     os.set_blocking(fd, True)
     return fd
 
@@ -65,11 +73,12 @@ def read_regular(path: Path | str, what: str, limit: int) -> bytes:
             data = stream.read(limit + 1)
         except OSError as error:
             reason = (error.strerror or str(error)).lower()
-            raise InputFileError(f"cannot read {what} `{path}`: {reason}", error.errno) from None
+            raise InputFileError(
+                f"cannot read {what} `{path}`: {reason}", reason, error.errno
+            ) from None
     if len(data) > limit:
-        raise InputFileError(
-            f"{what} `{path}` is larger than the limit of {describe_size(limit)}", errno.EFBIG
-        )
+        reason = f"larger than the limit of {describe_size(limit)}"
+        raise InputFileError(f"{what} `{path}` is {reason}", f"it is {reason}", errno.EFBIG)
     return data
 
 

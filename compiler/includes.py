@@ -85,7 +85,7 @@ def _load(attribute, including: SourceFile, expansion: _Expansion) -> ast.Includ
     except files.InputFileError as error:
         diagnostics.add(
             "E0403",
-            f"cannot read include `{name}`: {error}",
+            f"cannot read include `{name}`: {error.reason}",
             where,
             help="an include names a readable regular file of at most "
             f"{files.describe_size(files.MAX_POLICY_BYTES)}",
