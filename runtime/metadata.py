@@ -9,13 +9,13 @@ through attaching.
 
 from __future__ import annotations
 
+import mmap
 import os
 from dataclasses import dataclass
 from typing import Any
 
-from bpfbox.compiler import abi, files
+from bpfbox.compiler import abi, files, symbols
 from bpfbox.runtime import bounded_json
-from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
@@ -93,16 +93,19 @@ class Metadata:
 def read(path: str) -> Metadata:
     """Read and validate the metadata of the compiled object at `path`."""
     try:
-        with os.fdopen(files.open_regular(path, "profile object"), "rb") as f:
-            elf = ELFFile(f)
+        # Mapped, not read: a tampered section size then ends at the file's end instead of
+        # allocating that much memory.
+        with (
+            os.fdopen(files.open_regular(path, "profile object"), "rb") as f,
+            mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as image,
+        ):
+            elf = ELFFile(image)
             raw = _metadata_bytes(elf, path)
             features = _features(elf)
             rodata = _rodata_variables(elf)
     except files.InputFileError as err:
         raise MetadataError(str(err)) from None
-    except OSError as err:
-        raise MetadataError(f"cannot read {path}: {err.strerror}") from None
-    except ELFError as err:
+    except symbols.ELF_PARSE_ERRORS as err:
         raise MetadataError(f"{path} is not a valid ELF object: {err}") from None
     try:
         doc = bounded_json.loads(
