@@ -95,6 +95,9 @@ def _compile(policy: Path, output, check: bool, emit, btf, symbols, sysroot) -> 
         raise click.UsageError("--check writes nothing; drop --emit and -o")
     if not (check or emit or output):
         raise click.UsageError("say where the program goes: -o OUT.bpf.c (or use --check, --emit)")
+    for option, path in (("--btf", btf), ("--symbols", symbols)):
+        if path is not None:
+            _check_regular_file(path, f"{option} file")
     try:
         source = read_policy(policy)
     except files.InputFileError as error:
@@ -125,6 +128,15 @@ def _compile(policy: Path, output, check: bool, emit, btf, symbols, sysroot) -> 
         _write_atomically(output, text)
     else:
         click.echo(text, nl=False)
+
+
+def _check_regular_file(path: Path, what: str) -> None:
+    """Refuse a FIFO, device or directory given as an input file now, with its option's name,
+    rather than as a policy error when a pass first reads it."""
+    try:
+        os.close(files.open_regular(path, what))
+    except files.InputFileError as error:
+        _fail(str(error), EXIT_USAGE)
 
 
 def _write_atomically(path: Path, text: str) -> None:

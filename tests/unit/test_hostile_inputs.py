@@ -82,6 +82,19 @@ def test_btf_that_is_not_a_regular_file_is_refused(tmp_path, kind):
     one_line_error(stderr, str(btf), "not a regular file")
 
 
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_symbols_file_that_is_not_a_regular_file_is_refused(tmp_path, kind):
+    if kind == "fifo":
+        symbols = tmp_path / "mylogin.debug"
+        os.mkfifo(symbols)
+    else:
+        symbols = Path("/dev/zero")
+    policy = policy_file(tmp_path, PROFILE + '#[func "check_password"] fs("/a", read)\n')
+    status, stderr, _ = bpfboxc("--check", "--symbols", symbols, policy)
+    assert status == 2
+    one_line_error(stderr, f"--symbols file `{symbols}` is a ", "not a regular file")
+
+
 def test_oversized_policy_is_a_located_error(tmp_path):
     policy = policy_file(tmp_path, PROFILE + "// padding\n" * 100_000)
     status, stderr, _ = bpfboxc("--check", policy)
