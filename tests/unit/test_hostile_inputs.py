@@ -70,29 +70,20 @@ def test_device_policy_is_refused():
 
 
 @pytest.mark.parametrize("kind", ["fifo", "device"])
-def test_btf_that_is_not_a_regular_file_is_refused(tmp_path, kind):
+@pytest.mark.parametrize(
+    "option, directive",
+    [("--btf", '#[kfunc "vfs_read"]'), ("--symbols", '#[func "check_password"]')],
+)
+def test_input_file_that_is_not_a_regular_file_is_refused(tmp_path, kind, option, directive):
     if kind == "fifo":
-        btf = tmp_path / "vmlinux"
-        os.mkfifo(btf)
+        path = tmp_path / "input"
+        os.mkfifo(path)
     else:
-        btf = Path("/dev/zero")
-    policy = policy_file(tmp_path, PROFILE + '#[kfunc "vfs_read"] fs("/a", read)\n')
-    status, stderr, _ = bpfboxc("--check", policy, btf=btf)
+        path = Path("/dev/zero")
+    policy = policy_file(tmp_path, PROFILE + directive + ' fs("/a", read)\n')
+    status, stderr, _ = bpfboxc("--check", option, path, policy)
     assert status == 2
-    one_line_error(stderr, str(btf), "not a regular file")
-
-
-@pytest.mark.parametrize("kind", ["fifo", "device"])
-def test_symbols_file_that_is_not_a_regular_file_is_refused(tmp_path, kind):
-    if kind == "fifo":
-        symbols = tmp_path / "mylogin.debug"
-        os.mkfifo(symbols)
-    else:
-        symbols = Path("/dev/zero")
-    policy = policy_file(tmp_path, PROFILE + '#[func "check_password"] fs("/a", read)\n')
-    status, stderr, _ = bpfboxc("--check", "--symbols", symbols, policy)
-    assert status == 2
-    one_line_error(stderr, f"--symbols file `{symbols}` is a ", "not a regular file")
+    one_line_error(stderr, f"{option} file `{path}` is a ", "not a regular file")
 
 
 def test_oversized_policy_is_a_located_error(tmp_path):
