@@ -45,16 +45,19 @@ def comment(text: str) -> str:
 def string_literal_chunks(text: str, width: int) -> list[str]:
     """`text` as the bodies of adjacent C string literals, each about `width` characters.
 
-    Bytes outside printable ASCII are octal escapes of exactly three digits, so that no escape
-    can run on into the next character, and a chunk never ends inside an escape (adjacent
-    literals are joined after escapes are read: `"\\1" "23"` is not `"\\123"`).  The literals
-    together hold the UTF-8 encoding of `text`.
+    Bytes outside printable ASCII (and the second `?` of a `??`, which could start a
+    trigraph) are octal escapes of exactly three digits, so that no escape can run on into
+    the next character, and a chunk never ends inside an escape (adjacent literals are joined
+    after escapes are read: `"\\1" "23"` is not `"\\123"`).  The literals together hold the
+    UTF-8 encoding of `text`.
     """
     chunks: list[str] = []
     current: list[str] = []
     length = 0
+    previous = 0
     for byte in text.encode():
-        piece = _escaped_byte(byte)
+        piece = _escaped_byte(byte, previous)
+        previous = byte
         current.append(piece)
         length += len(piece)
         if length >= width:
@@ -67,13 +70,15 @@ def string_literal_chunks(text: str, width: int) -> list[str]:
 
 def string_literal(text: str) -> str:
     """`text` as the body of one C string literal (no surrounding quotes)."""
-    return "".join(_escaped_byte(byte) for byte in text.encode())
+    return "".join(string_literal_chunks(text, len(text.encode()) * 4 + 1))
 
 
-def _escaped_byte(byte: int) -> str:
+def _escaped_byte(byte: int, previous: int) -> str:
     if byte in (ord("\\"), ord('"')):
         return "\\" + chr(byte)
-    if 0x20 <= byte <= 0x7E:
+    # The second `?` of `??`: `??/` and its kind are trigraphs (a warning, an error with
+    # -Werror, and a different string where trigraphs are on).
+    if 0x20 <= byte <= 0x7E and not (byte == previous == ord("?")):
         return chr(byte)
     return f"\\{byte:03o}"
 

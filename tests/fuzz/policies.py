@@ -261,8 +261,8 @@ def mutated(draw) -> str:
 @st.composite
 def policies(draw) -> str:
     """Everything the fuzzer feeds bpfboxc: mostly generated and mutated policies, sometimes
-    (one in ten) the large, slow inputs of deep nesting and many rules."""
-    choice = draw(st.integers(0, 19))
+    (one in fifty) the large, slow inputs of deep nesting and many rules."""
+    choice = draw(st.integers(0, 99))
     if choice == 0:
         return draw(deep_nesting())
     if choice == 1:
