@@ -81,8 +81,8 @@ def metadata_json(program: Program) -> str:
     ]
     document = {
         "version": abi.METADATA_VERSION,
-        "policy": c_text.comment(program.policy),
-        "profile": c_text.comment(program.profile),
+        "policy": program.policy,
+        "profile": program.profile,
         "name": program.name,
         "contexts": contexts,
         "rules": rules,
