@@ -401,3 +401,16 @@ def test_bpfboxc_subprocess_refuses_a_fifo_with_one_line(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr == f"bpfboxc: error: policy `{fifo}` is a FIFO, not a regular file\n"
+
+
+def test_metadata_keeps_names_that_comments_escape(tmp_path):
+    sysroot = tmp_path / "root"
+    (sysroot / "sbin").mkdir(parents=True)
+    shutil.copy2(GOLDEN_ROOT / "sbin" / "mylogin", sysroot / "sbin" / "my\\lögin")
+    policy = policy_file(tmp_path, '#![profile "/sbin/my\\\\lögin"]\nfs("/a", read)\n')
+    out = tmp_path / "out.bpf.c"
+    status, stderr, _ = bpfboxc(policy, "-o", out, sysroot=sysroot)
+    assert (status, stderr) == (0, ""), stderr
+    _compiles_with_clang(out)
+    assert metadata.read(str(out) + ".o").profile == "/sbin/my\\lögin"
+    assert "for the profile /sbin/my\\\\l\\xf6gin." in out.read_text()
