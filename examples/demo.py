@@ -130,9 +130,9 @@ def copy_up(paths: tuple[str, ...]) -> None:
     """Make the VM's /etc files writable in place before the demo confines anything.
 
     In the VM, /etc is an overlay on the host's read-only root.  The first write to a file
-    of the lower layer makes overlayfs copy it up, and the copy-up asks the kernel for
-    CAP_DAC_OVERRIDE (its work directory is mode 000) on behalf of the task that writes, so
-    bpfbox would deny mylogin that capability and the append would fail with EACCES.  A
+    of the lower layer makes overlayfs copy it up, and the capability check of the copy-up
+    (CAP_DAC_OVERRIDE) reaches bpfbox as one of the task that writes, so bpfbox would deny
+    mylogin that capability and the append would fail with EACCES.  A
     machine's own /etc has no such step (docs/language.md, "Limits and known gaps"): opening
     the files for writing here, unconfined and writing nothing, does the copy-up first.
     """
