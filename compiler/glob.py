@@ -22,7 +22,7 @@ MAX_STATES = 4096
 #: More steps than this building the DFA (NFA states visited, times byte classes) is refused
 #: too: it keeps the compiler's time bounded (about a second) on any policy, where the state
 #: limit alone lets thousands of wide globs take minutes.  Real policies need a few percent.
-MAX_WORK = 2_000_000
+MAX_WORK = 1_000_000
 
 _ALL = (1 << 256) - 1
 _SLASH = 1 << ord("/")

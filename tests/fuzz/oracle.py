@@ -4,7 +4,7 @@
 with the golden sysroot and BTF fixture) and asserts, raising `Violation` otherwise:
 
 - the exit status is 0, 1 or 2 (70 is a crash: a bug), and no traceback was printed;
-- an input under 100 KB compiles in under 2 s;
+- an input under 100 KB compiles in under 2 s (of CPU time: the machine may be busy);
 - a second run gives the same status and byte-identical output;
 - accepted output compiles with clang (`runtime.build.CLANG_FLAGS`).  Each distinct output
   is checked once: clang's front end (`-fsyntax-only`, everything the pasted text can break)
@@ -63,7 +63,7 @@ class Oracle:
         first = self._run()
         size = self.policy.stat().st_size
         if size < MAX_INPUT_BYTES and first.seconds > TIME_LIMIT_S:
-            raise Violation(f"{size}-byte input took {first.seconds:.2f} s")
+            raise Violation(f"{size}-byte input took {first.seconds:.2f} s of CPU time")
         second = self._run()
         if (second.status, second.stdout, second.stderr) != (
             first.status,
@@ -78,9 +78,10 @@ class Oracle:
 
     def _run(self) -> Run:
         arguments = ["--emit", "c", "--sysroot", str(GOLDEN / "root"), "--btf", str(FIXTURE_BTF)]
-        start = time.monotonic()
+        # CPU time, not wall time: the machine may be busy with other work.
+        start = time.process_time()
         result = self.runner.invoke(main, [*arguments, str(self.policy)])
-        seconds = time.monotonic() - start
+        seconds = time.process_time() - start
         if result.exception is not None and not isinstance(result.exception, SystemExit):
             raise Violation(f"bpfboxc raised {result.exception!r}") from result.exception
         for stream in (result.stdout, result.stderr):
