@@ -5,7 +5,7 @@ PYTHON ?= python3
 export PYTHONPATH := $(CURDIR)/tools/pythonpath$(if $(PYTHONPATH),:$(PYTHONPATH))
 PYTEST ?= $(PYTHON) -m pytest
 
-.PHONY: setup setup-apt setup-py test test-host test-vm golden lint format demo bench
+.PHONY: setup setup-apt setup-py test test-host test-vm golden lint format demo bench fuzz
 
 setup: setup-apt setup-py
 
@@ -35,6 +35,12 @@ demo: setup
 bench: setup
 	$(PYTHON) tests/e2e/prepare.py
 	$(PYTHON) tests/vm/run_in_vm.py -- $(PYTHON) tests/e2e/bench.py
+
+# The fuzzer at a large budget (make test-host runs it at a small one); FUZZ_SEED=N picks
+# another reproducible sequence of inputs.
+FUZZ_INPUTS ?= 100000
+fuzz:
+	FUZZ_INPUTS=$(FUZZ_INPUTS) $(PYTEST) -q -s -p no:cacheprovider tests/fuzz
 
 golden:
 	$(PYTEST) -q tests/golden --update-golden

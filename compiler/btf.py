@@ -20,6 +20,8 @@ from pathlib import Path
 
 from bpfbox.contract import abi
 
+from . import files
+
 DEFAULT_BTF_PATH = abi.BTF_PATH
 
 _MAGIC = 0xEB9F
@@ -92,10 +94,9 @@ def nearest_names(name: str, names: Iterable[str], limit: int = 3) -> list[str]:
 
 def _read(path: Path) -> bytes:
     try:
-        return path.read_bytes()
+        return files.read_regular(path, "BTF file", files.MAX_BTF_BYTES)
     except OSError as error:
-        reason = (error.strerror or str(error)).lower()
-        raise BtfError(f"cannot read BTF file `{path}`: {reason}") from error
+        raise BtfError(str(error)) from None
 
 
 def _byte_order(data: bytes, path: str | Path) -> str:

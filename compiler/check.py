@@ -129,6 +129,19 @@ def _check_profile(attr: ast.FileAttribute, placement: _Placement, diag: Diagnos
             path.span,
             help="a profile confines exactly one program; name it by its path",
         )
+    else:
+        _check_no_nul(path, "profile", diag)
+
+
+def _check_no_nul(path: ast.String, what: str, diag: Diagnostics) -> None:
+    """A file name cannot hold a NUL (a `\\0` or `\\x00` escape): no file has that name."""
+    if "\0" in path.value:
+        diag.add(
+            "E0203",
+            f"malformed path: the {what} path contains a NUL character",
+            _inside(path, path.value.index("\0")),
+            help="remove the `\\0` escape; no file name contains a NUL character",
+        )
 
 
 def _check_attribute_args(name: ast.Name, args, span: Span, diag: Diagnostics, library: bool):
@@ -209,6 +222,8 @@ def _check_library_path(library: ast.String, diag: Diagnostics) -> None:
             library.span,
             help="give the absolute path of the shared library",
         )
+    else:
+        _check_no_nul(library, "library", diag)
 
 
 def _check_rule(rule: ast.Rule, diag: Diagnostics) -> None:

@@ -9,12 +9,15 @@ from pathlib import Path
 
 import click
 
-from . import ast, ir
+from . import ast, files, ir
 from .diagnostics import render_all
-from .pipeline import FRONT_END, PASSES, Compilation, read_policy, run
+from .pipeline import FRONT_END, PASSES, Compilation, run
 from .resolve import DEFAULT_BTF, ElfResolver, EnvironmentProblem
+from .source import read_policy
 
 EXIT_OK, EXIT_POLICY, EXIT_USAGE = 0, 1, 2
+#: sysexits.h EX_SOFTWARE: bpfboxc itself failed, which is a bug whatever the input.
+EXIT_INTERNAL = 70
 
 HELP = """Compile the bpfbox policy POLICY into a BPF C program.
 
@@ -34,7 +37,9 @@ Typical uses:
     bpfboxc --emit ir mylogin.bpfbox          show what each hook will decide
 
 \b
-Exit status: 0 compiled, 1 the policy has errors, 2 usage or environment problem.
+Exit status: 0 compiled, 1 the policy has errors, 2 usage or environment problem
+(an unreadable, oversized or non-regular input file included), 70 internal error
+(a bug in bpfboxc: please report it).
 The language is described in docs/language.md.
 """
 
@@ -73,12 +78,30 @@ The language is described in docs/language.md.
     help="Look the profile program and libraries up under this root (e.g. a container image).",
 )
 def main(policy: Path, output, check: bool, emit, btf, symbols, sysroot) -> None:
+    try:
+        _compile(policy, output, check, emit, btf, symbols, sysroot)
+    except click.ClickException:
+        raise
+    except Exception as error:  # the user must never see a traceback
+        _fail(
+            f"internal error: {type(error).__name__}: {error}\n"
+            "this is a bug in bpfboxc; please report it with the policy and the command line",
+            EXIT_INTERNAL,
+        )
+
+
+def _compile(policy: Path, output, check: bool, emit, btf, symbols, sysroot) -> None:
     if check and (emit or output):
         raise click.UsageError("--check writes nothing; drop --emit and -o")
     if not (check or emit or output):
         raise click.UsageError("say where the program goes: -o OUT.bpf.c (or use --check, --emit)")
+    for option, path in (("--btf", btf), ("--symbols", symbols)):
+        if path is not None:
+            _check_regular_file(path, f"{option} file")
     try:
         source = read_policy(policy)
+    except files.InputFileError as error:
+        _fail(str(error), EXIT_USAGE)
     except OSError as error:
         _fail(f"cannot read `{policy}`: {error.strerror}", EXIT_USAGE)
     resolver = ElfResolver(btf_path=btf or DEFAULT_BTF, symbols_file=symbols, sysroot=sysroot)
@@ -105,6 +128,15 @@ def main(policy: Path, output, check: bool, emit, btf, symbols, sysroot) -> None
         _write_atomically(output, text)
     else:
         click.echo(text, nl=False)
+
+
+def _check_regular_file(path: Path, what: str) -> None:
+    """Refuse a FIFO, device or directory given as an input file now, with its option's name,
+    rather than as a policy error when a pass first reads it."""
+    try:
+        os.close(files.open_regular(path, what))
+    except files.InputFileError as error:
+        _fail(str(error), EXIT_USAGE)
 
 
 def _write_atomically(path: Path, text: str) -> None:

@@ -21,7 +21,7 @@ from bpfbox.contract import abi, header, kinds
 from bpfbox.contract import metadata as contract_metadata
 from bpfbox.contract.kinds import Object, RuleKind
 
-from . import language
+from . import c_text, language
 from .ir import GlobTable, Program, Rule
 
 TEMPLATE = "program.bpf.c.j2"
@@ -51,10 +51,12 @@ def policy_part(program: Program) -> str:
     fs_table, target_table = program.fs_globs, program.target_globs
     context = {
         "abi": abi,
-        "policy": program.policy,
-        "profile": program.profile,
+        "policy": c_text.comment(program.policy),
+        "profile": c_text.comment(program.profile),
         "has_taint": program.has_taint,
-        "metadata_chunks": _chunks(_c_string(metadata(program).to_json())),
+        "metadata_chunks": c_text.string_literal_chunks(
+            metadata(program).to_json(), _METADATA_CHUNK
+        ),
         "dfas": [_dfa_view(t) for t in (fs_table, target_table)],
         "rule_kinds": [
             _kind_view(k, program, fs_table, target_table) for k in language.RULE_KINDS.values()
@@ -142,27 +144,6 @@ def metadata(program: Program) -> contract_metadata.Document:
     )
 
 
-def _c_string(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"')
-
-
-def _chunks(text: str) -> list[str]:
-    """Split an escaped C string into lines, never inside an escape sequence."""
-    chunks, start = [], 0
-    while start < len(text):
-        end = min(start + _METADATA_CHUNK, len(text))
-        while end < len(text) and text[end - 1] == "\\" and _odd_backslashes(text, start, end):
-            end += 1
-        chunks.append(text[start:end])
-        start = end
-    return chunks
-
-
-def _odd_backslashes(text: str, start: int, end: int) -> bool:
-    count = 0
-    while end - count - 1 >= start and text[end - count - 1] == "\\":
-        count += 1
-    return count % 2 == 1
 
 
 def _dfa_view(table: GlobTable) -> dict:
@@ -198,8 +179,8 @@ def _kind_view(kind: RuleKind, program: Program, fs_table: GlobTable, targets: G
 def _rule_view(rule: Rule, kind: RuleKind, fs_table: GlobTable, targets: GlobTable) -> dict:
     return {
         "id": rule.id,
-        "location": f"{rule.span.file}:{rule.span.line}",
-        "comment": rule.text.replace("*/", "*\\/").replace("/*", "/\\*"),
+        "location": c_text.comment(f"{rule.span.file}:{rule.span.line}"),
+        "comment": c_text.comment(rule.text),
         "match": _match_expression(rule, kind.object, fs_table, targets),
         "decision": f"DECISION_{abi.Decision.of(rule.decision).name}",
         "audit": int(rule.audit),
@@ -243,8 +224,9 @@ def _context_view(context) -> dict:
     return {
         "index": context.index,
         "kind": context.kind,
-        "symbol": context.symbol,
+        # Only kernel functions name a section (`SEC("fentry/NAME")`).
+        "symbol": c_text.identifier(context.symbol) if context.kind == "kfunc" else None,
         "enter": enter,
         "leave": leave,
-        "comment": comment,
+        "comment": c_text.comment(comment),
     }

@@ -22,6 +22,8 @@ CODES = {
     "E0005": "invalid escape in a string",
     "E0006": "the policy file is not text",
     "E0007": "the policy file is empty",
+    "E0008": "the policy file is too large",
+    "E0009": "blocks nest too deep",
     # Names and types.
     "E0101": "unknown rule kind",
     "E0102": "unknown access flag",
@@ -46,6 +48,8 @@ CODES = {
     "E0303": "misplaced file attribute",
     "E0401": "include not found",
     "E0402": "include cycle",
+    "E0403": "include cannot be read",
+    "E0404": "too many includes or includes nested too deep",
     # Symbols.
     "E0501": "profile program not found",
     "E0502": "profile program is not an ELF executable",
@@ -57,6 +61,7 @@ CODES = {
     "E0508": "policy too complex",
     "E0509": "symbols do not match the binary",
     "E0510": "too many function contexts",
+    "E0511": "function name is not a symbol name",
     # Warnings.
     "W0001": "duplicate rule",
     "W0002": "allow rule shadowed by a deny rule",

@@ -19,6 +19,10 @@ from dataclasses import dataclass, field
 PATH_MAX = 4095
 #: More DFA states than this is refused: the tables would be too large to load.
 MAX_STATES = 4096
+#: More steps than this building the DFA (NFA states visited, times byte classes) is refused
+#: too: it keeps the compiler's time bounded (about a second) on any policy, where the state
+#: limit alone lets thousands of wide globs take minutes.  Real policies need a few percent.
+MAX_WORK = 1_000_000
 
 _ALL = (1 << 256) - 1
 _SLASH = 1 << ord("/")
@@ -282,7 +286,11 @@ def compile_globs(globs: list[str]) -> Dfa:
     ids = {dead: 0, first: 1}
     order = [dead, first]
     transitions: list[tuple[int, ...]] = []
+    work = 0
     for current in order:  # `order` grows while we walk it
+        work += len(current) * len(representatives)
+        if work > MAX_WORK:
+            raise TooComplexError("the path globs are too many or too wide to combine")
         row = []
         for byte in representatives:
             target = closure(

@@ -15,7 +15,7 @@ from importlib import resources
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from . import ast
+from . import ast, files
 from .diagnostics import Diagnostics
 from .source import SourceFile, Span
 
@@ -36,6 +36,9 @@ _TERMINAL_NAMES = {
     "$END": "the end of the file",
 }
 
+#: How deep blocks may nest: far beyond any real policy, far below Python's recursion limit.
+MAX_NESTING = 64
+
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "\\": "\\", '"': '"', "'": "'"}
 _ESCAPE = re.compile(r"\\(x[0-9A-Fa-f]{2}|.)")
 
@@ -55,6 +58,16 @@ def parse_source(source: SourceFile, diagnostics: Diagnostics) -> ast.Policy | N
     except UnexpectedInput as error:
         _report_syntax_error(error, source, diagnostics)
         return None
+    too_deep = _first_block_too_deep(tree)
+    if too_deep is not None:
+        diagnostics.add(
+            "E0009",
+            f"blocks nest more than {MAX_NESTING} deep",
+            _meta_span(source.name, too_deep.meta).start(),
+            label="this block is too deep",
+            help="flatten the policy: a rule in nested blocks can be written in one block",
+        )
+        return None
     builder = _AstBuilder(source.name, diagnostics)
     items = tuple(builder.transform(tree).children)
     policy = ast.Policy(source.name, items, Span(source.name, 1, 1, *_end(source)))
@@ -68,6 +81,20 @@ def parse_source(source: SourceFile, diagnostics: Diagnostics) -> ast.Policy | N
     return policy
 
 
+def _first_block_too_deep(tree: Tree) -> Tree | None:
+    """The first block nested deeper than MAX_NESTING, found without recursion (the AST
+    builder and later passes recurse, once per level, and must stay far from Python's limit)."""
+    pending = [(tree, 0)]
+    while pending:
+        node, depth = pending.pop()
+        if node.data == "block":
+            depth += 1
+            if depth > MAX_NESTING:
+                return node
+        pending.extend((c, depth) for c in reversed(node.children) if isinstance(c, Tree))
+    return None
+
+
 def _end(source: SourceFile) -> tuple[int, int]:
     end = source.end_span()
     return end.line, end.column
@@ -76,6 +103,15 @@ def _end(source: SourceFile) -> tuple[int, int]:
 def _is_text(source: SourceFile, diagnostics: Diagnostics) -> bool:
     """Reject binary garbage and empty files before lark sees them."""
     start = Span(source.name, 1, 1, 1, 1)
+    if source.oversized:
+        diagnostics.add(
+            "E0008",
+            f"`{source.name}` is larger than the limit of "
+            f"{files.describe_size(files.MAX_POLICY_BYTES)}",
+            start,
+            help="a policy this large is not a policy; check that the right file was given",
+        )
+        return False
     if "\0" in source.text or "\ufffd" in source.text:
         diagnostics.add(
             "E0006",

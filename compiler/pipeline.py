@@ -9,7 +9,6 @@ in PASSES and docs/architecture.md.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from . import ast, ir
 from .check import check_policy
@@ -88,9 +87,3 @@ def run(compilation: Compilation, passes=PASSES) -> Compilation:
         if compilation.diagnostics.error_count():
             break
     return compilation
-
-
-def read_policy(path: Path, display: str | None = None) -> SourceFile:
-    """Read a policy file as text; undecodable bytes become U+FFFD, which parsing rejects."""
-    data = path.read_bytes()
-    return SourceFile(display or str(path), path, data.decode("utf-8", errors="replace"))

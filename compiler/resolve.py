@@ -10,11 +10,12 @@ fixture binaries, so that their output does not depend on this machine.
 
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import ast, btf, symbols
+from . import ast, btf, c_text, symbols
 from .diagnostics import Diagnostics, Note, did_you_mean
 from .ir import Context
 
@@ -113,7 +114,7 @@ def resolve_symbols(policy: ast.Policy, resolver, diagnostics: Diagnostics) -> R
             if directive.name.text not in ("func", "kfunc"):
                 continue
             key = _context_key(directive)
-            if key in contexts:
+            if key in contexts or not _is_symbol_name(directive, diagnostics):
                 continue
             if directive.name.text == "kfunc":
                 context = _resolve_kfunc(directive, len(contexts), resolver, diagnostics)
@@ -128,6 +129,29 @@ def resolve_symbols(policy: ast.Policy, resolver, diagnostics: Diagnostics) -> R
     if diagnostics.error_count():
         return None
     return Resolved(profile.value, tuple(contexts.values()))
+
+
+#: Function names as symbol tables spell them: C identifiers, plus the `.` of compiler clones
+#: (`f.cold`) and the `@` of versioned names for `#[func]`; kernel functions are identifiers.
+_SYMBOL_NAME = {
+    "func": re.compile(r"[A-Za-z_.][A-Za-z0-9_.$]*(@@?[A-Za-z0-9_.]+)?"),
+    "kfunc": c_text.C_IDENTIFIER,
+}
+
+
+def _is_symbol_name(directive: ast.Directive, diagnostics: Diagnostics) -> bool:
+    """Refuse names no symbol table holds before looking them up (they would also reach the
+    generated C, which must not be given a quote or a comment end from a crafted BTF)."""
+    name = directive.args.value
+    if _SYMBOL_NAME[directive.name.text].fullmatch(name.value):
+        return True
+    diagnostics.add(
+        "E0511",
+        f"`{c_text.comment(name.value)}` is not a function name",
+        name.span,
+        help="a function name is a C identifier, as `nm` or `bpftool btf dump` print it",
+    )
+    return False
 
 
 def _check_profile_program(profile: ast.String, resolver, diagnostics: Diagnostics) -> bool:

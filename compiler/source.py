@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+
+from . import files
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,13 @@ class SourceFile:
     name: str
     path: Path | None
     text: str
+    #: The file was larger than the policy size limit; `text` holds only its beginning.
+    oversized: bool = False
+
+    @cached_property
+    def lines(self) -> list[str]:
+        """The file's lines, split once: diagnostics ask for lines many times."""
+        return self.text.splitlines()
 
     @property
     def printable(self) -> bool:
@@ -39,12 +50,11 @@ class SourceFile:
 
     def line(self, number: int) -> str:
         """The text of a 1-based line without its newline ('' past the end)."""
-        lines = self.text.splitlines()
-        return lines[number - 1] if 0 < number <= len(lines) else ""
+        return self.lines[number - 1] if 0 < number <= len(self.lines) else ""
 
     def end_span(self) -> Span:
         """A span at the very end of the file, for errors like an unclosed block."""
-        lines = self.text.splitlines() or [""]
+        lines = self.lines or [""]
         last = len(lines)
         column = len(lines[-1]) + 1
         return Span(self.name, last, column, last, column)
@@ -62,3 +72,15 @@ class SourceMap:
 
     def get(self, name: str) -> SourceFile | None:
         return self.files.get(name)
+
+
+def read_policy(path: Path, display: str | None = None, what: str = "policy") -> SourceFile:
+    """Read a policy file (or an include fragment) as text; undecodable bytes become U+FFFD,
+    which parsing rejects, and a file over the size limit is marked for the parser to refuse.
+    Raises files.InputFileError (naming `what`) for anything but a readable regular file."""
+    fd = files.open_regular(path, what)
+    with os.fdopen(fd, "rb") as stream:
+        data = stream.read(files.MAX_POLICY_BYTES + 1)
+    oversized = len(data) > files.MAX_POLICY_BYTES
+    text = data[: files.MAX_POLICY_BYTES].decode("utf-8", errors="replace")
+    return SourceFile(display or str(path), path, text, oversized)

@@ -47,7 +47,7 @@ _FIRST_VERSION_INDEX = 2
 # pyelftools parses lazily, so malformed input can make any of these escape from any call:
 # sizes, offsets and indexes all come from the file, and seeking a mapping with an offset
 # out of range raises ValueError or OverflowError.
-_PARSE_ERRORS = (
+ELF_PARSE_ERRORS = (
     ELFError,
     ConstructError,
     struct.error,
@@ -258,7 +258,7 @@ def _open_elf(path: Path) -> Iterator[ELFFile]:
                 raise NotElfError(f"`{path}` is not an ELF file")
             with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as image:
                 yield ELFFile(image)
-        except _PARSE_ERRORS as error:
+        except ELF_PARSE_ERRORS as error:
             raise NotElfError(f"`{path}` is a malformed or truncated ELF file") from error
 
 

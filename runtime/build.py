@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from bpfbox.compiler import files
 from bpfbox.contract import abi
 
 #: The flags bpfboxc's output is written for (self-contained CO-RE C, no vmlinux.h).
@@ -55,10 +56,10 @@ class ProfileFileError(BuildError):
 def object_for(path: str) -> str:
     """The path of a loadable object for `path`: itself if prebuilt, else a cached build."""
     try:
-        with open(path, "rb") as f:
+        with os.fdopen(files.open_regular(path, "PROFILE"), "rb") as f:
             head = f.read(len(_ELF_MAGIC))
     except OSError as err:
-        raise ProfileFileError(f"cannot read {path}: {err.strerror}") from None
+        raise ProfileFileError(str(err)) from None
     if head == _ELF_MAGIC:
         return path
     if not path.endswith(".c"):
@@ -69,7 +70,10 @@ def object_for(path: str) -> str:
 def compile_cached(source: Path) -> str:
     """Compile `source` unless an object for the same source, kernel and clang is cached."""
     clang = _clang()
-    text = source.read_bytes()
+    try:
+        text = files.read_regular(source, "PROFILE", files.MAX_SOURCE_BYTES)
+    except OSError as err:
+        raise ProfileFileError(str(err)) from None
     target = cache_dir() / f"{_stem(source)}-{cache_key(text, clang_version(clang))}.bpf.o"
     if not target.exists():
         _compile(clang, source, target)

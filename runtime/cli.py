@@ -3,7 +3,7 @@
 Exit status: 0 when all went well (or the command's own status when one is run; 128+N if
 it was killed by signal N; 127 if it could not be started), 1 when a profile failed to
 load or attach, 2 for usage and environment problems (not root, unsuitable kernel, clang
-or libbpf missing).
+or libbpf missing, a PROFILE that is not a readable regular file), 70 for an internal error.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ PROG = "bpfbox-run"
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+#: sysexits.h EX_SOFTWARE: bpfbox-run itself failed, which is a bug whatever the input.
+EXIT_INTERNAL = 70
 EXIT_NOT_STARTED = 127
 EXIT_INTERRUPTED = 128 + signal.SIGINT
 
@@ -82,8 +84,10 @@ Examples:
 
 \b
 Exit status: the command's when one is run (127: it could not be started);
-otherwise 0; 1 if a profile failed to load or attach; 2 for usage or environment
-problems (not root, unsuitable kernel, clang or libbpf missing).
+otherwise 0; 1 if a profile failed to load or attach (bad or tampered metadata
+included); 2 for usage or environment problems (not root, unsuitable kernel, clang
+or libbpf missing, a PROFILE that is not a readable regular file); 70 for an
+internal error (a bug in bpfbox-run: please report it).
 """
 
 
@@ -105,6 +109,8 @@ def main() -> None:
 def run_cli(argv: list[str]) -> int:
     """Run bpfbox-run with `argv` and return its exit status; never raises."""
     options, command = _split_command(argv)
+    if command == [] and "--" in argv:
+        return _fail("nothing follows `--`", "name the command to run: `-- COMMAND [ARGS...]`")
     try:
         status = bpfbox_run.main(
             args=options, prog_name=PROG, standalone_mode=False, obj={"command": command}
@@ -121,7 +127,7 @@ def run_cli(argv: list[str]) -> int:
         return _fail(
             f"internal error: {type(err).__name__}: {err}",
             "this is a bug in bpfbox-run; please report it with the command line used",
-            EXIT_FAILURE,
+            EXIT_INTERNAL,
         )
     return status if isinstance(status, int) else EXIT_OK
 

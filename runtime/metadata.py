@@ -9,13 +9,15 @@ itself says (the kernel features its programs need, its read-only variables).
 
 from __future__ import annotations
 
-import json
+import mmap
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from bpfbox.compiler import files, symbols
 from bpfbox.contract import abi
 from bpfbox.contract.metadata import Document, MetadataError, Rule
-from elftools.common.exceptions import ELFError
+from bpfbox.runtime import bounded_json
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
@@ -30,6 +32,12 @@ SECTION_FEATURES = {
     "uprobe": "uprobe",
     "uretprobe": "uprobe",
 }
+
+
+#: Bounds on the embedded JSON: rules of real policies are far smaller, and the document
+#: nests four levels (document, list, object, list).
+MAX_METADATA_CHARS = 16 * files.MIB
+MAX_METADATA_DEPTH = 8
 
 
 @dataclass(frozen=True)
@@ -49,18 +57,25 @@ class Metadata(Document):
 def read(path: str) -> Metadata:
     """Read and validate the metadata of the compiled object at `path`."""
     try:
-        with open(path, "rb") as f:
-            elf = ELFFile(f)
+        # Mapped, not read: a tampered section size then ends at the file's end instead of
+        # allocating that much memory.
+        with (
+            os.fdopen(files.open_regular(path, "profile object"), "rb") as f,
+            mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as image,
+        ):
+            elf = ELFFile(image)
             raw = _metadata_bytes(elf, path)
             features = _features(elf)
             rodata = _rodata_variables(elf)
-    except OSError as err:
-        raise MetadataError(f"cannot read {path}: {err.strerror}") from None
-    except ELFError as err:
+    except files.InputFileError as err:
+        raise MetadataError(str(err)) from None
+    except symbols.ELF_PARSE_ERRORS as err:
         raise MetadataError(f"{path} is not a valid ELF object: {err}") from None
     try:
-        doc = json.loads(raw.decode())
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        doc = bounded_json.loads(
+            raw.decode(), max_chars=MAX_METADATA_CHARS, max_depth=MAX_METADATA_DEPTH
+        )
+    except (UnicodeDecodeError, bounded_json.BoundedJsonError) as err:
         raise MetadataError(f"{path}: metadata is not valid JSON: {err}") from None
     return parse(doc, path, features, rodata)
 

@@ -94,6 +94,8 @@ def main() -> int:
     build_programs(sysroot / E2E.lstrip("/"))
     link_system_programs(sysroot)
     compile_policies(sysroot, out / "policies")
+    # The demo's program and policy, for test_demo.py (the demo builds into build/demo).
+    run(sys.executable, REPO / "examples" / "demo.py", "--prepare")
     print(f"prepare: programs and policies built under {out}")
     return 0
 

@@ -15,11 +15,16 @@ TINY_BTF = TESTS / "fixtures" / "btf" / "tiny.btf"
 
 
 def compile_text(
-    text: str, passes=PASSES, name: str = "test.bpfbox", symbols_file: Path | None = None
+    text: str,
+    passes=PASSES,
+    name: str = "test.bpfbox",
+    symbols_file: Path | None = None,
+    path: Path | None = None,
 ) -> Compilation:
-    """Run `passes` over `text` with the golden fixture root and BTF."""
+    """Run `passes` over `text` with the golden fixture root and BTF; `path`, where the text
+    comes from a file, is where its includes are looked up."""
     resolver = ElfResolver(btf_path=TINY_BTF, sysroot=GOLDEN_ROOT, symbols_file=symbols_file)
-    return run(Compilation(SourceFile(name, None, text), resolver), passes)
+    return run(Compilation(SourceFile(name, path, text), resolver), passes)
 
 
 def front_end(text: str) -> Compilation:

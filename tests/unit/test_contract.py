@@ -82,7 +82,9 @@ def _source_line(file: str, line: int, policy: Path) -> str:
 
 @pytest.mark.parametrize("policy", GOLDEN_POLICIES, ids=lambda p: p.stem)
 def test_every_rule_message_names_its_own_file_and_line(policy: Path) -> None:
-    compilation = compile_text(policy.read_text(), name=policy.name, **golden_arguments(policy))
+    compilation = compile_text(
+        policy.read_text(), name=policy.name, path=policy, **golden_arguments(policy)
+    )
     assert compilation.c_source, compilation.diagnostics
     meta = metadata.parse(json.loads(embedded_metadata(compilation.c_source)), "x")
     assert len(meta.rules) == len(compilation.program.rules)

@@ -51,7 +51,8 @@ def test_missing_profile_file(capsys, monkeypatch):
     assert status == 2
     lines = err.splitlines()
     assert (
-        lines[0] == "bpfbox-run: error: cannot read /nonexistent/x.bpf.c: No such file or directory"
+        lines[0] == "bpfbox-run: error: cannot read PROFILE `/nonexistent/x.bpf.c`: "
+        "no such file or directory"
     )
     assert lines[1].startswith("help: pass the .bpf.c that bpfboxc wrote")
 
@@ -71,7 +72,7 @@ def test_unexpected_exceptions_never_show_a_traceback(capsys, monkeypatch):
 
     monkeypatch.setattr(loader, "load", explode)
     status, _, err = run(capsys, "x.bpf.c")
-    assert status == 1
+    assert status == 70
     assert err.splitlines() == [
         "bpfbox-run: error: internal error: ZeroDivisionError: boom",
         "help: this is a bug in bpfbox-run; please report it with the command line used",

@@ -1,0 +1,91 @@
+"""Text from a policy, a file name or the kernel's BTF, made safe to paste into generated C.
+
+Everything the code generator copies out of its input into C goes through one of these
+functions, so that no input can end a comment early (a path containing `*/`), break out of a
+string literal or a section name (a quote from a crafted BTF), or smuggle a control character
+or a line splice into the program.  The output is plain printable ASCII.
+"""
+
+from __future__ import annotations
+
+import re
+
+#: What a C identifier (and so a kernel function name in `SEC("fentry/NAME")`) looks like.
+C_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _printable(character: str) -> bool:
+    return " " <= character <= "~"
+
+
+def comment(text: str) -> str:
+    """`text` for the inside of a `/* ... */` comment, on one line.
+
+    A `*/` would end the comment and a `/*` would make clang warn, so their `/` become `\\/`;
+    a backslash could splice the next line in; anything not printable ASCII is written as an
+    escape (`\\n`, `\\xHH`, `\\u{HHHH}`), so the reader still sees what the input said.
+    """
+    out = []
+    for character in text:
+        if character == "\\":
+            out.append("\\\\")
+        elif _printable(character):
+            out.append(character)
+        elif character == "\n":
+            out.append("\\n")
+        elif character == "\t":
+            out.append("\\t")
+        elif ord(character) < 0x100:
+            out.append(f"\\x{ord(character):02x}")
+        else:
+            out.append(f"\\u{{{ord(character):04x}}}")
+    return "".join(out).replace("*/", "*\\/").replace("/*", "/\\*")
+
+
+def string_literal_chunks(text: str, width: int) -> list[str]:
+    """`text` as the bodies of adjacent C string literals, each about `width` characters.
+
+    Bytes outside printable ASCII (and the second `?` of a `??`, which could start a
+    trigraph) are octal escapes of exactly three digits, so that no escape can run on into
+    the next character, and a chunk never ends inside an escape (adjacent literals are joined
+    after escapes are read: `"\\1" "23"` is not `"\\123"`).  The literals together hold the
+    UTF-8 encoding of `text`.
+    """
+    chunks: list[str] = []
+    current: list[str] = []
+    length = 0
+    previous = 0
+    for byte in text.encode():
+        piece = _escaped_byte(byte, previous)
+        previous = byte
+        current.append(piece)
+        length += len(piece)
+        if length >= width:
+            chunks.append("".join(current))
+            current, length = [], 0
+    if current:
+        chunks.append("".join(current))
+    return chunks
+
+
+def string_literal(text: str) -> str:
+    """`text` as the body of one C string literal (no surrounding quotes)."""
+    return "".join(string_literal_chunks(text, len(text.encode()) * 4 + 1))
+
+
+def _escaped_byte(byte: int, previous: int) -> str:
+    if byte in (ord("\\"), ord('"')):
+        return "\\" + chr(byte)
+    # The second `?` of `??`: `??/` and its kind are trigraphs (a warning, an error with
+    # -Werror, and a different string where trigraphs are on).
+    if 0x20 <= byte <= 0x7E and not (byte == previous == ord("?")):
+        return chr(byte)
+    return f"\\{byte:03o}"
+
+
+def identifier(name: str) -> str:
+    """`name`, which goes into C as it is (a section name such as `SEC("fentry/NAME")`),
+    if it is a C identifier; the resolve pass already required that of the policy's names."""
+    if not C_IDENTIFIER.fullmatch(name):
+        raise ValueError(f"{name!r} is not a C identifier")
+    return name
