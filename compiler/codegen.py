@@ -144,8 +144,6 @@ def metadata(program: Program) -> contract_metadata.Document:
     )
 
 
-
-
 def _dfa_view(table: GlobTable) -> dict:
     dfa = table.dfa
     words = max(1, (len(table.globs) + 63) // 64)
