@@ -23,6 +23,7 @@ from confined import (
     run,
     start_target,
 )
+from timing import scaled
 
 pytestmark = pytest.mark.vm
 
@@ -282,7 +283,7 @@ class TestSignals:
         try:
             ops = [f"kill:{target.pid}:0", f"kill:{target.pid}:KILL", f"kill:{other.pid}:TERM"]
             assert probe(*ops, f"kill:{target.pid}:TERM") == ["ok", "EPERM", "EPERM", "ok"]
-            assert target.wait(timeout=10) == -15
+            assert target.wait(timeout=scaled(10)) == -15
         finally:
             for process in (target, other):
                 process.kill()
@@ -414,7 +415,7 @@ class TestBaseWithCat:
             capture_output=True,
             text=True,
             stdin=subprocess.DEVNULL,
-            timeout=60,
+            timeout=scaled(60),
         )
         assert (result.returncode, result.stdout) == (0, "hello from r\n"), result.stderr
 
@@ -424,7 +425,7 @@ class TestBaseWithCat:
             capture_output=True,
             text=True,
             stdin=subprocess.DEVNULL,
-            timeout=60,
+            timeout=scaled(60),
         )
         assert result.returncode == 1
         assert "Operation not permitted" in result.stderr
