@@ -12,6 +12,7 @@ from /lib/modules/RELEASE, so that one path is a link to the unpacked modules.
     python3 tests/vm/kernels.py fetch --refresh 6.12   # the newest 6.12 backports build
     python3 tests/vm/kernels.py image 6.1        # the image path, for run_in_vm.py --kernel
     python3 tests/vm/kernels.py list
+    python3 tests/vm/kernels.py hook-abi         # LSM hook prototypes that differ (BTF)
 
 Exit status: 0; 2 for a usage error or a kernel that cannot be fetched or found.
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import functools
 import glob
+import json
 import os
 import re
 import shutil
@@ -39,6 +41,9 @@ HOST_SOURCES = Path("/etc/apt")
 MODULES = Path("/lib/modules")
 #: Written last by a fetch: its presence means the unpacked kernel is complete.
 RELEASE_FILE = "release"
+TEMPLATES = REPO / "codegen_templates"
+#: Compressed payloads a bzImage may carry (CONFIG_KERNEL_*): magic and decompressor.
+PAYLOADS = ((b"\xfd7zXZ\x00", "xz"), (b"\x28\xb5\x2f\xfd", "zstd"), (b"\x1f\x8b\x08", "gzip"))
 
 
 @dataclass(frozen=True)
@@ -201,6 +206,67 @@ def host_debian_mirror() -> tuple[str, str]:
     return DEFAULT_MIRROR, DEFAULT_KEYRING
 
 
+def vmlinux(name: str) -> Path:
+    """The ELF vmlinux (with its .BTF) inside the image of kernel `name`, extracted once into
+    build/kernels/RELEASE.vmlinux: the BTF of a kernel this machine does not run."""
+    image_path = image(name)
+    out = CACHE / (image_path.name.removeprefix("vmlinuz-") + ".vmlinux")
+    if out.is_file():
+        return out
+    data = image_path.read_bytes()
+    for magic, tool in PAYLOADS:
+        start = data.find(magic)
+        while start >= 0:
+            # Trailing bytes after the payload make the decompressor complain: judge by output.
+            result = subprocess.run([tool, "-dc"], input=data[start:], capture_output=True)
+            if result.stdout[:4] == b"\x7fELF":
+                CACHE.mkdir(parents=True, exist_ok=True)
+                out.write_bytes(result.stdout)
+                return out
+            start = data.find(magic, start + 1)
+    raise KernelError(f"no xz, zstd or gzip compressed vmlinux found in {image_path}")
+
+
+def lsm_hook_prototypes(name: str) -> dict[str, str]:
+    """hook -> `ret (type name, ...)` for every bpf_lsm_<hook> in kernel `name`'s BTF."""
+    out = _run(["bpftool", "-j", "btf", "dump", "file", str(vmlinux(name))], "bpftool btf dump")
+    types = {t["id"]: t for t in json.loads(out)["types"]}
+
+    def spell(type_id: int) -> str:
+        if type_id == 0:
+            return "void"
+        t = types[type_id]
+        kind = t["kind"]
+        if kind in ("PTR", "CONST", "VOLATILE", "RESTRICT", "ARRAY"):
+            inner = spell(t["type_id"])
+            return {"PTR": f"{inner} *", "ARRAY": f"{inner}[]"}.get(kind, f"{kind.lower()} {inner}")
+        prefix = {"STRUCT": "struct ", "UNION": "union ", "ENUM": "enum ", "FWD": "struct "}
+        return prefix.get(kind, "") + t.get("name", kind)
+
+    hooks = {}
+    for t in types.values():
+        if t["kind"] == "FUNC" and t["name"].startswith("bpf_lsm_"):
+            proto = types[t["type_id"]]
+            params = ", ".join(f"{spell(p['type_id'])} {p['name']}" for p in proto["params"])
+            hooks[t["name"].removeprefix("bpf_lsm_")] = f"{spell(proto['ret_type_id'])} ({params})"
+    return hooks
+
+
+def hook_abi(names: list[str]) -> str:
+    """A table of the LSM hooks the program templates attach to whose prototype differs
+    between the kernels `names` (or is missing from one)."""
+    text = "".join(path.read_text() for path in sorted(TEMPLATES.rglob("*.j2")))
+    used = sorted(set(re.findall(r'SEC\("lsm/(\w+)"\)', text)))
+    protos = {n: lsm_hook_prototypes(n) for n in names}
+    lines = [f"{len(used)} LSM hooks in {TEMPLATES.relative_to(REPO)}/; differing in BTF:"]
+    for hook in used:
+        seen = {n: protos[n].get(hook, "MISSING") for n in names}
+        if len(set(seen.values())) > 1:
+            lines.append(f"  {hook}")
+            lines += [f"    {n:6} {proto}" for n, proto in seen.items()]
+    return "\n".join(lines)
+
+
 def _system_image(kernel: Kernel) -> Path:
     images = sorted(glob.glob(f"/boot/vmlinuz-{kernel.series}.*-amd64"), key=_version_key)
     if not images:
@@ -275,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     image_parser = sub.add_parser("image", help="print a kernel's image path")
     image_parser.add_argument("name", help="a series (6.1, 6.12) or a release")
     sub.add_parser("list", help="the kernels of the matrix and their state")
+    abi_parser = sub.add_parser("hook-abi", help="LSM hooks whose BTF prototype differs")
+    abi_parser.add_argument("names", nargs="*", default=list(DEFAULT))
     args = parser.parse_args(argv)
     try:
         if args.action == "fetch":
@@ -285,6 +353,8 @@ def main(argv: list[str] | None = None) -> int:
                 fetch(KERNELS[series], refresh=args.refresh)
         elif args.action == "image":
             print(image(args.name))
+        elif args.action == "hook-abi":
+            print(hook_abi(args.names))
         else:
             for kernel in KERNELS.values():
                 try:
