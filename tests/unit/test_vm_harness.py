@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
 from pathlib import Path
 
@@ -168,3 +169,16 @@ def test_every_e2e_file_runs_in_exactly_one_bpf_group():
             if path not in ignored and any(path == s or path.startswith(s + "/") for s in selected):
                 chosen.append(group.name)
         assert len(chosen) == 1, (name, chosen)
+
+
+def test_vmlinux_is_found_in_a_compressed_image_once(kernels, monkeypatch):
+    """A bzImage: setup code, then the compressed ELF (here after a false magic)."""
+    elf = b"\x7fELF" + bytes(range(256)) * 64
+    payload = subprocess.run(["xz", "-c"], input=elf, capture_output=True, check=True).stdout
+    root = fake_fetched(kernels, "6.12.9+deb12-amd64")
+    image = root / "boot" / "vmlinuz-6.12.9+deb12-amd64"
+    image.write_bytes(b"MZ setup \xfd7zXZ\x00 not xz " + payload + b"\0" * 512)
+    out = kernels.vmlinux("6.12")
+    assert out.read_bytes() == elf
+    image.write_bytes(b"changed")  # the extracted copy is reused, not extracted again
+    assert kernels.vmlinux("6.12").read_bytes() == elf
