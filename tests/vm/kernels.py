@@ -268,7 +268,7 @@ def hook_abi(names: list[str]) -> str:
 
 
 def _system_image(kernel: Kernel) -> Path:
-    images = sorted(glob.glob(f"/boot/vmlinuz-{kernel.series}.*-amd64"), key=_version_key)
+    images = sorted(glob.glob(f"/boot/vmlinuz-{kernel.series}.*-amd64"), key=version_key)
     if not images:
         raise KernelError(
             f"no /boot/vmlinuz-{kernel.series}.*-amd64: run `make setup` "
@@ -328,7 +328,8 @@ def _compare_versions(a: tuple[str, str], b: tuple[str, str]) -> int:
     return -1 if less(a[0], b[0]) else 1 if less(b[0], a[0]) else 0
 
 
-def _version_key(path: str) -> tuple[int, ...]:
+def version_key(path: str) -> tuple[int, ...]:
+    """Sort key of a kernel image path by the numbers in its release."""
     return tuple(int(n) for n in re.findall(r"\d+", os.path.basename(path)))
 
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import glob
 import os
-import re
 import selectors
 import shlex
 import shutil
@@ -118,11 +117,7 @@ def newest_kernel() -> str:
     unreadable = [image for image in images if not os.access(image, os.R_OK)]
     if unreadable == images:
         raise HarnessError(f"cannot read {images[0]}; run as root")
-
-    def version(path: str) -> tuple[int, ...]:
-        return tuple(int(n) for n in re.findall(r"\d+", os.path.basename(path)))
-
-    return max((i for i in images if i not in unreadable), key=version)
+    return max((i for i in images if i not in unreadable), key=kernels.version_key)
 
 
 def _kernel_image(name: str) -> str:
