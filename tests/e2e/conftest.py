@@ -35,6 +35,8 @@ BPFBOX_RUN = [sys.executable, "-m", "bpfbox.runtime.cli"]
 #: The file in BPFBOX_VM_RESULTS that tests/vm/run_in_vm.py summarises: one line per event,
 #: `START nodeid` then `PASSED|FAILED|ERROR|SKIPPED nodeid seconds`.
 PROGRESS_FILE = "progress"
+#: The file in BPFBOX_VM_RESULTS naming the release the guest booted.
+KERNEL_FILE = "kernel"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -47,6 +49,10 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     if os.environ.get("BPFBOX_IN_VM") != "1":
         return None
     release = os.uname().release
+    results = os.environ.get("BPFBOX_VM_RESULTS")
+    if results:
+        # For tests/vm/matrix.py: proof of which kernel this boot really ran.
+        (Path(results) / KERNEL_FILE).write_text(release + "\n")
     return f"kernel {release}; VM slowness factor {measure():.2f} (timeouts scale by it)"
 
 

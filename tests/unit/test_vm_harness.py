@@ -182,3 +182,18 @@ def test_vmlinux_is_found_in_a_compressed_image_once(kernels, monkeypatch):
     assert out.read_bytes() == elf
     image.write_bytes(b"changed")  # the extracted copy is reused, not extracted again
     assert kernels.vmlinux("6.12").read_bytes() == elf
+
+
+def test_matrix_summary_fails_a_boot_of_the_wrong_kernel(kernels, monkeypatch, tmp_path, capsys):
+    matrix = load(TESTS / "vm" / "matrix.py", "matrix")
+    monkeypatch.setattr(matrix, "kernels", kernels)
+    fake_fetched(kernels, "6.12.9+deb12-amd64")
+    group = matrix.GROUPS[0]
+    out = tmp_path / "results" / "6.12" / group.name
+    out.mkdir(parents=True)
+    (out / "progress").write_text("START a\nPASSED a 1.0\n")
+    (out / "kernel").write_text("6.12.9+deb12-amd64\n")
+    assert matrix.summarise([("6.12", group, 0)], tmp_path / "results") == 0
+    (out / "kernel").write_text("6.1.0-57-amd64\n")
+    assert matrix.summarise([("6.12", group, 0)], tmp_path / "results") == 1
+    assert "WRONG KERNEL (6.1.0-57-amd64, not 6.12.9+deb12-amd64)" in capsys.readouterr().err

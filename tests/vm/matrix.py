@@ -16,6 +16,7 @@ Exit status: 0 if every group passed on every kernel, 1 otherwise, 2 for a usage
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ import run_in_vm  # noqa: E402
 
 REPO = HERE.parent.parent
 E2E = "tests/e2e"
+#: Written by tests/e2e/conftest.py into the results directory: the release the guest ran.
+KERNEL_FILE = "kernel"
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ GROUPS = (
 
 def run_group(kernel: str, group: Group, results: Path, pytest_args: list[str]) -> int:
     out = results / kernel / group.name
+    shutil.rmtree(out, ignore_errors=True)  # nothing of an earlier run may pass for this one
     print(f"matrix: kernel {kernel}, group {group.name}", file=sys.stderr, flush=True)
     pytest = [sys.executable, "-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider"]
     pytest += [f"--junitxml={out / 'junit.xml'}", "-m", group.marker, *group.paths, *pytest_args]
@@ -104,8 +108,14 @@ def summarise(outcomes: list[tuple[str, Group, int]], results: Path) -> int:
     print("\nmatrix: summary", file=sys.stderr)
     failed = False
     for kernel, group, status in outcomes:
-        passed, failures, running = run_in_vm.progress(results / kernel / group.name)
+        out = results / kernel / group.name
+        passed, failures, running = run_in_vm.progress(out)
         verdict = {0: "ok", run_in_vm.EXIT_TIMEOUT: "TIMED OUT"}.get(status, f"FAILED ({status})")
+        booted = _booted_release(out)
+        expected = kernels.image(kernel).name.removeprefix("vmlinuz-")
+        if status == 0 and booted != expected:
+            verdict = f"WRONG KERNEL ({booted or 'not reported'}, not {expected})"
+            status = 1
         failed |= status != 0
         print(
             f"  {kernel:6} {group.name:17} {verdict:12} {len(passed)} passed, "
@@ -116,7 +126,16 @@ def summarise(outcomes: list[tuple[str, Group, int]], results: Path) -> int:
             print(f"      {line}", file=sys.stderr)
         if status != 0 and running:
             print(f"      still running when the VM stopped: {running}", file=sys.stderr)
+    print(f"matrix: results in {results}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _booted_release(out: Path) -> str | None:
+    """The release the guest reported (tests/e2e/conftest.py), if it got that far."""
+    try:
+        return (out / KERNEL_FILE).read_text().strip()
+    except OSError:
+        return None
 
 
 if __name__ == "__main__":

@@ -182,6 +182,7 @@ def run(vng: str, kernel: str, args: argparse.Namespace) -> int:
         if args.results:
             args.results = args.results.resolve()
             args.results.mkdir(parents=True, exist_ok=True)
+            # Left by an earlier run, they would mislead the deadline and the summary.
             for stale in (PROGRESS_FILE, SLOWNESS_FILE):
                 (args.results / stale).unlink(missing_ok=True)
         (shared / "run.sh").write_text(guest_script(args.command, shared, args.results))
