@@ -197,3 +197,27 @@ def test_matrix_summary_fails_a_boot_of_the_wrong_kernel(kernels, monkeypatch, t
     (out / "kernel").write_text("6.1.0-57-amd64\n")
     assert matrix.summarise([("6.12", group, 0)], tmp_path / "results") == 1
     assert "WRONG KERNEL (6.1.0-57-amd64, not 6.12.9+deb12-amd64)" in capsys.readouterr().err
+
+
+def test_vm_killed_at_its_timeout_still_names_failures_and_the_running_test(tmp_path):
+    """A stand-in for vng runs the guest script here; the command hangs after logging."""
+    fake_vng = tmp_path / "vng"
+    fake_vng.write_text('#!/bin/sh\nfor last; do :; done\nexec sh -c "$last"\n')
+    fake_vng.chmod(0o755)
+    results = tmp_path / "results"
+    log = (
+        'cd "$BPFBOX_VM_RESULTS" && printf "START t::a\\nFAILED t::a 1.0\\nSTART t::b\\n" > progress'
+        " && echo '2.00 0.500' > slowness && exec sleep 60"
+    )
+    result = subprocess.run(
+        [sys.executable, str(TESTS / "vm" / "run_in_vm.py"), "--kernel", str(fake_vng)]
+        + ["--results", str(results), "--timeout", "1", "--", "sh", "-c", log],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": f"{tmp_path}:/usr/bin:/bin"},
+    )
+    assert result.returncode == 124, result.stderr
+    assert "timed out after 2 s (1 s x slowness 2.00)" in result.stderr
+    assert "run_in_vm:   FAILED t::a" in result.stderr
+    assert "running when the VM stopped: t::b" in result.stderr
