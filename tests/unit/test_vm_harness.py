@@ -206,7 +206,8 @@ def test_vm_killed_at_its_timeout_still_names_failures_and_the_running_test(tmp_
     fake_vng.chmod(0o755)
     results = tmp_path / "results"
     log = (
-        'cd "$BPFBOX_VM_RESULTS" && printf "START t::a\\nFAILED t::a 1.0\\nSTART t::b\\n" > progress'
+        'cd "$BPFBOX_VM_RESULTS"'
+        ' && printf "START t::a\\nFAILED t::a 1.0\\nSTART t::b\\n" > progress'
         " && echo '2.00 0.500' > slowness && exec sleep 60"
     )
     result = subprocess.run(
