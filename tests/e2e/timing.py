@@ -28,6 +28,7 @@ REMEASURE_SECONDS = 60.0
 SLOWNESS_FILE = "slowness"
 
 _last: tuple[float, float] | None = None  # (time measured, factor)
+_worst = 1.0
 
 
 def _loop_seconds() -> float:
@@ -40,10 +41,11 @@ def _loop_seconds() -> float:
 
 def measure() -> float:
     """Measure the slowness factor now: >= 1, 1 meaning as fast as the idle reference."""
-    global _last
+    global _last, _worst
     seconds = statistics.median(_loop_seconds() for _ in range(3))
     factor = max(1.0, seconds / REFERENCE_SECONDS)
     _last = (time.monotonic(), factor)
+    _worst = max(_worst, factor)
     results = os.environ.get("BPFBOX_VM_RESULTS")
     if results:
         # Write-then-rename: the host reads it while the guest runs.
@@ -59,6 +61,11 @@ def slowness() -> float:
     if _last is None or time.monotonic() - _last[0] > REMEASURE_SECONDS:
         return measure()
     return _last[1]
+
+
+def worst() -> float:
+    """The highest factor measured in this process."""
+    return _worst
 
 
 def scaled(seconds: float) -> float:
