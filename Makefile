@@ -4,8 +4,11 @@ PYTHON ?= python3
 # This checkout is the `bpfbox` package for everything make runs (tools/pythonpath/bpfbox).
 export PYTHONPATH := $(CURDIR)/tools/pythonpath$(if $(PYTHONPATH),:$(PYTHONPATH))
 PYTEST ?= $(PYTHON) -m pytest
+# The kernels `make test-vm` runs the VM suite on (tests/vm/kernels.py): Debian 12's 6.1 and
+# bookworm-backports' 6.12.  `make test KERNELS=6.12` for one of them.
+KERNELS ?= 6.1 6.12
 
-.PHONY: setup setup-apt setup-py test test-host test-vm golden lint format demo bench fuzz
+.PHONY: setup setup-apt setup-py test test-host test-vm kernels golden lint format demo bench fuzz
 
 setup: setup-apt setup-py
 
@@ -24,10 +27,14 @@ test: setup test-host test-vm
 test-host:
 	$(PYTEST) -q -m "not vm" tests
 
-test-vm:
+# Each kernel boots once per group of tests (tests/vm/matrix.py); results under build/vm-results.
+test-vm: kernels
 	$(PYTHON) tests/e2e/prepare.py
-	$(PYTHON) tests/vm/run_in_vm.py -- $(PYTHON) -m pytest -q -p no:cacheprovider -m "vm and not vm_nobpf" tests/e2e
-	$(PYTHON) tests/vm/run_in_vm.py --no-bpf-lsm -- $(PYTHON) -m pytest -q -p no:cacheprovider -m vm_nobpf tests/e2e
+	$(PYTHON) tests/vm/matrix.py $(KERNELS)
+
+# Debian kernels beyond the installed one, unpacked under build/kernels (apt sources untouched).
+kernels:
+	$(PYTHON) tests/vm/kernels.py fetch $(KERNELS)
 
 demo: setup
 	$(PYTHON) examples/demo.py

@@ -19,6 +19,8 @@ import threading
 import time
 from pathlib import Path
 
+from timing import scaled
+
 REPO = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("BPFBOX_E2E_BUILD", REPO / "build" / "e2e"))
 MOUNT = Path("/mnt")
@@ -93,7 +95,7 @@ class Enforcing:
         )
         self._reader = threading.Thread(target=self._read_stderr, daemon=True)
         self._reader.start()
-        if not self._ready.wait(timeout=300) or self.process.poll() is not None:
+        if not self._ready.wait(timeout=scaled(300)) or self.process.poll() is not None:
             self.stop()
             raise RuntimeError("bpfbox-run did not start enforcing:\n" + self.stderr)
         return self
@@ -112,8 +114,8 @@ class Enforcing:
         """SIGINT, as a user's Ctrl-C; returns bpfbox-run's exit status."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
-        status = self.process.wait(timeout=120)
-        self._reader.join(timeout=10)
+        status = self.process.wait(timeout=scaled(120))
+        self._reader.join(timeout=scaled(10))
         return status
 
     @property
@@ -127,7 +129,7 @@ class Enforcing:
 
     def wait_for(self, predicate, timeout: float = 20) -> list[dict]:
         """Events matching `predicate`, waiting for the ring buffer to be polled."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
         while True:
             found = [e for e in self.events() if predicate(e)]
             if found or time.monotonic() > deadline:
@@ -138,7 +140,7 @@ class Enforcing:
         """Wait until events of `kind` have covered every value in `expected` for `field`
         (events of one access arrive in order, but a test's accesses may be polled in two
         batches); returns the values seen."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
         while True:
             seen = {_hashable(e[field]) for e in self.events() if e["event"] == kind}
             if seen >= expected or time.monotonic() > deadline:
@@ -149,7 +151,7 @@ class Enforcing:
         """The first event message matching `pattern` (a regex), or ''.
 
         Messages go to the log as the `message` field (--log), else to stderr."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
         while True:
             messages = [e["message"] for e in self.events()] + self.stderr_lines
             for line in messages:
@@ -172,7 +174,7 @@ def run(program: str | Path, *args: str, env: dict | None = None, timeout: float
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
-        timeout=timeout,
+        timeout=scaled(timeout),
         env=env,
     )
     return result.stdout.splitlines()
@@ -184,9 +186,24 @@ def probe(*ops: str, program: str = "probe") -> list[str]:
 
 
 def start_target(name: str = "target") -> subprocess.Popen:
-    """An unconfined copy of the probe that sleeps, to be signalled, traced or inspected."""
+    """An unconfined copy of the probe that sleeps, to be signalled, traced or inspected;
+    returned once it runs the program (a rule on targets matches the program, not Python's
+    fork of itself before the exec)."""
+    program = BIN / name
     process = subprocess.Popen(
-        [str(BIN / name), "sleep:600000"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL
+        [str(program), "sleep:600000"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL
     )
-    time.sleep(0.3)
+    deadline = time.monotonic() + scaled(20)
+    while _exe(process.pid) != str(program):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"{program} did not start (status {process.wait()})")
+        time.sleep(0.02)
     return process
+
+
+def _exe(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return None

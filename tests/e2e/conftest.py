@@ -4,6 +4,11 @@
 once without it (`--no-bpf-lsm`) for tests marked `vm_nobpf` (which carry `vm` too, so the
 host suite, `-m "not vm"`, leaves both alone).  In the guest the host's root is read-only
 and /tmp is an overlay, so scratch files go to a tmpfs mounted here.
+
+Every timeout a test waits with is `timing.scaled(...)`: stretched by how slow the VM is now.
+With BPFBOX_VM_RESULTS set (run_in_vm.py --results DIR), each test's start and outcome is
+appended to DIR/progress as it happens, so the host can say which tests failed and which one
+was running even if the VM is killed before pytest's summary.
 """
 
 from __future__ import annotations
@@ -20,18 +25,66 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from timing import measure, scaled, worst
 
 HERE = Path(__file__).parent
 FIXTURES = HERE / "fixtures"
 CLANG_FLAGS = ["-O2", "-g", "-target", "bpf", "-D__TARGET_ARCH_x86", "-I/usr/include"]
 #: The command that runs bpfbox-run from this checkout, whatever PATH says.
 BPFBOX_RUN = [sys.executable, "-m", "bpfbox.runtime.cli"]
+#: The file in BPFBOX_VM_RESULTS that tests/vm/run_in_vm.py summarises: one line per event,
+#: `START nodeid` then `PASSED|FAILED|ERROR|SKIPPED nodeid seconds`.
+PROGRESS_FILE = "progress"
+#: The file in BPFBOX_VM_RESULTS naming the release the guest booted.
+KERNEL_FILE = "kernel"
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "vm_nobpf: end-to-end test for a kernel booted without bpf in lsm= (VM)"
     )
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """In the VM: measure the slowness now, and tell the host which kernel this boot ran."""
+    if os.environ.get("BPFBOX_IN_VM") != "1":
+        return
+    measure()
+    results = os.environ.get("BPFBOX_VM_RESULTS")
+    if results:
+        # For tests/vm/matrix.py: proof of which kernel this boot really ran.
+        (Path(results) / KERNEL_FILE).write_text(os.uname().release + "\n")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if os.environ.get("BPFBOX_IN_VM") == "1":
+        terminalreporter.write_line(
+            f"kernel {os.uname().release}; VM slowness factor now {measure():.2f} "
+            f"(slowest seen {worst():.2f}; timeouts scale by it)"
+        )
+
+
+def _progress(line: str) -> None:
+    results = os.environ.get("BPFBOX_VM_RESULTS")
+    if not results:
+        return
+    with open(Path(results) / PROGRESS_FILE, "a") as log:
+        log.write(line + "\n")
+        log.flush()
+        # On the host's disk now: the VM may be killed at any moment after this.
+        os.fsync(log.fileno())
+
+
+def pytest_runtest_logstart(nodeid: str, location: tuple) -> None:
+    _progress(f"START {nodeid}")
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" or report.outcome != "passed":
+        outcome = report.outcome.upper()
+        if report.when != "call" and report.failed:
+            outcome = "ERROR"  # a fixture failed, not the test's own assertion
+        _progress(f"{outcome} {report.nodeid} {report.duration:.1f}")
 
 
 @pytest.fixture(autouse=True)
@@ -92,9 +145,9 @@ class E2E:
 
     @staticmethod
     def run(*args: str, timeout: float = 120, **kwargs: Any) -> subprocess.CompletedProcess:
-        """Run bpfbox-run to completion with text output captured."""
+        """Run bpfbox-run to completion with text output captured; `timeout` as on an idle VM."""
         return subprocess.run(
-            [*BPFBOX_RUN, *args], capture_output=True, text=True, timeout=timeout, **kwargs
+            [*BPFBOX_RUN, *args], capture_output=True, text=True, timeout=scaled(timeout), **kwargs
         )
 
     @staticmethod
@@ -114,7 +167,7 @@ class E2E:
 
     def wait_unloaded(self, prefix: str = "bpfbox_test", timeout: float = 15) -> list[str]:
         """Wait for programs named `prefix`* to disappear (the kernel frees them lazily)."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
         while True:
             left = [name for name in self.program_names() if name.startswith(prefix)]
             if not left or time.monotonic() > deadline:

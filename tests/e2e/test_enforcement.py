@@ -23,6 +23,7 @@ from confined import (
     run,
     start_target,
 )
+from timing import scaled
 
 pytestmark = pytest.mark.vm
 
@@ -287,7 +288,7 @@ class TestSignals:
                 rf"denied probe\[\d+\] signal 64 to .*\[{target.pid}\] \(no rule in signal\.bpfbox"
             )
             assert probe(*ops, f"kill:{target.pid}:TERM") == ["ok", "EPERM", "EPERM", "ok"]
-            assert target.wait(timeout=10) == -15
+            assert target.wait(timeout=scaled(10)) == -15
         finally:
             for process in (target, other):
                 process.kill()
@@ -419,7 +420,7 @@ class TestBaseWithCat:
             capture_output=True,
             text=True,
             stdin=subprocess.DEVNULL,
-            timeout=60,
+            timeout=scaled(60),
         )
         assert (result.returncode, result.stdout) == (0, "hello from r\n"), result.stderr
 
@@ -429,7 +430,7 @@ class TestBaseWithCat:
             capture_output=True,
             text=True,
             stdin=subprocess.DEVNULL,
-            timeout=60,
+            timeout=scaled(60),
         )
         assert result.returncode == 1
         assert "Operation not permitted" in result.stderr

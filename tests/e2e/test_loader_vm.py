@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from timing import scaled
 
 pytestmark = pytest.mark.vm
 
@@ -123,7 +124,7 @@ def test_signals_are_forwarded(e2e, scratch):
     proc = e2e.start(str(e2e.deny_open()), "--", "sh", "-c", script, stdout=subprocess.PIPE)
     _wait_for(ready.exists, what="the command to start")
     proc.send_signal(signal.SIGUSR1)
-    stdout, stderr = proc.communicate(timeout=60)
+    stdout, stderr = proc.communicate(timeout=scaled(60))
     assert proc.returncode == 3, stderr
     assert "got-usr1" in stdout
     assert not e2e.wait_unloaded()
@@ -138,7 +139,7 @@ def test_enforces_until_sigterm_then_unloads(e2e, files):
     )
     assert _lines(denied.stdout) == ["EPERM"]
     proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=60)
+    _, stderr = proc.communicate(timeout=scaled(60))
     assert proc.returncode == 0, stderr
     assert "denied probe[" in stderr
     assert not e2e.wait_unloaded()
@@ -153,7 +154,7 @@ def test_sigkill_leaves_nothing_loaded_and_kills_the_command(e2e, scratch):
     command_pid = int(pidfile.read_text())
     assert e2e.link_count() > links_before
     proc.kill()
-    proc.communicate(timeout=60)
+    proc.communicate(timeout=scaled(60))
     assert not e2e.wait_unloaded()
     assert e2e.link_count() == links_before
     # The command must not run on unconfined once bpfbox-run is gone.
@@ -205,7 +206,7 @@ def test_unprivileged_user_gets_a_clear_message(e2e):
         ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
          "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search",
          *e2e.command, str(e2e.deny_open()), "--", "true"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, timeout=scaled(120),
     )  # fmt: skip
     assert result.returncode == 2, result.stderr
     lines = result.stderr.splitlines()
@@ -268,7 +269,7 @@ def test_loading_without_bpf_lsm_says_what_to_do(e2e):
 
 
 def _wait_for(condition, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + scaled(timeout)
     while not condition():
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {what}")

@@ -29,8 +29,8 @@ from bpfbox.compiler.cli import main
 from bpfbox.compiler.codegen import policy_part
 from bpfbox.compiler.diagnostics import CODES
 from bpfbox.compiler.pipeline import Compilation, run
-from bpfbox.compiler.source import read_policy
 from bpfbox.compiler.resolve import ElfResolver
+from bpfbox.compiler.source import read_policy
 from bpfbox.contract import header
 from bpfbox.contract.abi import CLANG_FLAGS
 from click.testing import CliRunner

@@ -38,7 +38,7 @@ def test_vm_boot_command_and_guest_script(tmp_path):
     command = vm.boot_command("vng", "/boot/vmlinuz-x", args, tmp_path)
     assert command[command.index("--append") + 1] == "lsm=lockdown,capability,landlock"
     assert command[command.index("--rwdir") + 1] == str(tmp_path)
-    script = vm.guest_script(args.command, tmp_path)
+    script = vm.guest_script(args.command, tmp_path, None)
     assert "pytest -k 'a b'\n" in script
     assert f"echo $status > {tmp_path}/status" in script
     assert "export PYTHONDONTWRITEBYTECODE=1" in script

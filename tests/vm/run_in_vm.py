@@ -11,6 +11,14 @@ told apart from a failing command.
     python tests/vm/run_in_vm.py -- python3 -m pytest -q -p no:cacheprovider -m vm tests/e2e
     python tests/vm/run_in_vm.py --no-bpf-lsm -- bpfbox-run --check-kernel
     python tests/vm/run_in_vm.py -- bash -c 'cat /sys/kernel/security/lsm; bpftool prog show'
+    python tests/vm/run_in_vm.py --kernel 6.12 --results build/vm-results/x -- python3 -m pytest ...
+
+--kernel names a kernel of the matrix in tests/vm/kernels.py (6.1, 6.12, or a release of one)
+or an image file.  --results DIR is a host directory the guest may write, at the same path,
+named to the command as $BPFBOX_VM_RESULTS.  The e2e suite logs each test's start and outcome
+there as it goes (DIR/progress) and the VM's measured slowness (DIR/slowness): the timeout is
+stretched by that factor, and if the VM is killed or crashes the tests that failed and the one
+that was running are still printed.
 
 Exit status: COMMAND's; 124 if --timeout expired; 125 if the VM could not run it.
 """
@@ -20,7 +28,6 @@ from __future__ import annotations
 import argparse
 import glob
 import os
-import re
 import selectors
 import shlex
 import shutil
@@ -31,10 +38,17 @@ import tempfile
 import time
 from pathlib import Path
 
+# The sibling script, also when this file is loaded by path (the unit tests do).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import kernels  # noqa: E402
+
 LSMS = ("lockdown", "capability", "landlock")
 EXIT_TIMEOUT = 124
 EXIT_HARNESS = 125
 STATUS_FILE = "status"
+#: Written by the e2e suite into --results (tests/e2e/conftest.py, tests/e2e/timing.py).
+PROGRESS_FILE = "progress"
+SLOWNESS_FILE = "slowness"
 
 
 class HarnessError(Exception):
@@ -45,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the command line, boot the VM, return COMMAND's exit status."""
     args = _parse(sys.argv[1:] if argv is None else argv)
     try:
-        kernel = args.kernel or newest_kernel()
+        kernel = _kernel_image(args.kernel) if args.kernel else newest_kernel()
         vng = shutil.which("vng")
         if vng is None:
             raise HarnessError("vng not found on PATH; install virtme-ng: pip install virtme-ng")
@@ -59,13 +73,28 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="run_in_vm.py",
         description="Run COMMAND as root inside a VM booted with the BPF LSM.",
-        usage="%(prog)s [--no-bpf-lsm] [--timeout S] [--kernel PATH] -- COMMAND [ARGS...]",
+        usage="%(prog)s [--no-bpf-lsm] [--timeout S] [--kernel K] [--results DIR] -- COMMAND...",
     )
     parser.add_argument(
         "--no-bpf-lsm", action="store_true", help="boot with `bpf` left out of the lsm= list"
     )
-    parser.add_argument("--timeout", type=float, default=1800, help="seconds (default 1800)")
-    parser.add_argument("--kernel", help="kernel image (default: newest /boot/vmlinuz-*-amd64)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=1800,
+        help="seconds on an idle machine, stretched by the slowness the guest reports "
+        "in --results (default 1800)",
+    )
+    parser.add_argument(
+        "--kernel",
+        help="6.1, 6.12 (tests/vm/kernels.py), a release of one, or an image file "
+        "(default: newest /boot/vmlinuz-*-amd64)",
+    )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        help="host directory the guest may write ($BPFBOX_VM_RESULTS there)",
+    )
     parser.add_argument("--memory", default="2G")
     parser.add_argument("--cpus", default="2")
     if "--" not in argv:
@@ -88,16 +117,24 @@ def newest_kernel() -> str:
     unreadable = [image for image in images if not os.access(image, os.R_OK)]
     if unreadable == images:
         raise HarnessError(f"cannot read {images[0]}; run as root")
+    return max((i for i in images if i not in unreadable), key=kernels.version_key)
 
-    def version(path: str) -> tuple[int, ...]:
-        return tuple(int(n) for n in re.findall(r"\d+", os.path.basename(path)))
 
-    return max((i for i in images if i not in unreadable), key=version)
+def _kernel_image(name: str) -> str:
+    if os.sep in name or os.path.isfile(name):
+        if not os.access(name, os.R_OK):
+            raise HarnessError(f"cannot read kernel image {name}")
+        return name
+    try:
+        return str(kernels.image(name))
+    except kernels.KernelError as err:
+        raise HarnessError(str(err)) from None
 
 
 def boot_command(vng: str, kernel: str, args: argparse.Namespace, shared: Path) -> list[str]:
     """The vng invocation; the guest runs the script written into `shared`."""
     lsms = ",".join(LSMS if args.no_bpf_lsm else (*LSMS, "bpf"))
+    results = ["--rwdir", str(args.results)] if args.results else []
     return [
         vng,
         "--run",
@@ -111,12 +148,13 @@ def boot_command(vng: str, kernel: str, args: argparse.Namespace, shared: Path) 
         args.cpus,
         "--rwdir",
         str(shared),
+        *results,
         "--",
         f"sh {shlex.quote(str(shared / 'run.sh'))}",
     ]
 
 
-def guest_script(command: list[str], shared: Path) -> str:
+def guest_script(command: list[str], shared: Path, results: Path | None) -> str:
     """Shell script run in the guest: cwd, PATH and PYTHONPATH as here, status to `shared`."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
@@ -124,6 +162,8 @@ def guest_script(command: list[str], shared: Path) -> str:
         "PYTHONDONTWRITEBYTECODE": "1",
         "BPFBOX_IN_VM": "1",
     }
+    if results:
+        env["BPFBOX_VM_RESULTS"] = str(results)
     exports = "".join(f"export {key}={shlex.quote(value)}\n" for key, value in env.items())
     return (
         f"cd {shlex.quote(os.getcwd())} || exit {EXIT_HARNESS}\n"
@@ -139,7 +179,13 @@ def run(vng: str, kernel: str, args: argparse.Namespace) -> int:
     """Boot, stream the guest's output, and return the status the guest wrote."""
     shared = Path(tempfile.mkdtemp(prefix="bpfbox-vm-"))
     try:
-        (shared / "run.sh").write_text(guest_script(args.command, shared))
+        if args.results:
+            args.results = args.results.resolve()
+            args.results.mkdir(parents=True, exist_ok=True)
+            # Left by an earlier run, they would mislead the deadline and the summary.
+            for stale in (PROGRESS_FILE, SLOWNESS_FILE):
+                (args.results / stale).unlink(missing_ok=True)
+        (shared / "run.sh").write_text(guest_script(args.command, shared, args.results))
         print(f"run_in_vm: booting {kernel} (software emulation, ~30 s)", file=sys.stderr)
         # Pipes, not our own stdout/stderr: QEMU reopens /proc/self/fd/2 with O_TRUNC, which
         # would empty a log file the caller redirected us to.  A session of its own, so a
@@ -150,28 +196,65 @@ def run(vng: str, kernel: str, args: argparse.Namespace) -> int:
             stderr=subprocess.PIPE,
             start_new_session=True,
         )
+        deadline = Deadline(args.timeout, args.results)
         try:
-            finished = _stream(proc, time.monotonic() + args.timeout)
+            finished = _stream(proc, deadline)
         except KeyboardInterrupt:
             _kill(proc)
             raise HarnessError("interrupted") from None
         if not finished:
             _kill(proc)
-            print(f"run_in_vm: error: timed out after {args.timeout:g} s", file=sys.stderr)
+            print(
+                f"run_in_vm: error: timed out after {deadline.waited:.0f} s "
+                f"({args.timeout:g} s x slowness {deadline.factor:.2f})",
+                file=sys.stderr,
+            )
+            _print_progress(args.results, killed=True)
             return EXIT_TIMEOUT
-        return _reported_status(shared, proc.wait())
+        try:
+            status = _reported_status(shared, proc.wait())
+        except HarnessError:
+            _print_progress(args.results, killed=True)
+            raise
+        if status != 0:
+            _print_progress(args.results, killed=False)
+        return status
     finally:
         shutil.rmtree(shared, ignore_errors=True)
 
 
-def _stream(proc: subprocess.Popen, deadline: float) -> bool:
+class Deadline:
+    """`timeout` seconds from now, times the highest slowness factor reported in `results`
+    so far (never shrinking: a machine that was slow for a while used up time)."""
+
+    def __init__(self, timeout: float, results: Path | None) -> None:
+        self.start = time.monotonic()
+        self.timeout = timeout
+        self.results = results
+        self.factor = 1.0
+        self.waited = 0.0
+
+    def _reported_factor(self) -> float:
+        try:
+            return float((self.results / SLOWNESS_FILE).read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return 1.0
+
+    def remaining(self) -> float:
+        if self.results is not None:
+            self.factor = max(self.factor, self._reported_factor())
+        self.waited = time.monotonic() - self.start
+        return self.timeout * self.factor - self.waited
+
+
+def _stream(proc: subprocess.Popen, deadline: Deadline) -> bool:
     """Copy the VM's output to ours as it comes; False if `deadline` passed first."""
     targets = {proc.stdout: sys.stdout.buffer, proc.stderr: sys.stderr.buffer}
     with selectors.DefaultSelector() as selector:
         for pipe in targets:
             selector.register(pipe, selectors.EVENT_READ)
         while selector.get_map():
-            remaining = deadline - time.monotonic()
+            remaining = deadline.remaining()
             if remaining <= 0:
                 return False
             for key, _ in selector.select(timeout=min(remaining, 1.0)):
@@ -204,6 +287,40 @@ def _reported_status(shared: Path, vng_status: int) -> int:
             file=sys.stderr,
         )
     return status
+
+
+def progress(results: Path) -> tuple[list[str], list[str], str | None]:
+    """From the suite's progress log in `results`: the tests that passed, the tests that
+    failed or errored (with their outcome), and the test still running when the log ends."""
+    try:
+        lines = (results / PROGRESS_FILE).read_text().splitlines()
+    except OSError:
+        return [], [], None
+    passed, failed, running = [], [], None
+    for line in lines:
+        outcome, _, rest = line.partition(" ")
+        nodeid = rest.split(" ")[0]
+        if outcome == "START":
+            running = nodeid
+            continue
+        running = None if nodeid == running else running
+        if outcome == "PASSED":
+            passed.append(nodeid)
+        elif outcome in ("FAILED", "ERROR"):
+            failed.append(f"{outcome} {nodeid}")
+    return passed, failed, running
+
+
+def _print_progress(results: Path | None, killed: bool) -> None:
+    """What the suite logged, for a run whose own summary may be missing or cut short."""
+    if results is None:
+        return
+    passed, failed, running = progress(results)
+    print(f"run_in_vm: {len(passed)} passed, {len(failed)} failed or errored", file=sys.stderr)
+    for line in failed:
+        print(f"run_in_vm:   {line}", file=sys.stderr)
+    if killed and running:
+        print(f"run_in_vm: running when the VM stopped: {running}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,224 @@
+"""The VM harness's own logic, on the host: kernel lookup, progress logs, stretched timeouts."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parents[1]
+
+
+def load(path: Path, name: str):
+    """A script of tests/ as a module (its dataclasses need it in sys.modules)."""
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(path.parent))
+    return module
+
+
+@pytest.fixture
+def kernels(tmp_path, monkeypatch):
+    module = load(TESTS / "vm" / "kernels.py", "kernels")
+    monkeypatch.setattr(module, "CACHE", tmp_path / "cache")
+    monkeypatch.setattr(module, "MODULES", tmp_path / "modules")
+    (tmp_path / "modules").mkdir()
+    return module
+
+
+@pytest.fixture
+def vm():
+    return load(TESTS / "vm" / "run_in_vm.py", "run_in_vm")
+
+
+@pytest.fixture
+def timing(monkeypatch):
+    monkeypatch.delenv("BPFBOX_VM_RESULTS", raising=False)
+    return load(TESTS / "e2e" / "timing.py", "timing")
+
+
+def fake_fetched(kernels, release: str) -> Path:
+    """What a fetch leaves: the image, the modules with modules.dep, the release file."""
+    root = kernels.CACHE / "6.12" / "root"
+    (root / "boot").mkdir(parents=True)
+    (root / "boot" / f"vmlinuz-{release}").write_text("image")
+    modules = root / "lib" / "modules" / release
+    modules.mkdir(parents=True)
+    (modules / "modules.dep").write_text("")
+    (kernels.CACHE / "6.12" / "release").write_text(release + "\n")
+    return root
+
+
+def test_unknown_and_unfetched_kernels_say_what_to_do(kernels):
+    with pytest.raises(kernels.KernelError, match="unknown kernel '5.10': choose one of 6.1, 6.12"):
+        kernels.image("5.10")
+    with pytest.raises(kernels.KernelError, match=r"kernels.py fetch 6.12` \(or `make kernels`\)"):
+        kernels.image("6.12")
+
+
+def test_a_fetched_kernel_is_found_by_series_or_release_and_its_modules_linked(kernels):
+    root = fake_fetched(kernels, "6.12.9+deb12-amd64")
+    image = root / "boot" / "vmlinuz-6.12.9+deb12-amd64"
+    assert kernels.image("6.12") == image
+    assert kernels.image("6.12.9+deb12-amd64") == image
+    link = kernels.MODULES / "6.12.9+deb12-amd64"
+    assert link.resolve() == root / "lib" / "modules" / "6.12.9+deb12-amd64"
+    with pytest.raises(kernels.KernelError, match="the 6.12 one is 6.12.9"):
+        kernels.image("6.12.1+deb12-amd64")
+
+
+def test_a_dangling_modules_link_is_replaced_and_a_foreign_directory_refused(kernels):
+    fake_fetched(kernels, "6.12.9+deb12-amd64")
+    link = kernels.MODULES / "6.12.9+deb12-amd64"
+    link.symlink_to("/nonexistent/removed-checkout")
+    kernels.image("6.12")
+    assert (link / "modules.dep").is_file()
+    link.unlink()
+    link.mkdir()
+    with pytest.raises(kernels.KernelError, match="exists without modules.dep"):
+        kernels.image("6.12")
+
+
+def test_a_second_fetch_does_nothing(kernels, monkeypatch, capsys):
+    fake_fetched(kernels, "6.12.9+deb12-amd64")
+    monkeypatch.setattr(kernels, "PrivateApt", None)  # any use of apt would fail
+    assert kernels.fetch(kernels.KERNELS["6.12"]) == "6.12.9+deb12-amd64"
+    assert "already fetched" in capsys.readouterr().out
+
+
+def test_the_host_mirror_and_keyring_are_reused(kernels, tmp_path, monkeypatch):
+    etc = tmp_path / "apt"
+    (etc / "sources.list.d").mkdir(parents=True)
+    monkeypatch.setattr(kernels, "HOST_SOURCES", etc)
+    assert kernels.host_debian_mirror() == (kernels.DEFAULT_MIRROR, kernels.DEFAULT_KEYRING)
+    (etc / "sources.list").write_text(
+        "deb [arch=amd64 signed-by=/k/one.gpg] http://mirror.example/debian bookworm main\n"
+    )
+    assert kernels.host_debian_mirror() == ("http://mirror.example/debian", "/k/one.gpg")
+    (etc / "sources.list").unlink()
+    (etc / "sources.list.d" / "debian.sources").write_text(
+        "Types: deb\nURIs: http://other.example/debian-security\nSuites: bookworm-security\n\n"
+        "Types: deb\nURIs: http://other.example/debian\nSuites: bookworm bookworm-updates\n"
+        "Components: main\nSigned-By: /k/two.gpg\n"
+    )
+    assert kernels.host_debian_mirror() == ("http://other.example/debian", "/k/two.gpg")
+
+
+def test_vm_kernel_option_takes_a_series_or_an_image(vm, tmp_path):
+    image = tmp_path / "vmlinuz"
+    image.write_text("")
+    assert vm._kernel_image(str(image)) == str(image)
+    with pytest.raises(vm.HarnessError, match="unknown kernel '4.19'"):
+        vm._kernel_image("4.19")
+
+
+def test_vm_results_dir_is_shared_and_named_to_the_guest(vm, tmp_path):
+    args = vm._parse(["--results", str(tmp_path / "r"), "--", "true"])
+    command = vm.boot_command("vng", "/boot/vmlinuz-x", args, tmp_path)
+    assert command.count("--rwdir") == 2 and str(tmp_path / "r") in command
+    script = vm.guest_script(args.command, tmp_path, tmp_path / "r")
+    assert f"export BPFBOX_VM_RESULTS={tmp_path / 'r'}\n" in script
+
+
+def test_vm_progress_names_failures_and_the_test_cut_short(vm, tmp_path):
+    assert vm.progress(tmp_path) == ([], [], None)
+    (tmp_path / "progress").write_text(
+        "START t.py::a\nPASSED t.py::a 1.0\nSTART t.py::b\nFAILED t.py::b 2.0\n"
+        "START t.py::c\nERROR t.py::c 0.1\nSTART t.py::d\n"
+    )
+    assert vm.progress(tmp_path) == (["t.py::a"], ["FAILED t.py::b", "ERROR t.py::c"], "t.py::d")
+
+
+def test_vm_deadline_stretches_with_the_reported_slowness_and_never_shrinks(vm, tmp_path):
+    deadline = vm.Deadline(100, tmp_path)
+    assert 99 < deadline.remaining() <= 100
+    (tmp_path / "slowness").write_text("3.00 0.750\n")
+    assert 299 < deadline.remaining() <= 300
+    (tmp_path / "slowness").write_text("1.00 0.250\n")
+    assert 299 < deadline.remaining() <= 300
+    assert 99 < vm.Deadline(100, None).remaining() <= 100
+
+
+def test_timeouts_scale_by_the_measured_slowness(timing, monkeypatch, tmp_path):
+    monkeypatch.setattr(timing, "_loop_seconds", lambda: 4 * timing.REFERENCE_SECONDS)
+    monkeypatch.setenv("BPFBOX_VM_RESULTS", str(tmp_path))
+    assert timing.scaled(10) == pytest.approx(40)
+    assert (tmp_path / "slowness").read_text().startswith("4.00 ")
+    # A faster machine than the reference keeps the timeouts as written.
+    monkeypatch.setattr(timing, "_loop_seconds", lambda: timing.REFERENCE_SECONDS / 10)
+    assert timing.measure() == 1.0
+
+
+def test_every_e2e_file_runs_in_exactly_one_bpf_group():
+    matrix = load(TESTS / "vm" / "matrix.py", "matrix")
+    files = sorted(p.name for p in (TESTS / "e2e").glob("test_*.py"))
+    for name in files:
+        chosen = []
+        for group in (g for g in matrix.GROUPS if g.bpf_lsm):
+            ignored = {p.split("=", 1)[1] for p in group.paths if p.startswith("--ignore=")}
+            selected = [p for p in group.paths if not p.startswith("--")]
+            path = f"{matrix.E2E}/{name}"
+            if path not in ignored and any(path == s or path.startswith(s + "/") for s in selected):
+                chosen.append(group.name)
+        assert len(chosen) == 1, (name, chosen)
+
+
+def test_vmlinux_is_found_in_a_compressed_image_once(kernels, monkeypatch):
+    """A bzImage: setup code, then the compressed ELF (here after a false magic)."""
+    elf = b"\x7fELF" + bytes(range(256)) * 64
+    payload = subprocess.run(["xz", "-c"], input=elf, capture_output=True, check=True).stdout
+    root = fake_fetched(kernels, "6.12.9+deb12-amd64")
+    image = root / "boot" / "vmlinuz-6.12.9+deb12-amd64"
+    image.write_bytes(b"MZ setup \xfd7zXZ\x00 not xz " + payload + b"\0" * 512)
+    out = kernels.vmlinux("6.12")
+    assert out.read_bytes() == elf
+    image.write_bytes(b"changed")  # the extracted copy is reused, not extracted again
+    assert kernels.vmlinux("6.12").read_bytes() == elf
+
+
+def test_matrix_summary_fails_a_boot_of_the_wrong_kernel(kernels, monkeypatch, tmp_path, capsys):
+    matrix = load(TESTS / "vm" / "matrix.py", "matrix")
+    monkeypatch.setattr(matrix, "kernels", kernels)
+    fake_fetched(kernels, "6.12.9+deb12-amd64")
+    group = matrix.GROUPS[0]
+    out = tmp_path / "results" / "6.12" / group.name
+    out.mkdir(parents=True)
+    (out / "progress").write_text("START a\nPASSED a 1.0\n")
+    (out / "kernel").write_text("6.12.9+deb12-amd64\n")
+    assert matrix.summarise([("6.12", group, 0)], tmp_path / "results") == 0
+    (out / "kernel").write_text("6.1.0-57-amd64\n")
+    assert matrix.summarise([("6.12", group, 0)], tmp_path / "results") == 1
+    assert "WRONG KERNEL (6.1.0-57-amd64, not 6.12.9+deb12-amd64)" in capsys.readouterr().err
+
+
+def test_vm_killed_at_its_timeout_still_names_failures_and_the_running_test(tmp_path):
+    """A stand-in for vng runs the guest script here; the command hangs after logging."""
+    fake_vng = tmp_path / "vng"
+    fake_vng.write_text('#!/bin/sh\nfor last; do :; done\nexec sh -c "$last"\n')
+    fake_vng.chmod(0o755)
+    results = tmp_path / "results"
+    log = (
+        'cd "$BPFBOX_VM_RESULTS"'
+        ' && printf "START t::a\\nFAILED t::a 1.0\\nSTART t::b\\n" > progress'
+        " && echo '2.00 0.500' > slowness && exec sleep 60"
+    )
+    result = subprocess.run(
+        [sys.executable, str(TESTS / "vm" / "run_in_vm.py"), "--kernel", str(fake_vng)]
+        + ["--results", str(results), "--timeout", "1", "--", "sh", "-c", log],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": f"{tmp_path}:/usr/bin:/bin"},
+    )
+    assert result.returncode == 124, result.stderr
+    assert "timed out after 2 s (1 s x slowness 2.00)" in result.stderr
+    assert "run_in_vm:   FAILED t::a" in result.stderr
+    assert "running when the VM stopped: t::b" in result.stderr

@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""`make test-vm`: the whole e2e suite on each kernel of the matrix, a few tests per boot.
+
+The suite is split into groups so that no single VM boot comes near its timeout (a boot runs
+for minutes under software emulation); every group runs on every kernel named, even after a
+failure, and a summary at the end names each failing test by kernel and group.  Results, as
+the tests run, are kept under --results (default build/vm-results/KERNEL/GROUP: `progress`,
+`slowness`, pytest's `junit.xml`), so a VM killed half way still tells what happened.
+
+    python3 tests/vm/matrix.py 6.1 6.12
+    python3 tests/vm/matrix.py --group enforcement 6.12 -- -k setattr
+
+Exit status: 0 if every group passed on every kernel, 1 otherwise, 2 for a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import kernels  # noqa: E402
+import run_in_vm  # noqa: E402
+
+REPO = HERE.parent.parent
+E2E = "tests/e2e"
+#: Written by tests/e2e/conftest.py into the results directory: the release the guest ran.
+KERNEL_FILE = "kernel"
+
+
+@dataclass(frozen=True)
+class Group:
+    """Tests run in one boot."""
+
+    name: str
+    marker: str
+    paths: tuple[str, ...]
+    #: Seconds on an idle machine; run_in_vm stretches it by the slowness the guest measures.
+    timeout: float
+    bpf_lsm: bool = True
+
+
+#: test_enforcement.py is half the suite's time; everything else with the BPF LSM is the
+#: other half (new files land there by themselves), and the no-bpf tests need a boot of their own.
+GROUPS = (
+    Group("enforcement", "vm and not vm_nobpf", (f"{E2E}/test_enforcement.py",), 1500),
+    Group(
+        "loader-functions",
+        "vm and not vm_nobpf",
+        (E2E, f"--ignore={E2E}/test_enforcement.py"),
+        1500,
+    ),
+    Group("no-bpf-lsm", "vm_nobpf", (E2E,), 600, bpf_lsm=False),
+)
+
+
+def run_group(kernel: str, group: Group, results: Path, pytest_args: list[str]) -> int:
+    out = results / kernel / group.name
+    shutil.rmtree(out, ignore_errors=True)  # nothing of an earlier run may pass for this one
+    print(f"matrix: kernel {kernel}, group {group.name}", file=sys.stderr, flush=True)
+    pytest = [sys.executable, "-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider"]
+    pytest += [f"--junitxml={out / 'junit.xml'}", "-m", group.marker, *group.paths, *pytest_args]
+    options = ["--kernel", kernel, "--results", str(out), "--timeout", str(group.timeout)]
+    if not group.bpf_lsm:
+        options.append("--no-bpf-lsm")
+    command = [sys.executable, str(HERE / "run_in_vm.py"), *options, "--", *pytest]
+    return subprocess.run(command, cwd=REPO).returncode
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    split = argv.index("--") if "--" in argv else len(argv)
+    parser = argparse.ArgumentParser(
+        prog="matrix.py",
+        description="Run the e2e suite in the VM on each kernel.",
+        usage="%(prog)s [--results DIR] [--group NAME]... KERNEL... [-- PYTEST_ARGS...]",
+    )
+    parser.add_argument("kernels", nargs="+", metavar="KERNEL", help=", ".join(kernels.KERNELS))
+    parser.add_argument("--results", type=Path, default=REPO / "build" / "vm-results")
+    parser.add_argument(
+        "--group",
+        action="append",
+        choices=[g.name for g in GROUPS],
+        help="only these groups (default: all)",
+    )
+    args = parser.parse_args(argv[:split])
+    pytest_args = argv[split + 1 :]
+    groups = [g for g in GROUPS if args.group is None or g.name in args.group]
+    for kernel in args.kernels:
+        try:
+            kernels.image(kernel)
+        except kernels.KernelError as err:
+            parser.error(str(err))
+    outcomes = []
+    for kernel in args.kernels:
+        for group in groups:
+            status = run_group(kernel, group, args.results, pytest_args)
+            outcomes.append((kernel, group, status))
+    return summarise(outcomes, args.results)
+
+
+def summarise(outcomes: list[tuple[str, Group, int]], results: Path) -> int:
+    print("\nmatrix: summary", file=sys.stderr)
+    failed = False
+    for kernel, group, status in outcomes:
+        out = results / kernel / group.name
+        passed, failures, running = run_in_vm.progress(out)
+        verdict = {0: "ok", run_in_vm.EXIT_TIMEOUT: "TIMED OUT"}.get(status, f"FAILED ({status})")
+        booted = _booted_release(out)
+        expected = kernels.image(kernel).name.removeprefix("vmlinuz-")
+        if status == 0 and booted != expected:
+            verdict = f"WRONG KERNEL ({booted or 'not reported'}, not {expected})"
+            status = 1
+        failed |= status != 0
+        print(
+            f"  {kernel:6} {group.name:17} {verdict:12} {len(passed)} passed, "
+            f"{len(failures)} failed",
+            file=sys.stderr,
+        )
+        for line in failures:
+            print(f"      {line}", file=sys.stderr)
+        if status != 0 and running:
+            print(f"      still running when the VM stopped: {running}", file=sys.stderr)
+    print(f"matrix: results in {results}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _booted_release(out: Path) -> str | None:
+    """The release the guest reported (tests/e2e/conftest.py), if it got that far."""
+    try:
+        return (out / KERNEL_FILE).read_text().strip()
+    except OSError:
+        return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
