@@ -27,7 +27,12 @@ STATS_MAP = "bpfbox_stats"
 TASKS_MAP = "bpfbox_tasks"
 #: Keys of the u64 counters in the stats array map.
 STAT_LOST_EVENTS = 0
-STAT_COUNT = 1
+#: Tasks confined right now (+1 when a task becomes confined, -1 in lsm/task_free): the
+#: runtime unloads a `-- COMMAND` profile only once it is back to 0 (CONTRACT.md item 3).
+STAT_CONFINED_TASKS = 1
+#: Accesses denied since the profile was first loaded (replacements keep counting).
+STAT_DENIALS = 2
+STAT_COUNT = 3
 
 #: Read-only configuration the runtime sets between open and load (`const volatile`).
 #: The profile program's identity: inode number and the kernel's encoding of its device.

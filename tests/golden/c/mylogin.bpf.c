@@ -189,7 +189,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 3);
 	__type(key, __u32);
 	__type(value, __u64);
 } bpfbox_stats SEC(".maps");
@@ -502,18 +502,37 @@ static __always_inline void apply(struct decision *d, __u64 req, __u32 id, int d
 		note_rule(&d->taint, &d->taint_rule, id, flags);
 }
 
+/* ---- Lifetime counters (CONTRACT.md item 3; the `split` branch ports this). ---- */
+
+static __always_inline void stat_add(__u32 key, __s64 delta)
+{
+	__u64 *counter = bpf_map_lookup_elem(&bpfbox_stats, &key);
+
+	if (counter)
+		__sync_fetch_and_add(counter, delta);
+}
+
+/* Counts a task that becomes confined, once: while a profile is being replaced, the old and
+ * the new programs both run on the same (reused) task storage and stats maps. */
+static __always_inline void mark_confined(struct task_state *t)
+{
+	if (t->confined)
+		return;
+	t->confined = 1;
+	stat_add(1, 1);
+}
+
 static __always_inline void emit(struct task_state *t, __u32 kind, __u32 rule_kind, __u64 flags,
 				 __u32 rule, __u32 reason, struct object *o)
 {
-	struct event *e = bpf_ringbuf_reserve(&bpfbox_events, sizeof(*e), 0);
+	struct event *e;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 
+	if (kind == 1)
+		stat_add(2, 1);
+	e = bpf_ringbuf_reserve(&bpfbox_events, sizeof(*e), 0);
 	if (!e) {
-		__u32 key = 0;
-		__u64 *lost = bpf_map_lookup_elem(&bpfbox_stats, &key);
-
-		if (lost)
-			__sync_fetch_and_add(lost, 1);
+		stat_add(0, 1);
 		return;
 	}
 	e->kind = kind;
@@ -1067,7 +1086,7 @@ int BPF_PROG(bpfbox_bprm_committed_creds, struct linux_binprm *bprm)
 	if (!t)
 		return 0;
 	if (t->pending)
-		t->confined = 1;
+		mark_confined(t);
 	t->pending = 0;
 	/* A new program image: no function of the old one is running any more. */
 	for (i = 0; i < CONTEXTS; i++)
@@ -1089,12 +1108,25 @@ int BPF_PROG(bpfbox_task_alloc, struct task_struct *task, unsigned long clone_fl
 	child = bpf_task_storage_get(&bpfbox_tasks, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!child)
 		return -ENOMEM; /* fail closed: no unconfined child */
-	child->confined = 1;
+	mark_confined(child);
 	child->tainted = tainted(parent);
 	/* A forked child is inside the same calls as its parent; a new thread starts afresh. */
 	if (!(clone_flags & CLONE_THREAD))
 		for (i = 0; i < CONTEXTS; i++)
 			child->depth[i] = parent->depth[i];
+	return 0;
+}
+
+/* The end of a confined task: the live-task counter goes down, once (see mark_confined). */
+SEC("lsm/task_free")
+int BPF_PROG(bpfbox_task_free, struct task_struct *task)
+{
+	struct task_state *t = state_of(task);
+
+	if (t && t->confined) {
+		t->confined = 0;
+		stat_add(1, -1);
+	}
 	return 0;
 }
 
@@ -1105,8 +1137,10 @@ int BPF_PROG(bpfbox_task_kill, struct task_struct *p, struct kernel_siginfo *inf
 {
 	struct task_state *t = confined_current();
 
-	if (!t || sig < 0 || sig > 63)
+	if (!t || sig < 0)
 		return 0;
+	if (sig > 63)
+		return -EPERM; /* fail closed: no rule can name it (SIGRTMAX is 64) */
 	return check_task(t, p, 3, 1ULL << sig, sig);
 }
 
