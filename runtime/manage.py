@@ -129,7 +129,11 @@ def unload(names: tuple[str, ...], everything: bool) -> int:
 @click.argument("names", nargs=-1, required=True, metavar="NAME...")
 @log_options
 def events(names: tuple[str, ...], log_path: str | None, log_format: str) -> int:
-    """Follow the events of loaded profiles until Ctrl-C or until they are unloaded."""
+    """Follow the events of loaded profiles until Ctrl-C or until they are unloaded.
+
+    A profile's ring buffer has one read position: while bpfbox-run also reads it (-- COMMAND
+    and foreground modes), each event reaches one of the two readers.
+    """
     kernel.require_privileges()
     for name in names:
         if not pins.is_pinned(name):
@@ -138,6 +142,7 @@ def events(names: tuple[str, ...], log_path: str | None, log_format: str) -> int
     with log_stream(log_path) as stream:
         reporter = Reporter(stream, json_lines=log_format == "json")
         with Session(names, reporter.event, reporter.lost, _warn) as session:
+            click.echo(f"{PROG}: following {', '.join(names)}; stop with Ctrl-C", err=True)
             while signal.sigtimedwait(STOPPING, 0) is None:
                 if not all(pins.is_pinned(name) for name in names):
                     session.poll(0)
