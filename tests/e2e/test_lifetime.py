@@ -22,6 +22,9 @@ pytestmark = pytest.mark.vm
 
 BPFBOX = [sys.executable, "-m", "bpfbox.runtime.manage"]
 PROBE = str(BIN / "probe")
+#: A profile is named after the program it confines: lifetime.bpfbox confines the probe,
+#: lifetime_other.bpfbox its copy probe-other.
+NAME, OTHER = "probe", "probe-other"
 SECRET = str(DATA / "secret")
 PUBLIC = str(DATA / "public")
 
@@ -87,9 +90,9 @@ class Background:
         return status
 
 
-def probe(*ops: str) -> list[str]:
+def probe(*ops: str, program: str = PROBE) -> list[str]:
     return subprocess.run(
-        [PROBE, *ops], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120
+        [program, *ops], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120
     ).stdout.splitlines()
 
 
@@ -123,9 +126,12 @@ def wait_for(condition, what: str, timeout: float = 120) -> None:
         time.sleep(0.1)
 
 
-def detach(name: str = "lifetime") -> None:
+def detach(policy_name: str = "lifetime") -> None:
     result = subprocess.run(
-        [*BPFBOX_RUN, "--detach", str(policy(name))], capture_output=True, text=True, timeout=300
+        [*BPFBOX_RUN, "--detach", str(policy(policy_name))],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
 
@@ -143,7 +149,7 @@ def test_a_child_outliving_the_command_stays_confined_then_everything_unloads():
     assert result.returncode == 0, result.stderr
     # bpfbox-run returned only once the child had exited: its results are all there.
     assert out.read_text().splitlines() == ["ok", "EPERM", "ok"], result.stderr
-    assert "the command exited; lifetime" in result.stderr
+    assert f"the command exited; {NAME} " in result.stderr
     assert listed() == {}
     assert bpfbox_programs() == []
 
@@ -180,7 +186,7 @@ def test_a_full_log_file_system_does_not_stop_enforcement():
             running.wait_line("cannot write events to")
             assert "ENOSPC" in running.stderr
             assert probe(f"open:r:{SECRET}", f"open:r:{SECRET}") == ["EPERM", "EPERM"]
-            wait_for(lambda: listed()["lifetime"]["denials"] >= 3, "the denial counter")
+            wait_for(lambda: listed()[NAME]["denials"] >= 3, "the denial counter")
             assert running.process.poll() is None, running.stderr
         finally:
             status = running.stop(signal.SIGINT)
@@ -196,14 +202,14 @@ def test_a_full_log_file_system_does_not_stop_enforcement():
 def test_kill_9_of_every_bpfbox_process_leaves_the_profile_enforcing():
     running = Background(str(policy("lifetime")))
     running.wait_line("enforcing")
-    follower = Background("events", "lifetime", command=BPFBOX)
-    follower.wait_line("following lifetime")
+    follower = Background("events", NAME, command=BPFBOX)
+    follower.wait_line(f"following {NAME}")
     assert probe(f"open:r:{SECRET}") == ["EPERM"]
     for process in (running, follower):
         process.stop(signal.SIGKILL)
     assert probe(f"open:r:{SECRET}", f"open:r:{PUBLIC}") == ["EPERM", "ok"]
-    assert listed()["lifetime"]["mode"] == "foreground"
-    unloaded = bpfbox("unload", "lifetime")
+    assert listed()[NAME]["mode"] == "foreground"
+    unloaded = bpfbox("unload", NAME)
     assert unloaded.returncode == 0, unloaded.stderr
     assert bpfbox_programs() == []
     assert probe(f"open:r:{SECRET}") == ["ok"]
@@ -233,18 +239,18 @@ def test_reloading_under_a_running_confined_loop_never_allows_a_forbidden_open()
     opens = results[0::2]
     assert opens and set(opens[:-1]) == {"EPERM"}, f"{opens.count('ok')} opens were allowed"
     # Still confined by the replacement: and the counters carried over.
-    assert listed()["lifetime"]["denials"] >= len(opens) - 1
+    assert listed()[NAME]["denials"] >= len(opens) - 1
 
 
 def test_replacing_with_an_incompatible_layout_is_refused():
-    detach("lifetime")
+    detach()
     # prepare.py built it: the same profile name, one more context slot in its task state.
     wider = policy("lifetime").parent / "variants" / "lifetime.bpf.o"
     result = subprocess.run(
         [*BPFBOX_RUN, "--detach", str(wider)], capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 1, result.stderr
-    assert "cannot replace the loaded profile lifetime: its tasks map" in result.stderr
+    assert f"cannot replace the loaded profile {NAME}: its tasks map" in result.stderr
     assert "help: the per-task state of the two versions is not compatible" in result.stderr
     assert probe(f"open:r:{SECRET}") == ["EPERM"]
 
@@ -255,20 +261,21 @@ def test_service_mode_loads_reloads_and_outlives_its_process():
     shutil.copy(policy("lifetime"), directory)
     service = Background("--service", str(directory))
     try:
-        service.wait_line("service: enforcing lifetime")
+        service.wait_line(f"service: enforcing {NAME} ")
         assert probe(f"open:r:{SECRET}") == ["EPERM"]
         shutil.copy(policy("lifetime_other"), directory)
         service.process.send_signal(signal.SIGHUP)
         service.wait_line("service: enforcing", count=2)
-        assert sorted(listed()) == ["lifetime", "lifetime_other"]
+        assert sorted(listed()) == [NAME, OTHER]
         assert {row["mode"] for row in listed().values()} == {"service"}
         (directory / "lifetime.bpf.o").unlink()
         service.process.send_signal(signal.SIGHUP)
         service.wait_line("service: enforcing", count=3)
-        assert sorted(listed()) == ["lifetime_other"]
+        assert sorted(listed()) == [OTHER]
+        assert probe(f"open:r:{SECRET}") == ["ok"]
     finally:
         assert service.stop() == 0, service.stderr
     assert "the profiles stay loaded" in service.stderr
-    assert probe(f"open:r:{SECRET}") == ["EPERM"]
+    assert probe(f"open:r:{SECRET}", program=str(BIN / OTHER)) == ["EPERM"]
     assert bpfbox("unload", "--all").returncode == 0
     assert bpfbox_programs() == []

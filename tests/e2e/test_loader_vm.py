@@ -154,18 +154,22 @@ def test_sigkill_leaves_the_profile_pinned_and_the_command_confined(e2e, files, 
     _wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), what="the command")
     command_pid = int(pidfile.read_text())
     proc.kill()
-    proc.communicate(timeout=60)
-    assert _alive(command_pid)
-    denied = subprocess.run(
-        [str(e2e.probe), f"open:r:{files['secret']}"], capture_output=True, text=True
-    )
-    assert _lines(denied.stdout) == ["EPERM"]
-    os.kill(command_pid, signal.SIGKILL)
-    unload = subprocess.run(
-        [*e2e.command[:-1], "bpfbox.runtime.manage", "unload", "deny_open"],
-        capture_output=True,
-        text=True,
-    )
+    # Not communicate(): the command still holds the stderr pipe.
+    proc.wait(timeout=60)
+    proc.stderr.close()
+    try:
+        assert _alive(command_pid)
+        denied = subprocess.run(
+            [str(e2e.probe), f"open:r:{files['secret']}"], capture_output=True, text=True
+        )
+        assert _lines(denied.stdout) == ["EPERM"]
+    finally:
+        os.kill(command_pid, signal.SIGKILL)
+        unload = subprocess.run(
+            [*e2e.command[:-1], "bpfbox.runtime.manage", "unload", "deny_open"],
+            capture_output=True,
+            text=True,
+        )
     assert unload.returncode == 0, unload.stderr
     assert not e2e.wait_unloaded()
     assert e2e.link_count() == links_before
