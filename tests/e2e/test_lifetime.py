@@ -23,8 +23,8 @@ pytestmark = pytest.mark.vm
 BPFBOX = [sys.executable, "-m", "bpfbox.runtime.manage"]
 PROBE = str(BIN / "probe")
 #: A profile is named after the program it confines: lifetime.bpfbox confines the probe,
-#: lifetime_other.bpfbox its copy probe-other.
-NAME, OTHER = "probe", "probe-other"
+#: lifetime_other.bpfbox its copy probe-other (names are C identifiers: probe_other).
+NAME, OTHER = "probe", "probe_other"
 SECRET = str(DATA / "secret")
 PUBLIC = str(DATA / "public")
 
@@ -276,6 +276,6 @@ def test_service_mode_loads_reloads_and_outlives_its_process():
     finally:
         assert service.stop() == 0, service.stderr
     assert "the profiles stay loaded" in service.stderr
-    assert probe(f"open:r:{SECRET}", program=str(BIN / OTHER)) == ["EPERM"]
+    assert probe(f"open:r:{SECRET}", program=str(BIN / "probe-other")) == ["EPERM"]
     assert bpfbox("unload", "--all").returncode == 0
     assert bpfbox_programs() == []
