@@ -172,6 +172,21 @@ def test_cli_reports_events_and_passes_the_exit_status(counted, count_obj):
     assert pins.names() == []
 
 
+def test_command_mode_outlives_the_orphans_of_the_command(counted, count_obj, tmp_path):
+    """bpfbox-run adopts the command's orphans and unloads only once they have exited."""
+    done = tmp_path / "orphan-done"
+    orphan = f"(sleep 1; {counted} 2; touch {done}) >/dev/null 2>&1 &"
+    command = [sys.executable, "-m", "bpfbox.runtime.cli", str(count_obj), "--", "sh", "-c"]
+    result = subprocess.run([*command, orphan], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert done.exists(), "bpfbox-run returned before the orphan had finished"
+    audits = [line for line in result.stderr.splitlines() if line.startswith("bpfbox: audit")]
+    assert len(audits) == 2, result.stderr
+    assert "the command exited; count_calls" in result.stderr
+    assert leftovers() == []
+    assert pins.names() == []
+
+
 def test_detach_list_and_unload_through_the_clis(counted, count_obj):
     run = [sys.executable, "-m", "bpfbox.runtime.cli"]
     manage = [sys.executable, "-m", "bpfbox.runtime.manage"]
