@@ -72,9 +72,7 @@ class Followed:
 
     def counter(self, key: int) -> int:
         """Stats slot `key`; 0 for objects whose stats map is shorter (older contracts)."""
-        if key >= libbpf.map_shape(self.stats_fd, f"{self.meta.name}/stats").max_entries:
-            return 0
-        return libbpf.lookup_u64(self.stats_fd, key, f"{self.meta.name}/stats")
+        return pins.read_counter(self.stats_fd, key, self.meta.name) or 0
 
 
 class Session:

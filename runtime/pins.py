@@ -188,11 +188,17 @@ def counter(name: str, key: int) -> int | None:
     """Stats slot `key` of a pinned profile; None when its stats map has no such slot."""
     fd = open_map(name, "stats")
     try:
-        if key >= libbpf.map_shape(fd, f"{name}/stats").max_entries:
-            return None
-        return libbpf.lookup_u64(fd, key, f"{name}/stats")
+        return read_counter(fd, key, name)
     finally:
         os.close(fd)
+
+
+def read_counter(stats_fd: int, key: int, name: str) -> int | None:
+    """Slot `key` of profile NAME's stats map `stats_fd`; None for objects whose stats map
+    is shorter (built before that counter existed)."""
+    if key >= libbpf.map_shape(stats_fd, f"{name}/stats").max_entries:
+        return None
+    return libbpf.lookup_u64(stats_fd, key, f"{name}/stats")
 
 
 class Staging:
