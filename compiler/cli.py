@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 import click
+from bpfbox.runtime import build
 
 from . import ast, files, ir
 from .diagnostics import render_all
@@ -18,6 +19,8 @@ from .source import read_policy
 EXIT_OK, EXIT_POLICY, EXIT_USAGE = 0, 1, 2
 #: sysexits.h EX_SOFTWARE: bpfboxc itself failed, which is a bug whatever the input.
 EXIT_INTERNAL = 70
+#: An output named like this is compiled with clang into a BPF object instead of written as C.
+OBJECT_SUFFIX = ".bpf.o"
 
 HELP = """Compile the bpfbox policy POLICY into a BPF C program.
 
@@ -33,6 +36,8 @@ A policy confines one program.  For example, mylogin.bpfbox:
 \b
 Typical uses:
     bpfboxc mylogin.bpfbox -o mylogin.bpf.c   compile; load it with `bpfbox-run mylogin.bpf.c`
+    bpfboxc mylogin.bpfbox -o mylogin.bpf.o   compile and build the object with clang here,
+                                              so the enforcing host needs only libbpf
     bpfboxc --check mylogin.bpfbox            report errors and warnings only
     bpfboxc --emit ir mylogin.bpfbox          show what each hook will decide
 
@@ -50,7 +55,8 @@ The language is described in docs/language.md.
     "-o",
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Where to write the result (for --emit: default standard output).",
+    help="Where to write the result: OUT.bpf.c, or OUT.bpf.o to build the object with clang "
+    "(for --emit: default standard output).",
 )
 @click.option("--check", is_flag=True, help="Only report diagnostics; write nothing.")
 @click.option(
@@ -124,7 +130,9 @@ def _compile(policy: Path, output, check: bool, emit, btf, symbols, sysroot) -> 
         "ast": lambda: ast.format_ast(compilation.policy),
         "ir": lambda: ir.format_ir(compilation.program),
     }.get(emit, lambda: compilation.c_source)()
-    if output:
+    if output and not emit and output.name.endswith(OBJECT_SUFFIX):
+        _write_object(output, text)
+    elif output:
         _write_atomically(output, text)
     else:
         click.echo(text, nl=False)
@@ -149,6 +157,19 @@ def _write_atomically(path: Path, text: str) -> None:
         os.replace(temporary, path)
     except OSError as error:
         _fail(f"cannot write `{path}`: {error.strerror}", EXIT_USAGE)
+
+
+def _write_object(path: Path, c_source: str) -> None:
+    """Compile the C with clang (runtime.build's flags) straight into the object `path`."""
+    with tempfile.TemporaryDirectory(prefix="bpfboxc-") as scratch:
+        source = Path(scratch) / (path.name[: -len(OBJECT_SUFFIX)] + ".bpf.c")
+        source.write_text(c_source)
+        try:
+            build.compile_object(source, path)
+        except build.BuildError as error:
+            click.echo(f"bpfboxc: error: {error}", err=True)
+            click.echo(f"help: {error.help}", err=True)
+            sys.exit(error.exit_code)
 
 
 def _fail(message: str, status: int) -> None:

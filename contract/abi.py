@@ -33,7 +33,9 @@ SCRATCH_MAP = "bpfbox_scratch"
 #: and tasks alive and confined right now (+1 on confinement or inheritance, -1 at task_free).
 STAT_LOST_EVENTS = 0
 STAT_CONFINED_TASKS = 1
-STAT_COUNT = 2
+#: Accesses denied since the profile was first loaded (replacements keep counting).
+STAT_DENIALS = 2
+STAT_COUNT = 3
 
 #: Function contexts a policy may have: `struct task_state` holds a call depth for each, so
 #: the per-task state has the same layout whatever the policy (a profile can be replaced in

@@ -80,6 +80,11 @@ def compile_cached(source: Path) -> str:
     return str(target)
 
 
+def compile_object(source: Path, target: Path) -> None:
+    """Compile `source` (bpfboxc's C) into the BPF object `target`, all or nothing."""
+    _compile(_clang(), source, target)
+
+
 def cache_key(source: bytes, clang_id: str) -> str:
     """Hash of everything the object depends on: source, kernel release, clang, flags."""
     digest = hashlib.sha256()

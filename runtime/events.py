@@ -31,7 +31,12 @@ total and message are present.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import os
+import sys
+import syslog
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, TextIO
@@ -248,11 +253,23 @@ def _timestamp(now: datetime) -> str:
 
 
 class Reporter:
-    """Writes events and lost-event counts to a stream, as text lines or JSON lines."""
+    """Writes events and lost-event counts to a stream, as text lines or JSON lines.
+
+    A write that fails (a full disk, EIO, a closed pipe or stderr) never stops anything:
+    each kind of failure is reported once, to stderr and syslog, and every failed line is
+    counted in `failed_writes`.  Enforcement is in the kernel and does not wait for the log.
+    """
 
     def __init__(self, stream: TextIO, json_lines: bool = False) -> None:
         self.stream = stream
         self.json_lines = json_lines
+        self.failed_writes = 0
+        self._reported: set[str] = set()
+        # Unbuffered writes: a line that failed is not retried with the next one.
+        try:
+            self._fd: int | None = stream.fileno()
+        except (OSError, ValueError, AttributeError):
+            self._fd = None
 
     def event(self, meta: Metadata, event: Event) -> None:
         """Report one event."""
@@ -280,6 +297,29 @@ class Reporter:
             self._write(PREFIX + text)
 
     def _write(self, line: str) -> None:
-        # Flushed per line so that `tail -f` on a --log file shows events as they happen.
-        self.stream.write(line + "\n")
-        self.stream.flush()
+        try:
+            if self._fd is None:
+                self.stream.write(line + "\n")
+                self.stream.flush()
+            else:
+                # One write per line, so that `tail -f` on a --log file shows it at once.
+                os.write(self._fd, (line + "\n").encode())
+        except (OSError, ValueError) as err:
+            self._write_failed(err)
+
+    def _write_failed(self, err: OSError | ValueError) -> None:
+        self.failed_writes += 1
+        what = errno.errorcode.get(err.errno, "error") if isinstance(err, OSError) else "closed"
+        if what in self._reported:
+            return
+        self._reported.add(what)
+        name = getattr(self.stream, "name", "the event log")
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        warning = (
+            f"bpfbox-run: warning: cannot write events to {name}: {reason} ({what}); "
+            "enforcement continues, further failed lines are only counted"
+        )
+        syslog.syslog(syslog.LOG_WARNING, warning)
+        with contextlib.suppress(OSError, ValueError):
+            sys.__stderr__.write(warning + "\n")
+            sys.__stderr__.flush()

@@ -1,10 +1,11 @@
 """A thin ctypes layer over the system's libbpf (`libbpf.so.1`).
 
 Only what bpfbox-run needs is bound: open an object, walk its programs and maps, patch the
-read-only data before load, load, attach (automatically or as uprobes), read a map, and poll
-a ring buffer.  Every failing step raises its own exception type whose message names the
-step, the program or map, and the errno text, followed by what libbpf itself printed about
-it, so the user sees one clear error instead of a C-level code.
+read-only data before load, reuse a pinned map, load, attach (automatically or as
+uprobes), pin links and maps in bpffs and open them again, read a map, poll a ring buffer.
+Every failing step raises its own exception type whose message names the step, the program
+or map, and the errno text, followed by what libbpf itself printed about it, so the user
+sees one clear error instead of a C-level code.
 
 libbpf 1.x reports errors by returning NULL (or a negative int) and setting errno; the
 library is therefore loaded with ctypes' errno capture and every pointer result is checked.
@@ -21,6 +22,7 @@ import platform
 import re
 import struct
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from bpfbox.contract import abi
 
@@ -102,6 +104,12 @@ class MapError(LibbpfError):
 
 class RingBufferError(LibbpfError):
     """Creating or polling the event ring buffer failed."""
+
+
+class PinError(LibbpfError):
+    """Pinning an object in bpffs, opening a pinned one, or reusing a pinned map failed."""
+
+    help = "check that /sys/fs/bpf is a bpf file system mounted read-write, and run as root"
 
 
 class ProbeError(LibbpfError):
@@ -186,6 +194,16 @@ class _Library:
             "bpf_program__attach": (p, [p]),
             "bpf_program__attach_uprobe": (p, [p, ctypes.c_bool, i, s, sz]),
             "bpf_link__destroy": (i, [p]),
+            "bpf_link__fd": (i, [p]),
+            "bpf_link__disconnect": (None, [p]),
+            "bpf_obj_pin": (i, [i, s]),
+            "bpf_obj_get": (i, [s]),
+            "bpf_obj_get_info_by_fd": (i, [i, p, ctypes.POINTER(ctypes.c_uint32)]),
+            "bpf_map__reuse_fd": (i, [p, i]),
+            "bpf_map__type": (i, [p]),
+            "bpf_map__key_size": (ctypes.c_uint32, [p]),
+            "bpf_map__value_size": (ctypes.c_uint32, [p]),
+            "bpf_map__max_entries": (ctypes.c_uint32, [p]),
             "bpf_map__name": (s, [p]),
             "bpf_map__fd": (i, [p]),
             "bpf_map__initial_value": (p, [p, ctypes.POINTER(sz)]),
@@ -302,10 +320,83 @@ class Map:
 
     def lookup_u64(self, key: int) -> int:
         """The u64 value at u32 `key` of an array map."""
-        k, v = ctypes.c_uint32(key), ctypes.c_uint64()
-        if library().bpf.bpf_map_lookup_elem(self.fd(), ctypes.byref(k), ctypes.byref(v)) < 0:
-            raise MapError(f"reading key {key} of map '{self.name}' failed: {errno_text(_errno())}")
-        return v.value
+        return lookup_u64(self.fd(), key, self.name)
+
+    def shape(self) -> MapShape:
+        """Type, key and value sizes and capacity, as declared in the object."""
+        lib = library().bpf
+        return MapShape(
+            lib.bpf_map__type(self._ptr),
+            lib.bpf_map__key_size(self._ptr),
+            lib.bpf_map__value_size(self._ptr),
+            lib.bpf_map__max_entries(self._ptr),
+        )
+
+    def reuse_fd(self, fd: int) -> None:
+        """Use the existing map `fd` instead of creating this one at load (before load)."""
+        rc = library().bpf.bpf_map__reuse_fd(self._ptr, fd)
+        if rc < 0:
+            raise PinError(f"reusing a pinned map as '{self.name}' failed: {errno_text(rc)}")
+
+
+@dataclass(frozen=True)
+class MapShape:
+    """What decides whether a pinned map can stand in for an object's map."""
+
+    type: int
+    key_size: int
+    value_size: int
+    max_entries: int
+
+    def describe(self) -> str:
+        """`type 29, key 4 B, value 8500 B, 0 entries`, for messages."""
+        return (
+            f"type {self.type}, key {self.key_size} B, value {self.value_size} B, "
+            f"{self.max_entries} entries"
+        )
+
+
+class _MapInfo(ctypes.Structure):
+    """The head of the kernel's struct bpf_map_info (the kernel fills what fits)."""
+
+    _fields_ = [
+        ("type", ctypes.c_uint32),
+        ("id", ctypes.c_uint32),
+        ("key_size", ctypes.c_uint32),
+        ("value_size", ctypes.c_uint32),
+        ("max_entries", ctypes.c_uint32),
+    ]
+
+
+def lookup_u64(fd: int, key: int, name: str) -> int:
+    """The u64 value at u32 `key` of the array map `fd` (called `name` in messages)."""
+    k, v = ctypes.c_uint32(key), ctypes.c_uint64()
+    if library().bpf.bpf_map_lookup_elem(fd, ctypes.byref(k), ctypes.byref(v)) < 0:
+        raise MapError(f"reading key {key} of map '{name}' failed: {errno_text(_errno())}")
+    return v.value
+
+
+def pin(fd: int, path: str) -> None:
+    """Pin the map, program or link `fd` at `path` in bpffs."""
+    if library().bpf.bpf_obj_pin(fd, path.encode()) < 0:
+        raise PinError(f"pinning at {path} failed: {errno_text(_errno())}")
+
+
+def open_pinned(path: str) -> int:
+    """A new file descriptor for the object pinned at `path`; the caller closes it."""
+    fd = library().bpf.bpf_obj_get(path.encode())
+    if fd < 0:
+        raise PinError(f"opening the pinned object {path} failed: {errno_text(_errno())}")
+    return fd
+
+
+def map_shape(fd: int, name: str) -> MapShape:
+    """What the kernel says of the map `fd` (called `name` in messages)."""
+    info = _MapInfo()
+    size = ctypes.c_uint32(ctypes.sizeof(info))
+    if library().bpf.bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)) < 0:
+        raise PinError(f"reading what map {name} is failed: {errno_text(_errno())}")
+    return MapShape(info.type, info.key_size, info.value_size, info.max_entries)
 
 
 class Link:
@@ -319,6 +410,23 @@ class Link:
         """Detach; safe to call twice."""
         if self._ptr:
             library().bpf.bpf_link__destroy(self._ptr)
+            self._ptr = None
+
+    def pin(self, path: str) -> None:
+        """Pin the link at `path`: it stays attached after this process lets go of it."""
+        if not self._ptr:
+            raise PinError(f"pinning {self.description} at {path}: the link is gone")
+        pin(library().bpf.bpf_link__fd(self._ptr), path)
+
+    def release(self) -> None:
+        """Let go of a pinned link without detaching it (the pin keeps it attached)."""
+        if self._ptr:
+            lib = library().bpf
+            fd = lib.bpf_link__fd(self._ptr)
+            # Disconnected, destroy only frees libbpf's memory: no detach, no perf disable.
+            lib.bpf_link__disconnect(self._ptr)
+            lib.bpf_link__destroy(self._ptr)
+            os.close(fd)
             self._ptr = None
 
 
@@ -409,26 +517,26 @@ class RingBuffer:
         # ctypes callbacks must outlive the C object that calls them.
         self._callbacks: list[object] = []
 
-    def add(self, map_: Map, handler: SampleHandler) -> None:
-        """Start delivering samples of `map_` to `handler`."""
+    def add(self, fd: int, name: str, handler: SampleHandler) -> None:
+        """Start delivering samples of the ring-buffer map `fd` (`name`) to `handler`."""
         callback = _SAMPLE_FN(self._sample_callback(handler))
         self._callbacks.append(callback)
         lib = library().bpf
         take_messages()
         if self._ptr is None:
-            ptr = lib.ring_buffer__new(map_.fd(), callback, None, None)
+            ptr = lib.ring_buffer__new(fd, callback, None, None)
             if not ptr:
                 err = _errno()
                 raise RingBufferError(
-                    f"creating the ring buffer reader for map '{map_.name}' failed: "
+                    f"creating the ring buffer reader for map '{name}' failed: "
                     f"{errno_text(err)}" + _warnings(take_messages())
                 )
             self._ptr = ptr
             return
-        rc = lib.ring_buffer__add(self._ptr, map_.fd(), callback, None)
+        rc = lib.ring_buffer__add(self._ptr, fd, callback, None)
         if rc < 0:
             raise RingBufferError(
-                f"adding map '{map_.name}' to the ring buffer reader failed: {errno_text(rc)}"
+                f"adding map '{name}' to the ring buffer reader failed: {errno_text(rc)}"
                 + _warnings(take_messages())
             )
 

@@ -1,25 +1,28 @@
-"""Load compiled profiles into the kernel, attach them, and take them out again.
+"""Load compiled profiles into the kernel, attach them, pin them, and take them out again.
 
 One call, `load()`, goes through every step for every profile: kernel checks, build,
-open, configure the read-only identity of the confined program, load (the verifier runs
-here), attach each program.  It returns a Session that polls the profiles' events and
-detaches everything on close.  Should any step fail, everything made so far is destroyed
-before the error propagates: bpfbox-run never leaves a program behind, and never pins one,
-so once it exits nothing of it remains in the kernel.
+open, configure the read-only identity of the confined program, reuse the maps of a profile
+of the same name that is already pinned, load (the verifier runs here), attach each program
+and pin the links and maps (runtime/pins.py).  Only when every profile got that far are they
+put in place, each replacing the pinned profile of its name; should any step fail, everything
+made so far is destroyed and the profiles pinned before stay as they were.
+
+From then on the profiles live in the kernel, not in a process: `Session` follows the events
+of pinned profiles, and `release` unpins the temporary ones a bpfbox-run loaded itself.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import tempfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bpfbox.contract import abi
-from bpfbox.runtime import build, kernel, libbpf, metadata
+from bpfbox.runtime import build, kernel, libbpf, metadata, pins
 from bpfbox.runtime.events import Event, EventError, decode
 from bpfbox.runtime.metadata import Metadata
+from bpfbox.runtime.pins import Record
 
 #: Section prefixes libbpf attaches by itself (`bpf_program__attach`).
 AUTO_ATTACH = tuple(p for p, feature in metadata.SECTION_FEATURES.items() if feature != "uprobe")
@@ -59,45 +62,59 @@ class Identity:
 
 
 @dataclass
-class LoadedProfile:
-    """One profile in the kernel: its object and how many lost events were reported."""
+class Followed:
+    """One pinned profile whose events a Session reads."""
 
     meta: Metadata
-    identity: Identity
-    obj: libbpf.BpfObject
+    events_fd: int
+    stats_fd: int
     lost_seen: int = 0
 
-    def lost_total(self) -> int:
-        """Events the programs could not put into the ring buffer, since load."""
-        return self.obj.map(abi.STATS_MAP).lookup_u64(abi.STAT_LOST_EVENTS)
+    def counter(self, key: int) -> int:
+        """Stats slot `key`; 0 for objects whose stats map is shorter (older contracts)."""
+        return pins.read_counter(self.stats_fd, key, self.meta.name) or 0
 
 
 class Session:
-    """Loaded profiles: `poll` delivers their events, `close` unloads every one of them."""
+    """Follows pinned profiles: `poll` delivers their events; closing lets go of the maps only."""
 
-    def __init__(self, on_event: EventHandler, on_lost: LostHandler, warn: WarningHandler):
-        self.profiles: list[LoadedProfile] = []
+    def __init__(
+        self,
+        names: Iterable[str],
+        on_event: EventHandler,
+        on_lost: LostHandler,
+        warn: WarningHandler,
+    ) -> None:
+        self.profiles: list[Followed] = []
         self._on_event = on_event
         self._on_lost = on_lost
         self._warn = warn
-        self._cleanup = contextlib.ExitStack()
         self._ring = libbpf.RingBuffer()
         self._pending: list[tuple[Metadata, bytes]] = []
+        try:
+            for name in names:
+                self._follow(name)
+        except BaseException:
+            self.close()
+            raise
 
-    def add(self, profile: LoadedProfile) -> None:
-        """Take over `profile` and start reading its events."""
+    def _follow(self, name: str) -> None:
+        meta = metadata.read(pins.object_copy(name))
+        events = pins.open_map(name, "events")
+        try:
+            stats = pins.open_map(name, "stats")
+        except BaseException:
+            os.close(events)
+            raise
+        profile = Followed(meta, events, stats)
         self.profiles.append(profile)
+        profile.lost_seen = profile.counter(abi.STAT_LOST_EVENTS)
 
         def queue(data: bytes) -> None:
             # Runs inside libbpf's poll: only queue, decode after it returns.
-            self._pending.append((profile.meta, data))
+            self._pending.append((meta, data))
 
-        self._ring.add(profile.obj.map(abi.EVENTS_MAP), queue)
-
-    @property
-    def cleanup(self) -> contextlib.ExitStack:
-        """Where every created kernel object registers its destruction."""
-        return self._cleanup
+        self._ring.add(events, f"{name}/events", queue)
 
     def poll(self, timeout_ms: int) -> None:
         """Wait up to `timeout_ms` for events, report them and any newly lost ones."""
@@ -109,15 +126,21 @@ class Session:
             except EventError as err:
                 self._warn(f"ignoring a malformed event from {meta.name}: {err}")
         for profile in self.profiles:
-            total = profile.lost_total()
+            total = profile.counter(abi.STAT_LOST_EVENTS)
             if total > profile.lost_seen:
                 self._on_lost(profile.meta, total - profile.lost_seen, total)
                 profile.lost_seen = total
 
+    def confined_tasks(self) -> int:
+        """Tasks the followed profiles confine right now (the live-task counters)."""
+        return sum(p.counter(abi.STAT_CONFINED_TASKS) for p in self.profiles)
+
     def close(self) -> None:
-        """Detach every program and unload every object; idempotent."""
+        """Stop reading; the profiles stay loaded.  Idempotent."""
         self._ring.free()
-        self._cleanup.close()
+        for profile in self.profiles:
+            os.close(profile.events_fd)
+            os.close(profile.stats_fd)
         self.profiles.clear()
 
     def __enter__(self) -> Session:
@@ -127,44 +150,168 @@ class Session:
         self.close()
 
 
+@dataclass
+class _Staged:
+    """A profile loaded, attached and pinned in its staging directory, not yet live."""
+
+    record: Record
+    obj_path: str
+    identity: Identity
+    staging: pins.Staging
+    obj: libbpf.BpfObject
+    links: list[libbpf.Link]
+
+    def release(self) -> None:
+        """Let go of the object and links; the pins keep what was committed."""
+        for link in self.links:
+            link.release()
+        self.obj.close()
+
+    def destroy(self) -> None:
+        """Undo everything (a failure before commit)."""
+        for link in reversed(self.links):
+            link.destroy()
+        self.staging.discard()
+        self.obj.close()
+
+
 def load(
     paths: Iterable[str],
-    on_event: EventHandler,
-    on_lost: LostHandler,
     warn: WarningHandler,
+    mode: str,
     complain: bool = False,
-) -> Session:
-    """Check, build, open, configure, load and attach every profile in `paths`.
+    service_dir: str | None = None,
+) -> list[Record]:
+    """Check, build, open, configure, load, attach and pin every profile in `paths`.
 
+    Every profile replaces the pinned profile of its name, if any, with no unenforced moment.
     Raises the failing step's exception (with `help` and `exit_code`) after undoing all
-    earlier steps.
+    earlier steps; the profiles pinned before are then untouched.
     """
     kernel.require_privileges()
-    objects = [(path, metadata.read(path)) for path in map(build.object_for, paths)]
-    kernel.require(set().union(*(meta.features for _, meta in objects)))
-    session = Session(on_event, on_lost, warn)
-    try:
-        for path, meta in objects:
-            session.add(_load_one(path, meta, complain, session.cleanup))
-    except BaseException:
-        session.close()
-        raise
-    for profile in session.profiles:
-        _warn_unconfined(profile, warn)
-    return session
+    objects = [
+        (path, built, metadata.read(built)) for path in paths for built in [build.object_for(path)]
+    ]
+    _refuse_duplicates([meta for _, _, meta in objects])
+    kernel.require(set().union(*(meta.features for _, _, meta in objects)))
+    owner = pins.owner_token()
+    staged: list[_Staged] = []
+    with pins.locked():
+        try:
+            for source, built, meta in objects:
+                rec = _record(meta, source, mode, owner, service_dir)
+                staged.append(_stage(built, meta, rec, complain))
+        except BaseException:
+            for item in reversed(staged):
+                item.destroy()
+            raise
+        for item in staged:
+            item.staging.commit(item.record, item.obj_path)
+            item.release()
+    for item in staged:
+        _warn_unconfined(item.record, item.identity, warn)
+    return [item.record for item in staged]
 
 
-def _load_one(
-    path: str, meta: Metadata, complain: bool, cleanup: contextlib.ExitStack
-) -> LoadedProfile:
+def _refuse_duplicates(metas: list[Metadata]) -> None:
+    seen: dict[str, str] = {}
+    for meta in metas:
+        if meta.name in seen:
+            raise LoadFailure(
+                f"two profiles are named {meta.name} ({seen[meta.name]} and {meta.policy})",
+                "load one of them, or rename one policy file (its name names the profile)",
+            )
+        seen[meta.name] = meta.policy
+
+
+def _record(meta: Metadata, source: str, mode: str, owner: str, service_dir: str | None) -> Record:
+    rec = Record(
+        name=meta.name,
+        policy=meta.policy,
+        program=meta.profile,
+        source=os.path.abspath(source),
+        mode=mode,
+        loaded_since=pins.now(),
+        owner=owner,
+        service_dir=service_dir,
+    )
+    previous = pins.record(meta.name) if pins.is_pinned(meta.name) else None
+    if previous is not None and previous.persistent and not rec.persistent:
+        # A temporary run never turns an administrator's persistent profile into one it
+        # would unload when done.
+        rec = replace(rec, mode=previous.mode, service_dir=previous.service_dir)
+    return rec
+
+
+def _stage(path: str, meta: Metadata, rec: Record, complain: bool) -> _Staged:
     identity = identity_of(meta)
     obj = libbpf.BpfObject(path)
-    cleanup.callback(obj.close)
-    configure(obj, meta, identity, complain)
-    _load(obj, meta)
-    for link in attach_all(obj, meta):
-        cleanup.callback(link.destroy)
-    return LoadedProfile(meta, identity, obj)
+    try:
+        configure(obj, meta, identity, complain)
+        if pins.is_pinned(meta.name):
+            _reuse_pinned_maps(obj, meta)
+        _load(obj, meta)
+        links = attach_all(obj, meta)
+    except BaseException:
+        obj.close()
+        raise
+    staging: pins.Staging | None = None
+    try:
+        staging = pins.Staging(meta.name)
+        for link, program in zip(links, _link_programs(obj, meta), strict=True):
+            staging.pin_link(link, program)
+        for role, map_name in pins.PINNED_MAPS.items():
+            staging.pin_map(role, obj.map(map_name).fd())
+    except BaseException:
+        for link in reversed(links):
+            link.destroy()
+        if staging is not None:
+            staging.discard()
+        obj.close()
+        raise
+    return _Staged(rec, path, identity, staging, obj, links)
+
+
+def _reuse_pinned_maps(obj: libbpf.BpfObject, meta: Metadata) -> None:
+    """Share the pinned profile's task state, counters and events with the replacement.
+
+    Confined tasks stay confined (their state is in the task storage map), the live-task
+    counter keeps counting them, and `bpfbox events` followers keep reading.  Maps of another
+    shape cannot be shared: the replacement is refused rather than loaded with fresh state.
+    """
+    for role, map_name in pins.PINNED_MAPS.items():
+        new = obj.map(map_name)
+        fd = pins.open_map(meta.name, role)
+        try:
+            pinned = libbpf.map_shape(fd, f"{meta.name}/{role}")
+            if pinned != new.shape():
+                raise LoadFailure(
+                    f"cannot replace the loaded profile {meta.name}: its {role} map "
+                    f"({pinned.describe()}) differs from {obj.path}'s "
+                    f"({new.shape().describe()})",
+                    f"the per-task state of the two versions is not compatible; run "
+                    f"`bpfbox unload {meta.name}` first (processes it confines lose their "
+                    "confinement), then load the new version",
+                )
+            new.reuse_fd(fd)
+        finally:
+            os.close(fd)
+
+
+def release(records: Iterable[Record]) -> list[str]:
+    """Unload the temporary profiles of `records` still owned by their loader; their names.
+
+    A profile that another bpfbox-run replaced since, or that is pinned persistently, is left
+    for its new owner or the administrator.
+    """
+    unloaded = []
+    with pins.locked():
+        for rec in records:
+            current = pins.record(rec.name) if pins.is_pinned(rec.name) else None
+            if current and current.owner == rec.owner and not current.persistent:
+                pins.unload(rec.name)
+                unloaded.append(rec.name)
+    return unloaded
 
 
 def identity_of(meta: Metadata) -> Identity:
@@ -291,13 +438,24 @@ def attach_all(obj: libbpf.BpfObject, meta: Metadata) -> list[libbpf.Link]:
             )
     links: list[libbpf.Link] = []
     try:
-        for program in sorted(programs, key=lambda p: p.name not in probes):
+        for program in _attach_order(programs, probes):
             links.append(_attach(program, probes, obj.path))
     except BaseException:
         for link in reversed(links):
             link.destroy()
         raise
     return links
+
+
+def _attach_order(
+    programs: list[libbpf.Program], probes: dict[str, tuple[str, int, bool]]
+) -> list[libbpf.Program]:
+    return sorted(programs, key=lambda p: p.name not in probes)
+
+
+def _link_programs(obj: libbpf.BpfObject, meta: Metadata) -> list[str]:
+    """The program names of `attach_all`'s links, in the same order."""
+    return [p.name for p in _attach_order(list(obj.programs()), _uprobe_targets(meta))]
 
 
 def _uprobe_targets(meta: Metadata) -> dict[str, tuple[str, int, bool]]:
@@ -341,11 +499,11 @@ def running_instances(identity: Identity) -> list[int]:
     return sorted(pids)
 
 
-def _warn_unconfined(profile: LoadedProfile, warn: WarningHandler) -> None:
-    pids = running_instances(profile.identity)
+def _warn_unconfined(rec: Record, identity: Identity, warn: WarningHandler) -> None:
+    pids = running_instances(identity)
     if pids:
         listed = ", ".join(map(str, pids[:10])) + (", ..." if len(pids) > 10 else "")
         warn(
-            f"{profile.meta.profile} is already running (pid {listed}); processes started "
-            f"before bpfbox-run are NOT confined by {profile.meta.name}: restart them"
+            f"{rec.program} is already running (pid {listed}); processes started "
+            f"before the profile was loaded are NOT confined by {rec.name}: restart them"
         )

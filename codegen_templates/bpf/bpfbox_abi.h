@@ -19,7 +19,8 @@
 /* Limits and indices. */
 #define STAT_LOST_EVENTS 0
 #define STAT_CONFINED_TASKS 1
-#define STAT_COUNT 2
+#define STAT_DENIALS 2
+#define STAT_COUNT 3
 #define PROFILE_PATH_LEN 256
 #define MAX_CONTEXTS 64
 #define TASK_STATE_LAYOUT 1

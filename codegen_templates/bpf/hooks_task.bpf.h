@@ -35,14 +35,18 @@ int BPF_PROG(bpfbox_task_alloc, struct task_struct *task, unsigned long clone_fl
 }
 
 /* The last reference to a task is gone (also for a fork that failed after task_alloc): one
- * confined task less.  Task storage is freed after this hook, so the state is still there. */
+ * confined task less.  Task storage is freed after this hook, so the state is still there.
+ * While a profile is being replaced, its old and new programs both run on the same (reused)
+ * maps: clearing `confined` makes the second one count nothing. */
 SEC("lsm/task_free")
 int BPF_PROG(bpfbox_task_free, struct task_struct *task)
 {
 	struct task_state *t = state_of(task);
 
-	if (t && t->confined)
+	if (t && t->confined) {
+		t->confined = 0;
 		count(STAT_CONFINED_TASKS, -1);
+	}
 	return 0;
 }
 

@@ -72,10 +72,13 @@ static __always_inline void apply(struct decision *d, __u64 req, __u32 id, int d
 static __always_inline void emit(__u32 kind, __u32 rule_kind, __u64 flags, __u32 rule, __u32 reason,
 				 struct object *o)
 {
-	struct event *e = bpf_ringbuf_reserve(&EVENTS_MAP, sizeof(*e), 0);
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct event *e;
 	struct scratch *s;
 
+	if (kind == EVENT_DENY)
+		count(STAT_DENIALS, 1);
+	e = bpf_ringbuf_reserve(&EVENTS_MAP, sizeof(*e), 0);
 	if (!e) {
 		count(STAT_LOST_EVENTS, 1);
 		return;

@@ -87,6 +87,16 @@ def compile_policies(sysroot: Path, out: Path) -> None:
         run(*CLANG, "-c", c_file, "-o", c_file.with_suffix("").with_suffix(".bpf.o"))
 
 
+def build_variants(policies: Path) -> None:
+    """lifetime.bpf.o with a wider task state: a replacement the runtime must refuse."""
+    variants = policies / "variants"
+    variants.mkdir(exist_ok=True)
+    source = (policies / "lifetime.bpf.c").read_text()
+    wider = variants / "lifetime.bpf.c"
+    wider.write_text(source.replace("#define CONTEXTS ", "#define CONTEXTS 1 + ", 1))
+    run(*CLANG, "-c", wider, "-o", variants / "lifetime.bpf.o")
+
+
 def main() -> int:
     out = Path(sys.argv[1] if len(sys.argv) > 1 else REPO / "build" / "e2e").resolve()
     sysroot = out / "root"
@@ -94,6 +104,7 @@ def main() -> int:
     build_programs(sysroot / E2E.lstrip("/"))
     link_system_programs(sysroot)
     compile_policies(sysroot, out / "policies")
+    build_variants(out / "policies")
     # The demo's program and policy, for test_demo.py (the demo builds into build/demo).
     run(sys.executable, REPO / "examples" / "demo.py", "--prepare")
     print(f"prepare: programs and policies built under {out}")

@@ -145,20 +145,35 @@ def test_enforces_until_sigterm_then_unloads(e2e, files):
     assert not e2e.wait_unloaded()
 
 
-def test_sigkill_leaves_nothing_loaded_and_kills_the_command(e2e, scratch):
+def test_sigkill_leaves_the_profile_pinned_and_the_command_confined(e2e, files, scratch):
+    """The profile lives in the kernel: killing bpfbox-run neither unloads it nor kills the
+    command (which runs on, still confined) until `bpfbox unload`."""
     pidfile = scratch / "command.pid"
     pidfile.unlink(missing_ok=True)
     links_before = e2e.link_count()
     proc = e2e.start(str(e2e.deny_open()), "--", "sh", "-c", f"echo $$ > {pidfile}; exec sleep 600")
     _wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), what="the command")
     command_pid = int(pidfile.read_text())
-    assert e2e.link_count() > links_before
     proc.kill()
-    proc.communicate(timeout=scaled(60))
+    # Not communicate(): the command still holds the stderr pipe.
+    proc.wait(timeout=scaled(60))
+    proc.stderr.close()
+    try:
+        assert _alive(command_pid)
+        denied = subprocess.run(
+            [str(e2e.probe), f"open:r:{files['secret']}"], capture_output=True, text=True
+        )
+        assert _lines(denied.stdout) == ["EPERM"]
+    finally:
+        os.kill(command_pid, signal.SIGKILL)
+        unload = subprocess.run(
+            [*e2e.command[:-1], "bpfbox.runtime.manage", "unload", "deny_open"],
+            capture_output=True,
+            text=True,
+        )
+    assert unload.returncode == 0, unload.stderr
     assert not e2e.wait_unloaded()
     assert e2e.link_count() == links_before
-    # The command must not run on unconfined once bpfbox-run is gone.
-    _wait_for(lambda: not _alive(command_pid), what="the command to die")
 
 
 def test_verifier_rejection_summary_and_log(e2e):

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from bpfbox.compiler import abi
+from bpfbox.contract import abi
 from bpfbox.runtime import bounded_json, metadata
 from bpfbox.runtime.build import CLANG_FLAGS
 from elftools.elf.elffile import ELFFile

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+from bpfbox.runtime import build, metadata
 
 from .helpers import GOLDEN_ROOT, TESTS, TINY_BTF
 
@@ -22,6 +25,29 @@ def test_compiles_the_example_to_a_file(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert 'SEC("uprobe")' in out.read_text()
     assert list(tmp_path.iterdir()) == [out]
+
+
+def test_compiles_the_example_to_an_object_bpfbox_run_reads(tmp_path: Path) -> None:
+    out = tmp_path / "mylogin.bpf.o"
+    result = bpfboxc(str(EXAMPLE), "-o", str(out), "--sysroot", str(GOLDEN_ROOT))
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes()[:4] == b"\x7fELF"
+    assert list(tmp_path.iterdir()) == [out]
+    assert build.object_for(str(out)) == str(out)
+    meta = metadata.read(str(out))
+    assert meta.name == "mylogin" and meta.profile == "/sbin/mylogin"
+
+
+def test_object_output_without_clang_is_an_environment_error(tmp_path: Path) -> None:
+    out = tmp_path / "mylogin.bpf.o"
+    command = [sys.executable, "-m", "bpfbox.compiler", str(EXAMPLE), "-o", str(out)]
+    env = {**os.environ, "PATH": str(tmp_path)}
+    result = subprocess.run(
+        [*command, "--sysroot", str(GOLDEN_ROOT)], capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("bpfboxc: error: clang not found on PATH")
+    assert not out.exists()
 
 
 def test_emit_ir_shows_both_function_contexts_with_offsets() -> None:

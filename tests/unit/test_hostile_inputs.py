@@ -15,8 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
-from bpfbox.compiler import abi, lint
+from bpfbox.compiler import lint
 from bpfbox.compiler.cli import main
+from bpfbox.contract import abi
 from bpfbox.runtime import bounded_json, cli, metadata
 from bpfbox.runtime.build import CLANG_FLAGS
 from click.testing import CliRunner

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from bpfbox.runtime import cli, kernel, loader
+from bpfbox.runtime import cli, kernel, loader, manage
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -100,3 +100,38 @@ def test_console_entry_point_runs():
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("bpfbox-run: error: ")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--detach", "x.bpf.o", "--", "true"], "--detach takes no command and no --log"),
+        (["--detach", "--log", "f", "x.bpf.o"], "--detach takes no command and no --log"),
+        (["--service", "/etc/bpfbox.d", "x.bpf.o"], "--service DIR takes no profiles"),
+        (["--service", "/etc/bpfbox.d", "--detach"], "--service DIR takes no profiles"),
+    ],
+)
+def test_lifetime_modes_refuse_what_they_cannot_honour(capsys, argv, message):
+    status, _, err = run(capsys, *argv)
+    assert status == 2
+    assert err.splitlines()[0].startswith(f"bpfbox-run: error: {message}")
+
+
+def test_help_states_the_lifetime_rules(capsys):
+    status, out, _ = run(capsys, "--help")
+    assert status == 0
+    for rule in (
+        "-- COMMAND     the profiles stay loaded until COMMAND and every process they confine",
+        "(no command)   the profiles stay loaded until bpfbox-run gets SIGINT or SIGTERM.",
+        "--detach       the profiles stay loaded until `bpfbox unload`",
+        "A killed bpfbox-run unloads nothing",
+    ):
+        assert rule in out
+
+
+def test_bpfbox_unload_needs_names_or_all(capsys):
+    assert manage.run_cli(["unload"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "bpfbox: error: name the profiles to unload, or pass --all (not both)",
+        "help: see `bpfbox --help` for usage and examples",
+    ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from datetime import datetime, timezone
 
 import pytest
@@ -254,3 +255,32 @@ def test_granted_names_are_the_requested_bits_the_rule_grants():
     assert events.granted_names(rule, read | write) == ["read"]
     assert events.granted_names(rule, read | getattr_ | write) == ["read", "getattr"]
     assert events.granted_names(rule, write) == []
+
+
+AUDIT = fs_event("audit", ("read",), "/etc/passwd", 7, "no_rule")
+
+
+@pytest.mark.parametrize(
+    ("target", "errno_name"),
+    [("full", "ENOSPC"), ("closed pipe", "EPIPE"), ("closed stream", "closed")],
+)
+def test_failed_log_writes_are_reported_once_and_counted(capfd, target, errno_name):
+    if target == "full":
+        stream = open("/dev/full", "w")  # noqa: SIM115 - a real device that is always full
+    else:
+        read_end, write_end = os.pipe()
+        os.close(read_end)
+        stream = os.fdopen(write_end, "w")
+        if target == "closed stream":
+            stream.close()
+    reporter = events.Reporter(stream)
+    for _ in range(3):
+        reporter.event(META, events.decode(AUDIT))
+    reporter.lost(META, 1, 1)
+    assert reporter.failed_writes == 4
+    warnings = [line for line in capfd.readouterr().err.splitlines() if "cannot write" in line]
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith("bpfbox-run: warning: cannot write events to ")
+    assert f"({errno_name}); enforcement continues" in warnings[0]
+    if not stream.closed:
+        stream.close()

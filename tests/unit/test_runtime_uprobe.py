@@ -1,8 +1,9 @@
 """The loader on this host's kernel: uprobes load and fire here, LSM programs do not.
 
 A uprobe-only object (tests/e2e/fixtures/count_calls.bpf.c) goes through every loader step
-for real: build, open, read-only configuration, load, uprobe attach from the metadata, ring
-buffer events, the stats map, and unloading.  Needs root, clang and gcc, like the runtime.
+for real: build, open, read-only configuration, load, uprobe attach from the metadata,
+pinning (in a private bpffs mount), ring buffer events, the stats map, replacement and
+unloading.  Needs root, clang and gcc, like the runtime.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from bpfbox.contract import abi
-from bpfbox.runtime import libbpf, loader, metadata
+from bpfbox.runtime import libbpf, loader, metadata, pins
 from elftools.elf.elffile import ELFFile
 
 FIXTURES = Path(__file__).parents[1] / "e2e" / "fixtures"
@@ -63,34 +64,65 @@ def count_obj(counted, tmp_path_factory) -> Path:
     return compile_fixture(out, counted, file_offset(counted.resolve(), "counted"))
 
 
-def leftovers() -> list[str]:
-    """Our programs still in the kernel, waiting a little for the lazy free."""
+def leftovers(expected: int = 0) -> list[str]:
+    """Our programs still in the kernel, waiting a little for the lazy free of the others."""
     for _ in range(50):
         out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True)
         names = [p.get("name", "") for p in json.loads(out.stdout or "[]")]
         left = [n for n in names if n.startswith("bpfbox_func")]
-        if not left:
-            return []
+        if len(left) <= expected:
+            return left
         time.sleep(0.1)
     return left
 
 
-def test_uprobes_count_calls_and_send_events(counted, count_obj):
-    seen: list[tuple[metadata.Metadata, object]] = []
-    lost: list[int] = []
-    session = loader.load(
-        [str(count_obj)],
+@pytest.fixture(autouse=True)
+def private_pins(tmp_path, monkeypatch) -> Path:
+    """A bpffs of our own and a state directory, for this process and bpfbox-run children."""
+    bpffs, state = tmp_path / "bpffs", tmp_path / "state"
+    bpffs.mkdir()
+    subprocess.run(["mount", "-t", "bpf", "bpf", str(bpffs)], check=True)
+    monkeypatch.setattr(pins, "BPFFS", str(bpffs))
+    monkeypatch.setattr(pins, "ROOT", str(bpffs / "bpfbox"))
+    monkeypatch.setattr(pins, "WORK", str(bpffs / "bpfbox-work"))
+    monkeypatch.setattr(pins, "STATE", str(state))
+    monkeypatch.setenv("BPFBOX_BPFFS", str(bpffs))
+    monkeypatch.setenv("BPFBOX_STATE_DIR", str(state))
+    yield bpffs
+    subprocess.run(["umount", "-l", str(bpffs)], check=False)
+
+
+def follow(names, seen, lost=None) -> loader.Session:
+    return loader.Session(
+        names,
         on_event=lambda meta, event: seen.append((meta, event)),
-        on_lost=lambda meta, new, total: lost.append(total),
+        on_lost=lambda meta, new, total: (lost if lost is not None else []).append(total),
         warn=pytest.fail,
     )
-    with session:
+
+
+def poll_until(session: loader.Session, done, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not done() and time.monotonic() < deadline:
+        session.poll(100)
+
+
+def test_uprobes_count_calls_and_send_events(counted, count_obj, private_pins):
+    seen: list[tuple[metadata.Metadata, object]] = []
+    lost: list[int] = []
+    (rec,) = loader.load([str(count_obj)], warn=pytest.fail, mode=pins.MODE_FOREGROUND)
+    assert rec.name == "count_calls" and rec.mode == "foreground"
+    assert sorted(os.listdir(private_pins / "bpfbox" / "count_calls")) == [
+        "events",
+        "link-bpfbox_func_enter_0",
+        "link-bpfbox_func_leave_0",
+        "stats",
+        "tasks",
+    ]
+    with follow(["count_calls"], seen, lost) as session:
         subprocess.run([str(counted), "5"], check=True)
-        deadline = time.monotonic() + 10
-        while len(seen) < 5 and time.monotonic() < deadline:
-            session.poll(100)
-        (profile,) = session.profiles
-        assert profile.obj.map("calls").lookup_u64(0) == 5
+        poll_until(session, lambda: len(seen) >= 5)
+    assert loader.release([rec]) == ["count_calls"]
     assert len(seen) == 5 and not lost
     meta, event = seen[0]
     real = counted.resolve()
@@ -103,6 +135,27 @@ def test_uprobes_count_calls_and_send_events(counted, count_obj):
     assert event.target_pid == len(real.name)
     assert meta.name == "count_calls"
     assert leftovers() == []
+    assert pins.names() == []
+
+
+def test_pinned_profile_outlives_its_loader_and_is_replaced_in_place(counted, count_obj):
+    """Nothing holds the object but the pins; a second load replaces it, keeping its maps."""
+    (first,) = loader.load([str(count_obj)], warn=pytest.fail, mode=pins.MODE_DETACHED)
+    seen: list = []
+    with follow(["count_calls"], seen) as session:
+        subprocess.run([str(counted), "2"], check=True)
+        poll_until(session, lambda: len(seen) >= 2)
+        (second,) = loader.load([str(count_obj)], warn=pytest.fail, mode=pins.MODE_COMMAND)
+        # The replacement keeps the persistent mode, and the follower its ring buffer.
+        assert second.mode == pins.MODE_DETACHED and second.owner != first.owner
+        subprocess.run([str(counted), "3"], check=True)
+        poll_until(session, lambda: len(seen) >= 5)
+    assert len(seen) == 5
+    assert len(leftovers(expected=2)) == 2, "the old programs must be gone, the new attached"
+    assert loader.release([second]) == [], "a persistent profile is not released"
+    pins.unload("count_calls")
+    assert leftovers() == []
+    assert pins.leftovers() == []
 
 
 def test_cli_reports_events_and_passes_the_exit_status(counted, count_obj):
@@ -116,26 +169,62 @@ def test_cli_reports_events_and_passes_the_exit_status(counted, count_obj):
     status = subprocess.run([*command, "sh", "-c", "exit 5"], capture_output=True, text=True)
     assert status.returncode == 5, status.stderr
     assert leftovers() == []
+    assert pins.names() == []
+
+
+def test_command_mode_outlives_the_orphans_of_the_command(counted, count_obj, tmp_path):
+    """bpfbox-run adopts the command's orphans and unloads only once they have exited."""
+    done = tmp_path / "orphan-done"
+    orphan = f"(sleep 1; {counted} 2; touch {done}) >/dev/null 2>&1 &"
+    command = [sys.executable, "-m", "bpfbox.runtime.cli", str(count_obj), "--", "sh", "-c"]
+    result = subprocess.run([*command, orphan], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert done.exists(), "bpfbox-run returned before the orphan had finished"
+    audits = [line for line in result.stderr.splitlines() if line.startswith("bpfbox: audit")]
+    assert len(audits) == 2, result.stderr
+    assert "the command exited; count_calls" in result.stderr
+    assert leftovers() == []
+    assert pins.names() == []
+
+
+def test_detach_list_and_unload_through_the_clis(counted, count_obj):
+    run = [sys.executable, "-m", "bpfbox.runtime.cli"]
+    manage = [sys.executable, "-m", "bpfbox.runtime.manage"]
+    detached = subprocess.run([*run, "--detach", str(count_obj)], capture_output=True, text=True)
+    assert detached.returncode == 0, detached.stderr
+    assert "loaded count_calls" in detached.stderr
+    subprocess.run([str(counted), "2"], check=True)
+    listed = subprocess.run([*manage, "list", "--json"], capture_output=True, text=True)
+    assert listed.returncode == 0, listed.stderr
+    (row,) = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert row["name"] == "count_calls" and row["mode"] == "detached"
+    assert row["source"] == str(count_obj) and row["lost_events"] == 0
+    missing = subprocess.run([*manage, "unload", "nosuch"], capture_output=True, text=True)
+    assert missing.returncode == 1
+    assert missing.stderr.startswith("bpfbox: error: no profile named nosuch is loaded")
+    gone = subprocess.run([*manage, "unload", "--all"], capture_output=True, text=True)
+    assert gone.returncode == 0 and "unloaded count_calls" in gone.stdout
+    assert leftovers() == []
 
 
 def test_attach_failure_unloads_everything(counted, tmp_path):
     beyond_the_end = compile_fixture(tmp_path / "bad.bpf.o", counted, 1 << 30)
     with pytest.raises(libbpf.AttachError, match="as uprobe to .*counted\\+0x40000000 failed"):
-        loader.load([str(beyond_the_end)], lambda *a: None, lambda *a: None, pytest.fail)
+        loader.load([str(beyond_the_end)], warn=pytest.fail, mode=pins.MODE_FOREGROUND)
     assert leftovers() == []
+    assert pins.names() == [] and pins.leftovers() == []
 
 
 def test_complain_flag_reaches_the_program(counted, count_obj):
-    seen = []
-    with loader.load(
-        [str(count_obj)], lambda meta, e: seen.append(e), lambda *a: None, pytest.fail, True
-    ) as session:
+    seen: list = []
+    records = loader.load(
+        [str(count_obj)], warn=pytest.fail, mode=pins.MODE_FOREGROUND, complain=True
+    )
+    with follow(["count_calls"], seen) as session:
         subprocess.run([str(counted), "1"], check=True)
-        for _ in range(50):
-            session.poll(100)
-            if seen:
-                break
-    assert [e.kind_name for e in seen] == ["complain"]
+        poll_until(session, lambda: bool(seen))
+    loader.release(records)
+    assert [e.kind_name for _, e in seen] == ["complain"]
 
 
 def test_rodata_patching_of_a_compiled_object(counted, count_obj):
