@@ -81,8 +81,8 @@ class Rule:
 
 
 def _flag_set(kind: str) -> language.FlagSet:
-    """The flag table of a rule kind's last FLAGS parameter (what its `flags` bits mean)."""
-    return language.RULE_KINDS[kind].parameters[-1].flags
+    """What a rule kind's `flags` bits mean."""
+    return language.RULE_KINDS[kind].access
 
 
 @dataclass(frozen=True)

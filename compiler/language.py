@@ -66,6 +66,14 @@ class RuleKind:
     def required(self) -> int:
         return sum(1 for p in self.parameters if p.default is None)
 
+    @property
+    def access(self) -> FlagSet:
+        """The flag table of the last FLAGS parameter: what a request or a grant of this kind
+        is made of (fs access flags, signals, capabilities, network operations...)."""
+        flags = self.parameters[-1].flags
+        assert flags is not None, f"rule kind {self.name} ends with a non-flag parameter"
+        return flags
+
     def signature(self) -> str:
         parts = [p.name if p.default is None else f"{p.name}?" for p in self.parameters]
         return f"{self.name}({', '.join(parts)})"
