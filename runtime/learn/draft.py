@@ -191,16 +191,16 @@ def _note_unattributed(uncovered: list[_Attributed], profile: str, index, notes:
     if not blind:
         return
     if len(blind) == len(own):
-        notes.append(f"No recorded stack shows a function of {profile}:")
+        notes.append(f"No recorded stack shows a function of {profile}, so no rule is scoped.")
     else:
         notes.append(
-            f"{len(blind)} of the {len(own)} accesses of {profile} the rules stand for have "
-            "no stack frame in it:"
+            f"{len(blind)} of the {len(own)} accesses of {profile} the rules stand for show "
+            "no function of it on their stack; their rules are not scoped."
         )
     notes.append(
-        "their rules are not scoped to functions.  The kernel follows frame pointers: build "
-        "the program with -fno-omit-frame-pointer for #[func] blocks (accesses its loader "
-        "makes before main() never have one)."
+        "The kernel unwinds user stacks by frame pointers: build the program with "
+        "-fno-omit-frame-pointer to get #[func] blocks.  (What its loader does before main() "
+        "never shows one.)"
     )
 
 
