@@ -3,6 +3,10 @@
 - `diagnostics/NAME.bpfbox` -> `NAME.stderr`: what `bpfboxc --check` prints, and its exit status.
 - `ir/NAME.bpfbox` -> `NAME.ir`: `bpfboxc --emit ir`.
 - `c/NAME.bpfbox` -> `NAME.bpf.c`: the generated C, which must also compile with clang.
+- `learn/NAME/*.jsonl` (learning logs) -> `learn/NAME/draft.bpfbox`: `bpfbox-learn draft`;
+  the draft must also pass `bpfboxc --check` without any output.
+- `learn/suggest/NAME.bpfbox` and `NAME.events.jsonl` (a bpfbox-run JSON event log) ->
+  `NAME.diff`: `bpfbox-learn suggest` (learn/README.md describes the cases).
 
 A policy's first line may be `// bpfboxc: ARGS` to pass extra arguments.  Every case runs with
 `--sysroot root` (checked-in fixture binaries, so no output depends on this machine) and
@@ -20,6 +24,7 @@ from pathlib import Path
 import pytest
 from bpfbox.compiler.cli import main
 from bpfbox.runtime.build import CLANG_FLAGS
+from bpfbox.runtime.learn.cli import learn
 from click.testing import CliRunner
 
 HERE = Path(__file__).parent
@@ -39,10 +44,15 @@ def _extra_args(policy: Path) -> list[str]:
 def _run(policy: Path, *args: str):
     """Run bpfboxc in-process from the policy's folder, so that file names stay relative."""
     common = ["--sysroot", str(HERE / "root"), "--btf", str(FIXTURES / "btf" / "tiny.btf")]
+    return _in(policy.parent, main, [*args, *common, *_extra_args(policy), policy.name])
+
+
+def _in(folder: Path, command, args: list[str]):
+    """Run a click command in-process from `folder`."""
     previous = Path.cwd()
-    os.chdir(policy.parent)
+    os.chdir(folder)
     try:
-        return CliRunner().invoke(main, [*args, *common, *_extra_args(policy), policy.name])
+        return CliRunner().invoke(command, args)
     finally:
         os.chdir(previous)
 
@@ -101,3 +111,33 @@ def test_c(policy: Path, update_golden: bool, tmp_path: Path) -> None:
         text=True,
     )
     assert compiled.returncode == 0, compiled.stderr
+
+
+LEARN = HERE / "learn"
+
+
+@pytest.mark.parametrize(
+    "case",
+    sorted(p for p in LEARN.iterdir() if p.is_dir() and p.name != "suggest"),
+    ids=lambda p: p.name,
+)
+def test_learn_draft(case: Path, update_golden: bool) -> None:
+    logs = sorted(p.name for p in case.glob("*.jsonl"))
+    result = _in(case, learn, ["draft", *logs, "--sysroot", str(HERE / "root")])
+    _no_traceback(result)
+    assert result.exit_code == 0, result.output
+    _compare(result.stdout, case / "draft.bpfbox", update_golden)
+    checked = _run(case / "draft.bpfbox", "--check")
+    assert (checked.exit_code, checked.stderr) == (0, ""), "no error and no warning"
+
+
+@pytest.mark.parametrize(
+    "policy", sorted((LEARN / "suggest").glob("*.bpfbox")), ids=lambda p: p.stem
+)
+def test_learn_suggest(policy: Path, update_golden: bool) -> None:
+    events = policy.with_suffix(".events.jsonl").name
+    args = ["suggest", "--log", events, "--sysroot", str(HERE / "root"), policy.name]
+    result = _in(policy.parent, learn, args)
+    _no_traceback(result)
+    assert result.exit_code == 0, result.output
+    _compare(result.stdout, policy.with_suffix(".diff"), update_golden)
