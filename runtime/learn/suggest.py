@@ -55,6 +55,7 @@ class Denial:
     request: Request
     reason: str
     rule_id: int | None
+    rule_text: str | None  # the text of the rule the event names, as the policy had it
     message: str
     count: int
 
@@ -117,8 +118,7 @@ def read_denials(path: Path, policy_name: str, profile: str, resolver: ElfResolv
         policies.add(str(event.get("policy")))
         if event["event"] not in DENIALS or event.get("policy") != policy_name:
             continue
-        request, reason, rule_id = _denial(event, where, profile, resolver)
-        key = (request, reason, rule_id)
+        key = _denial(event, where, profile, resolver)
         if key in counts:
             counts[key][1] += 1
         else:
@@ -128,14 +128,14 @@ def read_denials(path: Path, policy_name: str, profile: str, resolver: ElfResolv
             f"`{path}` has no event of `{policy_name}`, only of {', '.join(sorted(policies))}"
         )
     return [
-        Denial(request, reason, rule_id, message, count)
-        for (request, reason, rule_id), (message, count) in counts.items()
+        Denial(request, reason, rule_id, rule_text, message, count)
+        for (request, reason, rule_id, rule_text), (message, count) in counts.items()
     ]
 
 
 def _denial(
     event: dict[str, Any], where: str, profile: str, resolver: ElfResolver
-) -> tuple[Request, str, int | None]:
+) -> tuple[Request, str, int | None, str | None]:
     kind = event.get("rule_kind")
     if kind not in language.RULE_KINDS:
         raise SuggestError(f"{where}: `rule_kind` {kind!r} is not a rule kind")
@@ -154,10 +154,12 @@ def _denial(
         raise SuggestError(f"{where}: a {kind} denial needs an absolute `object`")
     if kind == "net" and family not in language.FAMILIES.bits:
         raise SuggestError(f"{where}: `family` {family!r} is not an address family")
-    rule = event.get("rule")
-    rule_id = rule.get("id") if isinstance(rule, dict) else None
+    rule = event.get("rule") if isinstance(event.get("rule"), dict) else {}
+    rule_id, rule_text = rule.get("id"), rule.get("text")
     if rule_id is not None and (not isinstance(rule_id, int) or isinstance(rule_id, bool)):
         raise SuggestError(f"{where}: `rule.id` must be an integer")
+    if rule_text is not None and not isinstance(rule_text, str):
+        raise SuggestError(f"{where}: `rule.text` must be a string")
     targeted = kind in ("proc", "signal", "ptrace")
     request = Request(
         kind=kind,
@@ -167,7 +169,7 @@ def _denial(
         target_is_self=targeted and same_program(obj, profile, resolver),
         family=family if kind == "net" else None,
     )
-    return request, reason, rule_id
+    return request, reason, rule_id, rule_text
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,13 @@ def suggest(text: str, policy: Path, resolver: ElfResolver, denials: list[Denial
     skipped: list[tuple[Denial, str]] = []
     for denial in denials:
         rule = _rule(program, denial.rule_id)
+        if denial.rule_text is not None and (rule is None or rule.text != denial.rule_text):
+            now = f"is `{rule.text}`" if rule else "does not exist"
+            raise SuggestError(
+                f"{policy.name} changed since the events were recorded: their rule "
+                f"{denial.rule_id}, `{denial.rule_text}`, now {now}; record the events again "
+                "with the policy as it is"
+            )
         if denial.reason == "denied_by_rule":
             where = f"line {rule.span.line}" if rule else "a deny rule"
             skipped.append(

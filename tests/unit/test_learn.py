@@ -431,6 +431,14 @@ def test_no_rule_adds_flags_to_a_rule_for_the_same_path(tmp_path: Path) -> None:
     assert after == '#![profile "/sbin/mylogin"]\nfs("/etc/hosts", read|write)\n'
 
 
+def test_suggest_refuses_events_of_an_older_policy(tmp_path: Path) -> None:
+    text = '#![profile "/sbin/mylogin"]\nfs("/etc/hosts", read)\n'
+    event = _event("p.bpfbox", ["write"], "/etc/hosts", "partial_grant", 1)
+    event["rule"]["text"] = 'fs("/etc/passwd", read)'
+    with pytest.raises(suggesting.SuggestError, match="changed since the events were recorded"):
+        _suggest(tmp_path, text, event)
+
+
 def test_suggest_leaves_explicit_denies_alone(tmp_path: Path, capsys) -> None:
     policy = tmp_path / "deny.bpfbox"
     policy.write_text('#![profile "/sbin/mylogin"]\n#[deny] fs("/etc/shadow", read)\n')
@@ -481,3 +489,32 @@ def test_cli_writes_the_draft(tmp_path: Path) -> None:
     logs = [str(p) for p in sorted((GOLDEN / "mylogin").glob("*.jsonl"))]
     assert run_cli(["draft", *logs, "-o", str(out), "--sysroot", str(ROOT)]) == 0
     assert out.read_text() == (GOLDEN / "mylogin" / "draft.bpfbox").read_text()
+
+
+def test_draft_for_a_real_distribution_program(tmp_path: Path) -> None:
+    """This machine's /usr/bin/cat (stripped, dynamically linked), with sysroot `/`."""
+    cat = Path("/usr/bin/cat").resolve()
+    if not cat.is_file():
+        pytest.skip("no /usr/bin/cat")
+    run = {**RUN, "profile": str(cat), "command": [str(cat), "/srv/data/a.txt"]}
+
+    def access(path: str, flags: list[str]) -> dict:
+        return {**ACCESS, "object": path, "access": flags, "exe": str(cat), "stack": None}
+
+    records = [
+        run,
+        access("/etc/ld.so.cache", ["read"]),
+        access("/usr/lib/x86_64-linux-gnu/libc.so.6", ["read"]),
+        access("/usr/lib/x86_64-linux-gnu/libc.so.6", ["exec"]),
+        access("/usr/lib/locale/locale-archive", ["read"]),
+        access("/srv/data/a.txt", ["read"]),
+    ]
+    runs, accesses = read_logs([_log(tmp_path, *records)])
+    resolver = ElfResolver()
+    text = drafting.draft(runs, accesses, resolver)
+    assert "is stripped" in text or "No recorded stack" in text
+    program = compile_text(text, "cat.bpfbox", None, resolver).program
+    assert allows(program, Request("fs", READ, path="/srv/data/a.txt"))
+    assert allows(program, Request("fs", READ, path="/etc/ld.so.cache"))
+    assert not allows(program, Request("fs", READ, path="/srv/data/b.txt"))
+    assert not allows(program, Request("fs", WRITE, path="/srv/data/a.txt"))
