@@ -136,6 +136,11 @@ def _function_index(
             "functions."
         )
         return None
+    if resolver.symbols_file is not None:
+        notes.append(
+            f"Function names come from {resolver.symbols_file}: compile with "
+            f"`bpfboxc --symbols {resolver.symbols_file}`."
+        )
     if index.build_id is None:
         notes.append(
             f"{profile} has no GNU build ID (link it with -Wl,--build-id), so no stack frame "

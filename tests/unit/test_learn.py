@@ -300,6 +300,8 @@ def test_draft_of_a_stripped_program_says_why_it_has_no_scopes(tmp_path: Path) -
         with_symbols,
     )
     assert '#[func "check_password"]' in text
+    comments = " ".join(line.removeprefix("// ") for line in text.splitlines())
+    assert f"compile with `bpfboxc --symbols {ELF / 'mylogin.debug'}`" in comments
 
 
 def _with_profile(access, profile: str):
