@@ -23,7 +23,8 @@ file; each starts with a `run` record, followed by the `access` records of that 
     access      what was requested, as names of the kind's flag table in
                 compiler/language.py (`RuleKind.access`): fs and proc access flags, ptrace
                 access, net operations, one signal name ("sigterm"), one capability name
-                ("sys_admin").  Only the flags the hook requested, not the ones they imply.
+                ("sys_admin").  Exactly the flags the enforcing program's hook requests
+                (its `req`: `read|write` for an O_RDWR open), not the ones they imply.
     object      fs: the path, resolved as the enforcing program resolves it (absolute, from
                 the root of the initial mount tree, no symlinks, no trailing `/`);
                 proc, signal, ptrace: the target process's executable (absolute path);
