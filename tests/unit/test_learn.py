@@ -520,3 +520,13 @@ def test_draft_for_a_real_distribution_program(tmp_path: Path) -> None:
     assert allows(program, Request("fs", READ, path="/etc/ld.so.cache"))
     assert not allows(program, Request("fs", READ, path="/srv/data/b.txt"))
     assert not allows(program, Request("fs", WRITE, path="/srv/data/a.txt"))
+
+
+def test_cli_suggest_on_a_policy_with_errors(tmp_path: Path, capsys) -> None:
+    policy = tmp_path / "p.bpfbox"
+    policy.write_text('#![profile "/sbin/mylogin"]\nfs("/etc/hosts", reed)\n')
+    log = tmp_path / "ev.jsonl"
+    log.write_text(json.dumps(_event("p.bpfbox", ["read"], "/etc/x", "no_rule", None)) + "\n")
+    assert run_cli(["suggest", "--log", str(log), "--sysroot", str(ROOT), str(policy)]) == 1
+    err = capsys.readouterr().err
+    assert "does not compile cleanly" in err and "error[E0102]" in err
