@@ -530,3 +530,26 @@ def test_cli_suggest_on_a_policy_with_errors(tmp_path: Path, capsys) -> None:
     assert run_cli(["suggest", "--log", str(log), "--sysroot", str(ROOT), str(policy)]) == 1
     err = capsys.readouterr().err
     assert "does not compile cleanly" in err and "error[E0102]" in err
+
+
+def test_flags_merge_per_path_and_scope(tmp_path: Path) -> None:
+    """A scoped rule keeps only what the unscoped rule for the same path does not grant."""
+    build_id = symbols.function_index(ELF / "mylogin").build_id
+    in_main = [{"build_id": build_id, "offset": 0x16F0}]
+    in_check = [{"build_id": build_id, "offset": 0x1530}, *in_main]
+
+    def access(flags: list[str], stack: list[dict]) -> dict:
+        return {**ACCESS, "object": "/etc/x", "access": flags, "stack": stack}
+
+    records = [
+        RUN,
+        access(["read"], in_main),
+        access(["read"], in_check),
+        access(["append"], in_check),
+        access(["write"], in_check),
+    ]
+    runs, accesses = read_logs([_log(tmp_path, *records)])
+    text = drafting.draft(runs, accesses, RESOLVER)
+    top, scoped = text.split('#[func "check_password"]')
+    assert 'fs("/etc/x", read)  // seen 1 time in 1 run' in top
+    assert 'fs("/etc/x", write)  // seen 3 times in 1 run' in scoped  # write implies append
