@@ -553,3 +553,7 @@ def test_flags_merge_per_path_and_scope(tmp_path: Path) -> None:
     top, scoped = text.split('#[func "check_password"]')
     assert 'fs("/etc/x", read)  // seen 1 time in 1 run' in top
     assert 'fs("/etc/x", write)  // seen 3 times in 1 run' in scoped  # write implies append
+    runs, accesses = read_logs([_log(tmp_path, *records[:3])])
+    text = drafting.draft(runs, accesses, RESOLVER)
+    assert "#[func" not in text  # the unscoped rule grants all the function needed
+    assert 'fs("/etc/x", read)  // seen 2 times in 1 run' in text
