@@ -30,13 +30,6 @@ ENV = {
 pytestmark = pytest.mark.vm
 
 
-@pytest.fixture(scope="module", autouse=True)
-def tree():
-    install_tree()
-    yield
-    remove_tree()
-
-
 def workload(env: dict[str, str]) -> list[str]:
     """What the test run does: one of each denial learn_narrow.bpfbox gives."""
     out = run("mylogin", "add", "bob", env=env)
@@ -46,6 +39,15 @@ def workload(env: dict[str, str]) -> list[str]:
 
 
 def test_applied_suggestions_make_the_denials_go_away() -> None:
+    install_tree()
+    try:
+        record_apply_and_rerun()
+    finally:
+        remove_tree()
+
+
+def record_apply_and_rerun() -> None:
+    """Record the denials, accept every edit, run again under the edited policy."""
     ETC.mkdir(exist_ok=True)
     for name, text in (("passwd", "root:x:0:0\n"), ("passwd2", "root:x:0:0\n")):
         (ETC / name).write_text(text)
