@@ -56,6 +56,9 @@ def main() -> None:
 
 def run_cli(argv: list[str]) -> int:
     """Run bpfbox-learn with `argv`; return its exit status, never raise."""
+    if not argv:
+        click.echo(learn.get_help(click.Context(learn, info_name=PROG)), err=True)
+        return EXIT_USAGE
     try:
         status = learn.main(args=argv, prog_name=PROG, standalone_mode=False)
     except click.UsageError as error:

@@ -484,6 +484,8 @@ def test_cli_reports_a_missing_program(tmp_path: Path, capsys) -> None:
 def test_cli_usage(capsys) -> None:
     assert run_cli(["draft"]) == 2
     assert "Missing argument" in capsys.readouterr().err
+    assert run_cli([]) == 2
+    assert capsys.readouterr().err.startswith("Usage: bpfbox-learn")
 
 
 def test_cli_writes_the_draft(tmp_path: Path) -> None:
