@@ -13,6 +13,7 @@ every machine.  Every failure is a `SymbolError` with a stable `kind` for diagno
 
 from __future__ import annotations
 
+import bisect
 import mmap
 import stat
 import struct
@@ -242,6 +243,84 @@ def function_names(binary: str | Path) -> list[str]:
     path = Path(binary)
     with _open_elf(path) as elf:
         return _function_table(elf, path).names()
+
+
+@dataclass(frozen=True)
+class FunctionIndex:
+    """The functions of one ELF file by file offset: which function a stack frame is in.
+
+    The inverse of `resolve_function`: a user stack frame recorded as (build ID, file offset),
+    which is what `bpf_get_stack(BPF_F_USER_STACK | BPF_F_USER_BUILD_ID)` reports, becomes the
+    name of the function containing it.  Names are the ones `resolve_function` accepts;
+    `ambiguous` holds those that name several functions (E0505 in a `#[func]`).
+    """
+
+    binary: str
+    build_id: str | None
+    has_symtab: bool
+    starts: tuple[int, ...]  # file offsets of function entries, sorted
+    ends: tuple[int, ...]  # one past each function's last byte
+    names: tuple[str, ...]
+    ambiguous: frozenset[str]
+
+    def function_at(self, offset: int) -> str | None:
+        """The function whose code contains file offset `offset`, or None."""
+        index = bisect.bisect_right(self.starts, offset) - 1
+        if index >= 0 and offset < self.ends[index]:
+            return self.names[index]
+        return None
+
+
+def function_index(binary: str | Path, symbols_file: str | Path | None = None) -> FunctionIndex:
+    """Index the functions of `binary` (names from `symbols_file` when given) by file offset.
+
+    A function of size 0 (hand-written assembly often has no size) extends to the next one.
+    Aliases at one address are one function, named by the strongest binding, `.symtab` first.
+    """
+    binary_path = Path(binary)
+    with _open_elf(binary_path) as elf:
+        _require_linked(elf, binary_path)
+        segments = _load_segments(elf)
+        build_id = _build_id(elf)
+        if symbols_file is None:
+            table = _function_table(elf, binary_path)
+        else:
+            table = _symbols_file_table(Path(symbols_file), binary_path, build_id)
+    by_offset: dict[int, tuple[_Entry, int]] = {}
+    addresses_by_name: dict[str, set[int]] = {}
+    for entry in table.entries:
+        offset = _file_offset(entry.address, segments)
+        if offset is None:
+            continue
+        addresses_by_name.setdefault(entry.display_name, set()).add(entry.address)
+        best = by_offset.get(offset)
+        if best is None or _preferred(entry, best[0]):
+            by_offset[offset] = (entry, max(entry.size, best[1] if best else 0))
+    starts = sorted(by_offset)
+    ends = []
+    for index, start in enumerate(starts):
+        size = by_offset[start][1]
+        if not size:
+            size = starts[index + 1] - start if index + 1 < len(starts) else 1
+        ends.append(start + size)
+    return FunctionIndex(
+        binary=str(binary),
+        build_id=build_id,
+        has_symtab=table.has_symtab,
+        starts=tuple(starts),
+        ends=tuple(ends),
+        names=tuple(by_offset[start][0].display_name for start in starts),
+        ambiguous=frozenset(name for name, found in addresses_by_name.items() if len(found) > 1),
+    )
+
+
+def _preferred(entry: _Entry, other: _Entry) -> bool:
+    """Whether `entry` names a function better than `other` at the same address."""
+
+    def rank(candidate: _Entry) -> tuple[bool, int]:
+        return candidate.table == ".symtab", _BINDING_STRENGTH[candidate.binding]
+
+    return rank(entry) > rank(other)
 
 
 @contextmanager

@@ -6,6 +6,10 @@
   rendered, the BPF library's `#include`s left in place), one feature per case; the whole
   program must also compile with clang.
 - `codegen_templates/bpf/bpfbox_abi.h`: the contract's C header, generated.
+- `learn/NAME/*.jsonl` (learning logs) -> `learn/NAME/draft.bpfbox`: `bpfbox-learn draft`;
+  the draft must also pass `bpfboxc --check` without any output.
+- `learn/suggest/NAME.bpfbox` and `NAME.events.jsonl` (a bpfbox-run JSON event log) ->
+  `NAME.diff`: `bpfbox-learn suggest` (learn/README.md describes the cases).
 
 Every golden output has its input and every input its output (no orphans), and every error
 code of compiler/diagnostics.py has a diagnostics case.
@@ -33,6 +37,7 @@ from bpfbox.compiler.resolve import ElfResolver
 from bpfbox.compiler.source import read_policy
 from bpfbox.contract import header
 from bpfbox.contract.abi import CLANG_FLAGS
+from bpfbox.runtime.learn.cli import learn
 from click.testing import CliRunner
 
 HERE = Path(__file__).parent
@@ -54,10 +59,15 @@ def _extra_args(policy: Path) -> list[str]:
 def _run(policy: Path, *args: str):
     """Run bpfboxc in-process from the policy's folder, so that file names stay relative."""
     common = ["--sysroot", str(HERE / "root"), "--btf", str(FIXTURES / "btf" / "tiny.btf")]
+    return _in(policy.parent, main, [*args, *common, *_extra_args(policy), policy.name])
+
+
+def _in(folder: Path, command, args: list[str]):
+    """Run a click command in-process from `folder`."""
     previous = Path.cwd()
-    os.chdir(policy.parent)
+    os.chdir(folder)
     try:
-        return CliRunner().invoke(main, [*args, *common, *_extra_args(policy), policy.name])
+        return CliRunner().invoke(command, args)
     finally:
         os.chdir(previous)
 
@@ -155,3 +165,33 @@ def test_every_error_code_has_a_diagnostics_golden() -> None:
         assert f"def {test}(" in source and f"error[{code}]" in source, (code, module, test)
         shown.add(code)
     assert sorted(set(CODES) - shown) == []
+
+
+LEARN = HERE / "learn"
+
+
+@pytest.mark.parametrize(
+    "case",
+    sorted(p for p in LEARN.iterdir() if p.is_dir() and p.name != "suggest"),
+    ids=lambda p: p.name,
+)
+def test_learn_draft(case: Path, update_golden: bool) -> None:
+    logs = sorted(p.name for p in case.glob("*.jsonl"))
+    result = _in(case, learn, ["draft", *logs, "--sysroot", str(HERE / "root")])
+    _no_traceback(result)
+    assert result.exit_code == 0, result.output
+    _compare(result.stdout, case / "draft.bpfbox", update_golden)
+    checked = _run(case / "draft.bpfbox", "--check")
+    assert (checked.exit_code, checked.stderr) == (0, ""), "no error and no warning"
+
+
+@pytest.mark.parametrize(
+    "policy", sorted((LEARN / "suggest").glob("*.bpfbox")), ids=lambda p: p.stem
+)
+def test_learn_suggest(policy: Path, update_golden: bool) -> None:
+    events = policy.with_suffix(".events.jsonl").name
+    args = ["suggest", "--log", events, "--sysroot", str(HERE / "root"), policy.name]
+    result = _in(policy.parent, learn, args)
+    _no_traceback(result)
+    assert result.exit_code == 0, result.output
+    _compare(result.stdout, policy.with_suffix(".diff"), update_golden)

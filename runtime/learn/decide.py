@@ -1,0 +1,69 @@
+"""The decision a compiled policy makes on one access, computed on the host from the IR.
+
+This follows docs/language.md "Semantics" 3 with the compiler's own glob automata (the DFAs
+the generated program scans), so that bpfbox-learn can tell which recorded accesses a
+fragment such as `base` already grants, and check that a draft or an edited policy allows
+what it should, without a kernel.  Taint is not modelled: a draft has no taint rules, and a
+tainted process's allow and deny rules decide exactly as here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bpfbox.compiler import ir, language
+
+
+@dataclass(frozen=True)
+class Request:
+    """One access: what `kind` asks for (`mask`, bits of the kind's flag table) on what."""
+
+    kind: str
+    mask: int
+    path: str | None = None  # fs: the file
+    target: str | None = None  # proc, signal, ptrace: the target's executable
+    target_is_self: bool = False  # the target runs the profile's program (or is the task)
+    family: str | None = None  # net
+
+
+def allows(program: ir.Program, request: Request, inside: frozenset[str] = frozenset()) -> bool:
+    """Whether `program` grants `request` to a thread inside calls to the functions `inside`
+    (names of `#[func]` contexts on the profile's program; kernel contexts never hold here)."""
+    active_contexts = {
+        context.index
+        for context in program.contexts
+        if context.kind == "func" and context.library is None and context.symbol in inside
+    }
+    granted = 0
+    for rule in _matching_rules(program, request):
+        if not all(any(i in active_contexts for i in clause) for clause in rule.contexts):
+            continue
+        if rule.decision == "deny" and rule.flags & request.mask:
+            return False
+        if rule.decision == "allow":
+            granted |= rule.flags
+    return request.mask & ~granted == 0
+
+
+def _matching_rules(program: ir.Program, request: Request) -> list[ir.Rule]:
+    rules = program.rules_of(request.kind)
+    if request.kind == "fs":
+        matched = program.fs_globs.dfa.match(request.path.encode())
+        return [r for r in rules if program.fs_globs.index(r.path) in matched]
+    if request.kind == "net":
+        family = language.FAMILIES.bits[request.family]
+        return [r for r in rules if r.families & family]
+    if request.kind == "cap":
+        return list(rules)
+    matched = program.target_globs.dfa.match(request.target.encode())
+    return [r for r in rules if _target_matches(program, r.target, matched, request)]
+
+
+def _target_matches(
+    program: ir.Program, target: ir.Target, matched: frozenset[int], request: Request
+) -> bool:
+    if target.kind == "any":
+        return True
+    if target.kind == "self":
+        return request.target_is_self
+    return program.target_globs.index(target.glob) in matched

@@ -1,0 +1,257 @@
+"""The learning log: what a learning run records, one JSON object per line (version 1).
+
+A learning run confines a command with a profile that denies nothing and records every access
+the language can express, for the whole process tree.  Several runs may be appended to one
+file; each starts with a `run` record, followed by the `access` records of that run.
+
+    {"record": "run", "version": 1, "profile": "/sbin/mylogin",
+     "command": ["/sbin/mylogin", "check", "root"], "started": "2026-11-29T16:00:00.000Z"}
+
+    record    "run"
+    version   1 (a reader refuses other versions)
+    profile   the program the run confined (absolute path)
+    command   the command line, a list of strings (informative; quoted in the draft)
+    started   UTC time, ISO 8601 (informative)
+
+    {"record": "access", "kind": "fs", "object": "/etc/shadow", "access": ["read"],
+     "family": null, "target_pid": null, "pid": 412, "tid": 412, "comm": "mylogin",
+     "exe": "/sbin/mylogin", "stack": [{"build_id": "6019...", "offset": 5376},
+     {"build_id": "6019...", "offset": 5790}, {"ip": 140737351962000}], "stack_error": null}
+
+    record      "access"
+    kind        a rule kind of the language: "fs", "proc", "signal", "ptrace", "net", "cap"
+    access      what was requested, as names of the kind's flag table in
+                contract/kinds.py (`RuleKind.flags`): fs and proc access flags, ptrace
+                access, net operations, one signal name ("sigterm"), one capability name
+                ("sys_admin").  Exactly the flags the enforcing program's hook requests
+                (its `req`: `read|write` for an O_RDWR open), not the ones they imply.
+    object      fs: the path, resolved as the enforcing program resolves it (absolute, from
+                the root of the initial mount tree, no symlinks, no trailing `/`);
+                proc, signal, ptrace: the target process's executable (absolute path);
+                net, cap: null.  A /proc/PID/... entry is a `proc` access of the process PID
+                (the kernel side decides this exactly as the enforcing program does, from
+                the inode), never an `fs` one.
+    family      net: the address family by its language name ("inet6"); otherwise null
+    target_pid  proc, signal, ptrace: the target's process id; otherwise null
+    pid, tid    process (thread group) and thread id of the acting task;  comm: its name
+    exe         the acting task's executable (absolute path): the profile's program, or
+                whatever a descendant executed later
+    stack       the acting thread's user stack at the hook, innermost frame first, as
+                `bpf_get_stack(ctx, buf, size, BPF_F_USER_STACK | BPF_F_USER_BUILD_ID)`
+                returns it: each `struct bpf_stack_build_id` becomes
+                  {"build_id": HEX, "offset": N}  status BPF_STACK_BUILD_ID_VALID: the
+                      GNU build ID of the file mapped there (lower-case hex) and the frame's
+                      file offset in it (vm_pgoff * page size + ip - vm_start);
+                  {"ip": N}  status BPF_STACK_BUILD_ID_IP: the kernel could not read the
+                      build ID (page not resident, no build ID, lock contended); the raw
+                      virtual address, which the host cannot symbolise.
+                Frames after the innermost are return addresses.  null when the stack was
+                not collected.  The kernel's user unwinder follows frame pointers, so a
+                program built without them (-O1 and above omit them unless
+                -fno-omit-frame-pointer) yields short or wrong stacks.
+    stack_error the negative errno of a failed `bpf_get_stack` as text ("-EFAULT"), or null
+
+The host symbolises frames whose build ID is the profile program's with the program's ELF
+symbols (compiler/symbols.py `FunctionIndex`).  Unknown fields are ignored, so the kernel
+side may add some.  Every problem is reported as `FILE:LINE: what is wrong`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bpfbox.compiler import language
+
+VERSION = 1
+RECORD_RUN = "run"
+RECORD_ACCESS = "access"
+#: Kinds whose object is another process's executable.
+TARGETED_KINDS = ("proc", "signal", "ptrace")
+_HEX = re.compile(r"[0-9a-f]+")
+
+
+class LogError(Exception):
+    """A learning log that cannot be read, or a record that breaks the format."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One user stack frame: a file offset in the file with that build ID, or a raw address."""
+
+    build_id: str | None = None
+    offset: int | None = None
+    ip: int | None = None
+
+
+@dataclass(frozen=True)
+class Run:
+    """One learning run: the program it confined and the command it ran."""
+
+    index: int
+    profile: str
+    command: tuple[str, ...]
+    where: str  # FILE:LINE of its run record
+
+
+@dataclass(frozen=True)
+class Access:
+    """One recorded access (see the module docstring for the fields)."""
+
+    run: Run
+    kind: str
+    object: str | None
+    family: str | None
+    access: tuple[str, ...]
+    target_pid: int | None
+    pid: int
+    tid: int
+    comm: str
+    exe: str
+    stack: tuple[Frame, ...] | None
+    stack_error: str | None
+    where: str
+
+    def mask(self) -> int:
+        """The requested flags as the bits of the kind's flag table."""
+        return language.RULE_KINDS[self.kind].flags.mask(list(self.access))
+
+
+def read_logs(paths: list[Path]) -> tuple[list[Run], list[Access]]:
+    """Read and validate every run and access of the logs, in order."""
+    runs: list[Run] = []
+    accesses: list[Access] = []
+    for path in paths:
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError as error:
+            raise LogError(f"cannot read `{path}`: {error.strerror}") from None
+        except UnicodeDecodeError:
+            raise LogError(
+                f"`{path}` is not a text file: a learning log is UTF-8 JSON lines"
+            ) from None
+        current: Run | None = None
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{number}"
+            record = _json_object(line, where)
+            kind = record.get("record")
+            if kind == RECORD_RUN:
+                current = _run(record, len(runs), where)
+                runs.append(current)
+            elif kind == RECORD_ACCESS:
+                if current is None:
+                    raise LogError(f"{where}: an access record before any run record")
+                accesses.append(_access(record, current, where))
+            else:
+                raise LogError(
+                    f"{where}: `record` is {kind!r}; expected {RECORD_RUN!r} or {RECORD_ACCESS!r}"
+                )
+    if not runs:
+        raise LogError("the learning logs hold no run record: nothing to learn from")
+    return runs, accesses
+
+
+def _json_object(line: str, where: str) -> dict[str, Any]:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise LogError(f"{where}: not JSON: {error.msg} at column {error.colno}") from None
+    if not isinstance(record, dict):
+        raise LogError(f"{where}: a record must be a JSON object")
+    return record
+
+
+def _field(record: dict[str, Any], key: str, kinds: tuple[type, ...], where: str) -> Any:
+    if key not in record:
+        raise LogError(f"{where}: field `{key}` is missing")
+    value = record[key]
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        expected = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
+        raise LogError(f"{where}: field `{key}` must be {expected}, not {json.dumps(value)}")
+    return value
+
+
+def _absolute(value: str, key: str, where: str) -> str:
+    if not value.startswith("/"):
+        raise LogError(f"{where}: field `{key}` must be an absolute path, not {value!r}")
+    return value
+
+
+def _run(record: dict[str, Any], index: int, where: str) -> Run:
+    version = _field(record, "version", (int,), where)
+    if version != VERSION:
+        raise LogError(
+            f"{where}: learning log version {version}; this bpfbox-learn reads {VERSION}"
+        )
+    command = _field(record, "command", (list,), where)
+    if not all(isinstance(word, str) for word in command):
+        raise LogError(f"{where}: field `command` must be a list of strings")
+    profile = _absolute(_field(record, "profile", (str,), where), "profile", where)
+    return Run(index, profile, tuple(command), where)
+
+
+def _access(record: dict[str, Any], run: Run, where: str) -> Access:
+    kind = _field(record, "kind", (str,), where)
+    if kind not in language.RULE_KINDS:
+        raise LogError(
+            f"{where}: `kind` is {kind!r}, not a rule kind ({', '.join(language.RULE_KINDS)})"
+        )
+    table = language.RULE_KINDS[kind].flags
+    names = _field(record, "access", (list,), where)
+    unknown = [n for n in names if not isinstance(n, str) or n not in table.bits]
+    if unknown or not names:
+        raise LogError(
+            f"{where}: `access` must be a non-empty list of {kind} {table.what}s; "
+            f"{json.dumps(unknown)} are not"
+        )
+    obj = _field(record, "object", (str, type(None)), where)
+    if (kind == "fs" or kind in TARGETED_KINDS) and obj is None:
+        raise LogError(f"{where}: a {kind} access needs its `object`")
+    if obj is not None:
+        _absolute(obj, "object", where)
+    family = _field(record, "family", (str, type(None)), where)
+    if kind == "net" and family not in language.FAMILIES.bits:
+        raise LogError(f"{where}: `family` {family!r} is not an address family of the language")
+    target_pid = _field(record, "target_pid", (int, type(None)), where)
+    stack = _field(record, "stack", (list, type(None)), where)
+    return Access(
+        run=run,
+        kind=kind,
+        object=obj,
+        family=family if kind == "net" else None,
+        access=tuple(names),
+        target_pid=target_pid,
+        pid=_field(record, "pid", (int,), where),
+        tid=_field(record, "tid", (int,), where),
+        comm=_field(record, "comm", (str,), where),
+        exe=_absolute(_field(record, "exe", (str,), where), "exe", where),
+        stack=(
+            None
+            if stack is None
+            else tuple(_frame(f, f"{where}: stack[{i}]") for i, f in enumerate(stack))
+        ),
+        stack_error=_field(record, "stack_error", (str, type(None)), where),
+        where=where,
+    )
+
+
+def _frame(frame: Any, where: str) -> Frame:
+    if not isinstance(frame, dict):
+        raise LogError(f"{where} must be a JSON object")
+    if "ip" in frame:
+        return Frame(ip=_natural(frame["ip"], "ip", where))
+    build_id = frame.get("build_id")
+    if not isinstance(build_id, str) or not _HEX.fullmatch(build_id):
+        raise LogError(f"{where}: `build_id` must be lower-case hex (or the frame an `ip`)")
+    return Frame(build_id=build_id, offset=_natural(frame.get("offset"), "offset", where))
+
+
+def _natural(value: Any, key: str, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise LogError(f"{where}: `{key}` must be a non-negative integer")
+    return value
