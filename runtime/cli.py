@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from typing import TextIO
 
@@ -41,6 +42,8 @@ FORWARDED = (
     signal.SIGUSR2,
 )
 STOPPING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+#: How long after the command's exit a wait for confined tasks is announced.
+ANNOUNCE_AFTER_S = 10.0
 #: How long one wait for events lasts; bounds how late signals and the command's exit are seen.
 POLL_MS = 100
 #: siginfo si_code of signals the kernel generated (a terminal's ^C reaches the whole group).
@@ -352,12 +355,15 @@ def _outlive(session: Session) -> bool:
     a confined process must never run on with nothing enforced).
     """
     announced = False
+    started = time.monotonic()
     while True:
         # Both every time: _children_left also reaps what exited.
         children, live = _children_left(), session.confined_tasks()
         if not children and live == 0:
             return True
-        if not announced:
+        # The kernel frees an exited task a moment after it is reaped: only a wait that
+        # outlasts that moment, or orphans still running, is worth a word.
+        if not announced and (children or time.monotonic() - started > ANNOUNCE_AFTER_S):
             _note(
                 f"the command exited; {_names(session)} stay loaded until the processes it "
                 "left and every confined process have exited"

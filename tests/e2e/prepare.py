@@ -14,6 +14,7 @@ paths in the policies are the real paths there.  Usage: prepare.py [OUTDIR]
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -88,12 +89,18 @@ def compile_policies(sysroot: Path, out: Path) -> None:
 
 
 def build_variants(policies: Path) -> None:
-    """lifetime.bpf.o with a wider task state: a replacement the runtime must refuse."""
+    """lifetime.bpf.o with a wider task state (as a future layout could have): a replacement
+    the runtime must refuse.  The contract's size assertion goes with the widening."""
     variants = policies / "variants"
     variants.mkdir(exist_ok=True)
     source = (policies / "lifetime.bpf.c").read_text()
+    widened = re.sub(
+        r"struct task_state \{\n", "struct task_state {\n\t__u64 future_field;\n", source, count=1
+    )
+    widened = re.sub(r"_Static_assert\(sizeof\(struct task_state\)[^\n]*\n", "", widened, count=1)
+    assert widened.count("future_field") == 1 and widened != source, "task_state not found"
     wider = variants / "lifetime.bpf.c"
-    wider.write_text(source.replace("#define CONTEXTS ", "#define CONTEXTS 1 + ", 1))
+    wider.write_text(widened)
     run(*CLANG, "-c", wider, "-o", variants / "lifetime.bpf.o")
 
 

@@ -262,7 +262,6 @@ def test_check_kernel_passes(e2e):
     assert "MISSING" not in result.stdout
 
 
-@pytest.mark.vm_nobpf
 def _booted_lsms() -> str:
     """The active LSMs: the harness boots `lsm=lockdown,capability,landlock`; kernels from 6.9
     on add the always-on ones (ima, evm) to the list."""
@@ -272,6 +271,7 @@ def _booted_lsms() -> str:
     return active
 
 
+@pytest.mark.vm_nobpf
 def test_check_kernel_without_bpf_lsm(e2e):
     result = e2e.run("--check-kernel")
     active = _booted_lsms()
