@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Path resolution: walk from a dentry to the root, crossing mount points, and write the path
- * backwards into the per-CPU scratch buffer (struct scratch).  The same walker serves every
+ * backwards into the task's scratch buffer (struct scratch).  The same walker serves every
  * hook (file, path, dentry-only) and the executables of target processes.
  */
 #ifndef BPFBOX_PATH_BPF_H

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * State: the runtime's configuration, the maps, the per-task state in task-local storage and
- * the per-CPU path scratch buffer, and the masks that keep the verifier sure of every index.
+ * the per-task path scratch buffer, and the masks that keep the verifier sure of every index.
  */
 #ifndef BPFBOX_STATE_BPF_H
 #define BPFBOX_STATE_BPF_H
