@@ -25,16 +25,17 @@ from click.testing import CliRunner
 from .helpers import GOLDEN_ROOT, TINY_BTF, compile_text
 
 PROFILE = '#![profile "/sbin/mylogin"]\n'
-#: What the issue asks of any input under 100 KB.
+#: What the issue asks of any input under 100 KB, in CPU seconds of this process: a machine
+#: busy with other work (a VM beside the tests) must not fail a compiler that is not slow.
 TIME_LIMIT_S = 2.0
 
 
 def bpfboxc(*args: str | Path, sysroot: Path = GOLDEN_ROOT, btf: Path = TINY_BTF):
-    """Run bpfboxc in-process; return (status, stderr, seconds)."""
+    """Run bpfboxc in-process; return (status, stderr, CPU seconds it took)."""
     argv = ["--sysroot", str(sysroot), "--btf", str(btf), *map(str, args)]
-    start = time.monotonic()
+    start = time.process_time()
     result = CliRunner().invoke(main, argv)
-    seconds = time.monotonic() - start
+    seconds = time.process_time() - start
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert "Traceback" not in result.stderr
     return result.exit_code, result.stderr, seconds
@@ -190,9 +191,9 @@ def test_shadowing_lint_of_300_deny_and_300_allow_rules_is_fast():
     allows = [f'#[allow] fs("/d/{i}/x*", read)' for i in range(300)]
     compilation = compile_text(PROFILE + "\n".join(denies + allows))
     compilation.diagnostics.items.clear()
-    start = time.monotonic()
+    start = time.process_time()
     lint.lint(compilation.program, compilation.diagnostics)
-    assert time.monotonic() - start < 0.5 * TIME_LIMIT_S
+    assert time.process_time() - start < 0.5 * TIME_LIMIT_S
     shadowed = [d for d in compilation.diagnostics.items if d.code == "W0002"]
     assert len(shadowed) == 300
 
