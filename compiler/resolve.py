@@ -19,7 +19,7 @@ from . import ast, btf, c_text, symbols
 from .diagnostics import Diagnostics, Note, did_you_mean
 from .ir import Context
 
-DEFAULT_BTF = Path("/sys/kernel/btf/vmlinux")
+DEFAULT_BTF = Path(btf.DEFAULT_BTF_PATH)
 
 
 class EnvironmentProblem(Exception):

@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bpfbox.contract.abi import CLANG_FLAGS
 from timing import measure, scaled, worst
 
 HERE = Path(__file__).parent
 FIXTURES = HERE / "fixtures"
-CLANG_FLAGS = ["-O2", "-g", "-target", "bpf", "-D__TARGET_ARCH_x86", "-I/usr/include"]
 #: The command that runs bpfbox-run from this checkout, whatever PATH says.
 BPFBOX_RUN = [sys.executable, "-m", "bpfbox.runtime.cli"]
 #: The file in BPFBOX_VM_RESULTS that tests/vm/run_in_vm.py summarises: one line per event,
