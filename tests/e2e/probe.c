@@ -10,7 +10,8 @@
  * Fields are separated by `:`, so paths must not contain one.
  *
  * Files
- *   open:MODE:PATH          open and close; MODE r, w, a (append), rw, ra (read+append)
+ *   open:MODE:PATH          open and close; MODE r, w, a (append), rw, ra (read+append),
+ *                           wt and rwt (w and rw with O_TRUNC), ac (a with O_CREAT: `>>`)
  *   openat-dirfd:DIR:NAME:MODE   open DIR, then NAME relative to it
  *   create:PATH             create a new file (O_CREAT|O_EXCL)
  *   reopen-fd:PATH          open PATH read-only, then reopen it via /proc/self/fd/N
@@ -32,6 +33,19 @@
  *   exec-with:PATH          fork, execv PATH with all remaining operations as its
  *                           arguments (a probe runs them), wait; then as exec
  *   mmap-exec:PATH          map the file's first page PROT_READ|PROT_EXEC
+ *   unappend:PATH           open with O_APPEND, clear it with fcntl(F_SETFL), pwrite at 0;
+ *                           the first failure's errno
+ *   punch:PATH              open with O_APPEND, fallocate(PUNCH_HOLE) the first byte
+ *   mmap-shared:PATH        open O_RDWR|O_APPEND, map the first page shared and writable,
+ *                           and write to it
+ *   copy-range:FROM:TO      open FROM read-only, TO with O_APPEND; copy_file_range 1 byte to
+ *                           offset 0 of TO
+ *   setxattr:PATH:NAME      set the extended attribute NAME (system.posix_acl_access: a
+ *                           valid ACL that grants the file's mode; others: the value "x")
+ *   removexattr:PATH:NAME   remove the extended attribute NAME
+ *   openat-fd:FD:NAME       open NAME read-only relative to the inherited descriptor FD
+ *   sendfile-fd:FD:PATH     open PATH read-only, sendfile one byte from it to descriptor FD
+ *   write-fd:FD             write one byte to the inherited descriptor FD
  *
  * Processes
  *   kill:PID:SIG            kill(PID, SIG); SIG is a number or a name (TERM, SIGTERM, 0)
@@ -43,6 +57,17 @@
  *   ptrace-read:PID         read /proc/PID/environ (a PTRACE_MODE_READ access)
  *   proc-mem:PID            open /proc/PID/mem (a PTRACE_MODE_ATTACH access)
  *   sleep:MS                sleep MS milliseconds
+ *   sigio:PID:SIG           make a pipe's owner PID (F_SETOWN) with F_SETSIG SIG and O_ASYNC,
+ *                           then write to the pipe: the kernel sends SIG to PID; the errno of
+ *                           the first failing step
+ *   tiocsti:TEXT            make standard input our controlling terminal (setsid, TIOCSCTTY),
+ *                           then push TEXT into its input queue with TIOCSTI
+ *   bpf-obj-get:PATH        the bpf() system call: BPF_OBJ_GET of the pin at PATH
+ *
+ * IPC and keys
+ *   shmget   semget   msgget   SysV objects (IPC_PRIVATE), created and removed
+ *   mq-open:NAME            create (and unlink) the POSIX message queue /NAME
+ *   add-key:DESC            add a "user" key DESC to the process keyring
  *
  * Sockets (loopback only), kept in slots named by one letter
  *   socket:FAMILY:TYPE      create and close; FAMILY unix, inet or inet6; TYPE stream or dgram
@@ -72,6 +97,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/ipc.h>
+#include <sys/msg.h>
+#include <sys/sem.h>
+#include <sys/sendfile.h>
+#include <sys/shm.h>
+#include <sys/xattr.h>
+#include <mqueue.h>
 #include <sys/mman.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
@@ -120,7 +152,8 @@ static int open_flags(const char *mode)
 	static const struct { const char *mode; int flags; } modes[] = {
 		{ "r", O_RDONLY },	       { "w", O_WRONLY },
 		{ "a", O_WRONLY | O_APPEND }, { "rw", O_RDWR },
-		{ "ra", O_RDWR | O_APPEND },
+		{ "ra", O_RDWR | O_APPEND },  { "wt", O_WRONLY | O_TRUNC },
+		{ "rwt", O_RDWR | O_TRUNC },  { "ac", O_WRONLY | O_CREAT | O_APPEND },
 	};
 
 	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
@@ -153,7 +186,7 @@ static int signal_number(const char *text)
 
 static result_t op_open(char **f)
 {
-	return close_checked(open(f[1], open_flags(f[0])));
+	return close_checked(open(f[1], open_flags(f[0]), 0644));
 }
 
 static result_t op_openat_dirfd(char **f)
@@ -595,6 +628,217 @@ static result_t op_cap(char **f)
 	return EINVAL;
 }
 
+
+/* ---- Ways to write past an append-only grant. ---- */
+
+static result_t op_unappend(char **f)
+{
+	int fd = open(f[0], O_WRONLY | O_APPEND);
+	result_t r;
+
+	if (fd < 0)
+		return errno;
+	r = check(fcntl(fd, F_SETFL, 0));
+	if (!r)
+		r = check(pwrite(fd, "X", 1, 0));
+	close(fd);
+	return r;
+}
+
+static result_t op_punch(char **f)
+{
+	int fd = open(f[0], O_WRONLY | O_APPEND);
+	result_t r;
+
+	if (fd < 0)
+		return errno;
+	r = check(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 1));
+	close(fd);
+	return r;
+}
+
+static result_t op_mmap_shared(char **f)
+{
+	int fd = open(f[0], O_RDWR | O_APPEND);
+	char *page;
+
+	if (fd < 0)
+		return errno;
+	page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (page == MAP_FAILED) {
+		result_t r = errno;
+
+		close(fd);
+		return r;
+	}
+	page[0] = 'X';
+	munmap(page, 4096);
+	close(fd);
+	return 0;
+}
+
+static result_t op_copy_range(char **f)
+{
+	int in = open(f[0], O_RDONLY), out;
+	loff_t offset = 0;
+	result_t r;
+
+	if (in < 0)
+		return errno;
+	out = open(f[1], O_WRONLY | O_APPEND);
+	if (out < 0) {
+		r = errno;
+		close(in);
+		return r;
+	}
+	r = check(copy_file_range(in, NULL, out, &offset, 1, 0));
+	close(in);
+	close(out);
+	return r;
+}
+
+/* ---- Extended attributes. ---- */
+
+/* A POSIX ACL (linux/posix_acl_xattr.h layout) of user::rw-, group::r--, other::r--. */
+static const unsigned char minimal_acl[] = {
+	2, 0, 0, 0,			    /* version */
+	0x01, 0, 06, 0, 0xff, 0xff, 0xff, 0xff, /* ACL_USER_OBJ rw- */
+	0x04, 0, 04, 0, 0xff, 0xff, 0xff, 0xff, /* ACL_GROUP_OBJ r-- */
+	0x20, 0, 04, 0, 0xff, 0xff, 0xff, 0xff, /* ACL_OTHER r-- */
+};
+
+static result_t op_setxattr(char **f)
+{
+	if (!strncmp(f[1], "system.posix_acl_", 17))
+		return check(setxattr(f[0], f[1], minimal_acl, sizeof(minimal_acl), 0));
+	return check(setxattr(f[0], f[1], "x", 1, 0));
+}
+
+static result_t op_removexattr(char **f)
+{
+	return check(removexattr(f[0], f[1]));
+}
+
+/* ---- Inherited descriptors. ---- */
+
+static result_t op_openat_fd(char **f)
+{
+	return close_checked(openat(atoi(f[0]), f[1], O_RDONLY));
+}
+
+static result_t op_sendfile_fd(char **f)
+{
+	int in = open(f[1], O_RDONLY);
+	result_t r;
+
+	if (in < 0)
+		return errno;
+	r = check(sendfile(atoi(f[0]), in, NULL, 1));
+	close(in);
+	return r;
+}
+
+static result_t op_write_fd(char **f)
+{
+	return check(write(atoi(f[0]), "x", 1));
+}
+
+static result_t op_sigio(char **f)
+{
+	int pipefd[2];
+	result_t r;
+
+	if (pipe(pipefd))
+		return errno;
+	r = check(fcntl(pipefd[0], F_SETOWN, atoi(f[0])));
+	if (!r)
+		r = check(fcntl(pipefd[0], F_SETSIG, signal_number(f[1])));
+	if (!r)
+		r = check(fcntl(pipefd[0], F_SETFL, O_ASYNC | O_NONBLOCK));
+	if (!r)
+		r = check(write(pipefd[1], "x", 1));
+	close(pipefd[0]);
+	close(pipefd[1]);
+	return r;
+}
+
+static result_t op_tiocsti(char **f)
+{
+	result_t r;
+
+	if (setsid() < 0 && errno != EPERM)
+		return errno;
+	r = check(ioctl(0, TIOCSCTTY, 0));
+	for (const char *c = f[0]; !r && *c; c++)
+		r = check(ioctl(0, TIOCSTI, c));
+	return r;
+}
+
+static result_t op_bpf_obj_get(char **f)
+{
+	/* union bpf_attr for BPF_OBJ_GET (linux/bpf.h): pathname, bpf_fd, file_flags. */
+	struct { unsigned long long pathname; unsigned int bpf_fd, file_flags; } attr = {
+		.pathname = (unsigned long)f[0],
+	};
+
+	return close_checked(syscall(SYS_bpf, 7 /* BPF_OBJ_GET */, &attr, sizeof(attr)));
+}
+
+/* ---- SysV IPC, POSIX message queues, keys. ---- */
+
+static result_t op_shmget(char **f)
+{
+	int id = shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600);
+
+	(void)f;
+	if (id < 0)
+		return errno;
+	shmctl(id, IPC_RMID, NULL);
+	return 0;
+}
+
+static result_t op_semget(char **f)
+{
+	int id = semget(IPC_PRIVATE, 1, IPC_CREAT | 0600);
+
+	(void)f;
+	if (id < 0)
+		return errno;
+	semctl(id, 0, IPC_RMID);
+	return 0;
+}
+
+static result_t op_msgget(char **f)
+{
+	int id = msgget(IPC_PRIVATE, IPC_CREAT | 0600);
+
+	(void)f;
+	if (id < 0)
+		return errno;
+	msgctl(id, IPC_RMID, NULL);
+	return 0;
+}
+
+static result_t op_mq_open(char **f)
+{
+	char name[256];
+	mqd_t q;
+
+	snprintf(name, sizeof(name), "/%s", f[0]);
+	q = mq_open(name, O_CREAT | O_RDWR, 0600, NULL);
+	if (q == (mqd_t)-1)
+		return errno;
+	mq_close(q);
+	mq_unlink(name);
+	return 0;
+}
+
+static result_t op_add_key(char **f)
+{
+	/* KEY_SPEC_PROCESS_KEYRING */
+	return check(syscall(SYS_add_key, "user", f[0], "x", 1, -2));
+}
+
 static const struct op ops[] = {
 	{ "open", 2, op_open },
 	{ "openat-dirfd", 3, op_openat_dirfd },
@@ -618,12 +862,29 @@ static const struct op ops[] = {
 	{ "readdir", 1, op_readdir },
 	{ "exec", 1, op_exec },
 	{ "mmap-exec", 1, op_mmap_exec },
+	{ "unappend", 1, op_unappend },
+	{ "punch", 1, op_punch },
+	{ "mmap-shared", 1, op_mmap_shared },
+	{ "copy-range", 2, op_copy_range },
+	{ "setxattr", 2, op_setxattr },
+	{ "removexattr", 2, op_removexattr },
+	{ "openat-fd", 2, op_openat_fd },
+	{ "sendfile-fd", 2, op_sendfile_fd },
+	{ "write-fd", 1, op_write_fd },
 	{ "kill", 2, op_kill },
 	{ "kill-self", 1, op_kill_self },
 	{ "ptrace-attach", 1, op_ptrace_attach },
 	{ "ptrace-read", 1, op_ptrace_read },
 	{ "proc-mem", 1, op_proc_mem },
 	{ "sleep", 1, op_sleep },
+	{ "sigio", 2, op_sigio },
+	{ "tiocsti", 1, op_tiocsti },
+	{ "bpf-obj-get", 1, op_bpf_obj_get },
+	{ "shmget", 0, op_shmget },
+	{ "semget", 0, op_semget },
+	{ "msgget", 0, op_msgget },
+	{ "mq-open", 1, op_mq_open },
+	{ "add-key", 1, op_add_key },
 	{ "socket", 2, op_socket },
 	{ "sock", 3, op_sock },
 	{ "bind", 2, op_bind },

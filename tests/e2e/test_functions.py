@@ -100,3 +100,8 @@ def test_kfunc_context():
         assert probe(f"stat:{DATA / 'k'}", f"fstat:{DATA / 'k'}") == ["ok", "EPERM"]
         line = session.wait_for_message(r"denied probe\[\d+\] getattr .*/data/k")
         assert "only inside vfs_statx" in line, session.stderr
+
+
+def test_a_context_ends_with_its_function_whatever_the_nesting(build):
+    """100 nested calls: the kernel keeps only 64 return probes per thread."""
+    assert results(funcs(build, "deep", "deep")) == [("deepest", "ok"), ("returned", "EPERM")]

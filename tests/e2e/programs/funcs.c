@@ -12,6 +12,8 @@
  *   after        inside gate(), then again after gate() returned
  *   recurse      inside descend(3): at the deepest level, then on the way back up at
  *                every level, so that the outermost return is what ends the context
+ *   deep         inside descend(100), deeper than the kernel's 64 nested return probes:
+ *                at the deepest level, then after the outermost call returned
  *   threads      thread A inside gate() holds it open while thread B, outside, tries too
  *   static       inside hidden(), a `static` function
  *   fork         inside gate(): fork, and the child tries (it is inside the same call)
@@ -83,6 +85,17 @@ __attribute__((noinline)) int descend(int depth, const char *path)
 		snprintf(where, sizeof(where), "unwinding-%d", depth);
 		try_open(where, path);
 	}
+	asm volatile("" ::: "memory");
+	return 0;
+}
+
+/* descend() without the messages on the way up: only the deepest level tries. */
+__attribute__((noinline)) int descend_quietly(int depth, const char *path)
+{
+	if (depth == 0)
+		try_open("deepest", path);
+	else
+		descend_quietly(depth - 1, path);
 	asm volatile("" ::: "memory");
 	return 0;
 }
@@ -174,6 +187,9 @@ int main(int argc, char **argv)
 		try_open("after", path);
 	} else if (!strcmp(mode, "recurse")) {
 		descend(3, path);
+		try_open("returned", path);
+	} else if (!strcmp(mode, "deep")) {
+		descend_quietly(100, path);
 		try_open("returned", path);
 	} else if (!strcmp(mode, "threads")) {
 		pthread_t a, b;
