@@ -258,16 +258,22 @@ static result_t op_read(char **f)
 	return r;
 }
 
-static result_t op_write(char **f)
+/* Open `path` with `flags` and write `text`. */
+static result_t write_opened(const char *path, int flags, const char *text)
 {
-	int fd = open(f[0], O_WRONLY | O_TRUNC);
+	int fd = open(path, flags);
 	result_t r;
 
 	if (fd < 0)
 		return errno;
-	r = check(write(fd, f[1], strlen(f[1])));
+	r = check(write(fd, text, strlen(text)));
 	close(fd);
 	return r;
+}
+
+static result_t op_write(char **f)
+{
+	return write_opened(f[0], O_WRONLY | O_TRUNC, f[1]);
 }
 
 static result_t op_stat(char **f)
@@ -746,14 +752,7 @@ static result_t op_noappend(char **f)
 
 static result_t op_append(char **f)
 {
-	int fd = open(f[0], O_WRONLY | O_APPEND);
-	result_t r;
-
-	if (fd < 0)
-		return errno;
-	r = check(write(fd, f[1], strlen(f[1])));
-	close(fd);
-	return r;
+	return write_opened(f[0], O_WRONLY | O_APPEND, f[1]);
 }
 
 static result_t op_copy_range(char **f)
