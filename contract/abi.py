@@ -291,10 +291,26 @@ class Reason(IntEnum):
     DENIED_BY_RULE = 1
     OUTSIDE_CONTEXT = 2
     PARTIAL_GRANT = 3
+    #: bpfbox protects itself and the kernel: no rule can allow it (docs/language.md).
+    SELF_PROTECTION = 4
+
+
+class Protected(IntEnum):
+    """What a self-protection denial refused, in `object_num` of an event whose `rule_kind` is
+    SELF_PROTECTION_KIND (a bpffs path is an fs event with reason SELF_PROTECTION instead)."""
+
+    BPF_SYSCALL = 1  # the bpf() system call; `target_pid` unused
+    MODULE_REQUEST = 2  # a kernel module load on the process's behalf
+    SIGNAL_OWNER = 3  # F_SETOWN/F_SETOWN_EX naming another process
+
+
+#: The `rule_kind` of self-protection events: no rule kind (rule kinds number from 1).
+SELF_PROTECTION_KIND = 0
 
 
 EVENT_KINDS = {k.name.lower(): k.value for k in EventKind}
 REASONS = {r.name.lower(): r.value for r in Reason}
+PROTECTED = {p.name.lower(): p.value for p in Protected}
 
 #: Longest path or object name carried in an event (bytes, including the NUL).
 EVENT_OBJECT_LEN = 256

@@ -58,11 +58,13 @@ def render() -> str:
     lines += ["", "/* Limits and indices. */"]
     lines += [f"#define {macro} {value}" for macro, value in _NUMBERS.items()]
     lines.append("")
-    numbers = {f"RULE_{k.name.upper()}": k.number for k in kinds.REGISTRY.values()}
+    numbers = {"RULE_SELF_PROTECTION": abi.SELF_PROTECTION_KIND}
+    numbers |= {f"RULE_{k.name.upper()}": k.number for k in kinds.REGISTRY.values()}
     lines += _enum("rule_kind", numbers)
     lines += _enum("decision_code", {f"DECISION_{d.name}": d.value for d in abi.Decision})
     lines += _enum("event_kind", {f"EVENT_{k.name}": k.value for k in abi.EventKind})
     lines += _enum("reason", {f"REASON_{r.name}": r.value for r in abi.Reason})
+    lines += _enum("protected", {f"PROTECTED_{p.name}": p.value for p in abi.Protected})
     lines.append("/* Access flags of each rule kind (signals and capabilities are 1 << number). */")
     for kind in kinds.REGISTRY.values():
         if not kind.flags.numbered:

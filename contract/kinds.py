@@ -128,6 +128,10 @@ LIFECYCLE_HOOKS = (
 #: The library file with the lifecycle hooks besides the kinds' (task_alloc and task_free
 #: share hooks_task.bpf.h with signals and ptrace).
 LIFECYCLE_HEADER = "hooks_exec.bpf.h"
+#: LSM hooks that refuse whatever the policy says (self-protection: no rule can allow them),
+#: and their library file.
+SELF_PROTECTION_HOOKS = ("bpf", "kernel_module_request")
+SELF_PROTECTION_HEADER = "hooks_self.bpf.h"
 
 
 FS_ACCESS = FlagSet("access flag", abi.FS_FLAGS, "E0102", abi.FS_IMPLIED)
@@ -167,6 +171,13 @@ REGISTRY: dict[str, RuleKind] = {
                 Hook("path_link", ("link", "create")),
                 Hook("path_rename", ("rm", "create")),
                 Hook("file_ioctl", ("ioctl",)),
+                # Writes beyond an append grant: fallocate, RWF_NOAPPEND, io_uring (also
+                # sockets' send/recv), clearing O_APPEND (also F_SETOWN: self-protection).
+                Hook("file_permission", ("write",)),
+                Hook("file_fcntl", ("write",)),
+                # Connecting or sending to a pathname unix socket writes to its file.
+                Hook("unix_stream_connect", ("write",), header="hooks_net.bpf.h"),
+                Hook("unix_may_send", ("write",), header="hooks_net.bpf.h"),
             ),
             header="hooks_fs.bpf.h",
             wording="{access} {object}",
@@ -225,7 +236,9 @@ REGISTRY: dict[str, RuleKind] = {
                     ("recvmsg", "recv"),
                     ("shutdown", "shutdown"),
                 )
-            ),
+            )
+            # Reads and writes of a socket's file: sendfile, splice, read, write.
+            + (Hook("file_permission", ("send", "recv"), header="hooks_fs.bpf.h"),),
             header="hooks_net.bpf.h",
             wording="net {family} {access}",
             c_parameters=", __u32 family",
@@ -249,5 +262,7 @@ def by_number(number: int) -> RuleKind | None:
 
 
 def headers() -> list[str]:
-    """The library files with hooks, each once, in registry order after the lifecycle's."""
-    return list(dict.fromkeys([LIFECYCLE_HEADER, *(k.header for k in REGISTRY.values())]))
+    """The library files with hooks, each once: the lifecycle's, the kinds' in registry
+    order, then self-protection's."""
+    kind_headers = (k.header for k in REGISTRY.values())
+    return list(dict.fromkeys([LIFECYCLE_HEADER, *kind_headers, SELF_PROTECTION_HEADER]))

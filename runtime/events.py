@@ -14,14 +14,18 @@ Text lines name who did what and point at the policy line responsible:
     event       "deny", "complain" (would have been denied), "audit", "taint" or "lost"
     profile     the profile's name;  policy: the policy file it was compiled from
     pid, tid    process id (thread group) and thread id of the acting task;  comm: its name
-    rule_kind   "fs", "proc", "signal", "ptrace", "net" or "cap"
+    rule_kind   "fs", "proc", "signal", "ptrace", "net" or "cap"; "self" for what no rule
+                can allow (self-protection: the bpf() system call, a module request, a
+                file owner naming another process)
     access      list of what was attempted: fs/proc/ptrace/net operations, signal names
-                ("sigterm"), capability names ("sys_admin")
+                ("sigterm"), capability names ("sys_admin"); for "self": "bpf_syscall",
+                "module_request" or "signal_owner"
     object      the file (fs) or the target's executable (signal, ptrace, proc), else null
-    target_pid  the target process (signal, ptrace, proc), else null
+    target_pid  the target process (signal, ptrace, proc; self's signal_owner), else null
     family      the address family ("inet6") for net, else null
     reason      why a deny/complain happened: "no_rule", "denied_by_rule", "outside_context",
-                "partial_grant"; null for audit and taint
+                "partial_grant", "self_protection" (a bpffs path, or rule_kind "self");
+                null for audit and taint
     rule        the rule pointed at: {"id", "file", "line", "column", "action", "text",
                 "contexts"}, or null; `file` is the policy or the fragment the rule is in
     message     the text line, without the "bpfbox: " prefix
@@ -49,6 +53,14 @@ PREFIX = "bpfbox: "
 _KIND_NAMES = {value: name for name, value in abi.EVENT_KINDS.items()}
 _REASON_NAMES = {value: name for name, value in abi.REASONS.items()}
 _FAMILY_NAMES = {value: name for name, value in abi.FAMILIES.items()}
+_PROTECTED_NAMES = {value: name for name, value in abi.PROTECTED.items()}
+#: The rule_kind name of self-protection events (abi.SELF_PROTECTION_KIND: no rule kind).
+SELF = "self"
+_PROTECTED_WORDING = {
+    abi.Protected.BPF_SYSCALL: "the bpf() system call",
+    abi.Protected.MODULE_REQUEST: "a kernel module request",
+    abi.Protected.SIGNAL_OWNER: "a file owner (F_SETOWN) naming process {target}",
+}
 
 
 def _flag_table(kind_name: str) -> dict[str, int]:
@@ -88,6 +100,8 @@ class Event:
 
     @property
     def rule_kind_name(self) -> str:
+        if self.rule_kind == abi.SELF_PROTECTION_KIND:
+            return SELF
         kind = kinds.by_number(self.rule_kind)
         return kind.name if kind else f"kind{self.rule_kind}"
 
@@ -113,6 +127,8 @@ def _c_string(raw: bytes) -> str:
 
 def access_names(event: Event) -> list[str]:
     """The names of the bits in `flags` (unknown bits as hex), in the table's order."""
+    if event.rule_kind == abi.SELF_PROTECTION_KIND:
+        return [_PROTECTED_NAMES.get(event.object_num, f"protected{event.object_num}")]
     table = _flag_table(event.rule_kind_name)
     names = [name for name, bit in table.items() if event.flags & bit]
     rest = event.flags & ~sum(bit for name, bit in table.items() if name in names)
@@ -128,6 +144,9 @@ def describe_access(event: Event) -> str:
     """What the task tried to do: `read /etc/shadow`, `net inet6 connect`, `cap sys_admin`."""
     kind = kinds.REGISTRY.get(event.rule_kind_name)
     what = ",".join(access_names(event)) or "(nothing)"
+    if event.rule_kind == abi.SELF_PROTECTION_KIND:
+        wording = _PROTECTED_WORDING.get(event.object_num, what)
+        return wording.format(target=event.target_pid or "group")
     if kind is None:
         return f"{event.rule_kind_name} {what}"
     if not event.flags and kind.object is kinds.Object.TARGET:
@@ -168,6 +187,8 @@ def explain_denial(meta: Metadata, event: Event) -> str:
     if reason == "outside_context":
         inside = _either(list(rule.contexts)) if rule and rule.contexts else "its contexts"
         return f"{where} allows it only inside {inside}"
+    if reason == "self_protection":
+        return "bpfbox protects itself and unconfined processes: no rule can allow it"
     if reason == "partial_grant":
         granted = granted_names(rule, event.flags) if rule else []
         return f"{where} grants only {','.join(granted) if granted else 'part of it'}"
@@ -226,7 +247,7 @@ def event_record(meta: Metadata, event: Event, now: datetime) -> dict[str, Any]:
         "rule_kind": kind,
         "access": access_names(event),
         "object": event.object if targeted or _object(kind) is kinds.Object.PATH else None,
-        "target_pid": event.target_pid if targeted else None,
+        "target_pid": event.target_pid if targeted or (kind == SELF and event.target_pid) else None,
         "family": family_name(event) if _object(kind) is kinds.Object.FAMILY else None,
         "reason": event.reason_name if denial else None,
         "rule": _rule_record(rule),

@@ -31,6 +31,7 @@
 #define NO_RULE 0
 
 enum rule_kind {
+	RULE_SELF_PROTECTION = 0,
 	RULE_FS = 1,
 	RULE_PROC = 2,
 	RULE_SIGNAL = 3,
@@ -58,6 +59,13 @@ enum reason {
 	REASON_DENIED_BY_RULE = 1,
 	REASON_OUTSIDE_CONTEXT = 2,
 	REASON_PARTIAL_GRANT = 3,
+	REASON_SELF_PROTECTION = 4,
+};
+
+enum protected {
+	PROTECTED_BPF_SYSCALL = 1,
+	PROTECTED_MODULE_REQUEST = 2,
+	PROTECTED_SIGNAL_OWNER = 3,
 };
 
 /* Access flags of each rule kind (signals and capabilities are 1 << number). */

@@ -9,6 +9,17 @@
 #include "path.bpf.h"
 #include "verdict.bpf.h"
 
+/* Refuse what bpfbox protects whatever the rules say, taint mode or not (docs/language.md,
+ * "Self-protection"): `what` is a PROTECTED_* number, `target` a process or 0. */
+static __noinline int protect(struct task_state *t, __u32 what, __u32 target)
+{
+	struct object o = { .kind = RULE_SELF_PROTECTION, .number = what, .target_pid = target };
+
+	if (!t)
+		return 0;
+	return refuse(RULE_SELF_PROTECTION, 0, NO_RULE, REASON_SELF_PROTECTION, &o);
+}
+
 /* Check `req` on the object at (mnt, dentry). */
 static __noinline int check_fs(struct task_state *t, struct vfsmount *mnt, struct dentry *dentry, __u64 req,
 			       int detached_ok)
@@ -21,6 +32,12 @@ static __noinline int check_fs(struct task_state *t, struct vfsmount *mnt, struc
 	if (!t)
 		return 0;
 	status = resolve_path(s, mnt, dentry);
+	/* bpffs holds the pinned profiles: no rule reaches them (self-protection). */
+	if (BPF_CORE_READ(dentry, d_sb, s_magic) == BPF_FS_MAGIC) {
+		if (status != WALK_OK)
+			o.has_path = 0;
+		return refuse(RULE_FS, req, NO_RULE, REASON_SELF_PROTECTION, &o);
+	}
 	if (status == WALK_DETACHED && detached_ok)
 		return 0;
 	if (status != WALK_OK)

@@ -80,15 +80,29 @@ static __always_inline int loading_image(void)
 	return BPF_CORE_READ_BITFIELD_PROBED(task, in_execve);
 }
 
+/* Would writing through a shared mapping of `file` go beyond what its open was granted?  An
+ * O_APPEND open was granted `append` (the kernel itself refuses read-only opens). */
+static __always_inline int shared_write_beyond_open(struct file *file)
+{
+	return (BPF_CORE_READ(file, f_flags) & O_APPEND) || !(BPF_CORE_READ(file, f_mode) & FMODE_WRITE);
+}
+
 SEC("lsm/mmap_file")
 int BPF_PROG(bpfbox_mmap_file, struct file *file, unsigned long reqprot, unsigned long prot, unsigned long flags)
 {
 	struct task_state *t;
+	__u64 req = 0;
 
-	if (!file || !(prot & PROT_EXEC))
+	if (!file)
 		return 0;
 	t = confined_current();
-	return t && !loading_image() ? check_file(t, file, FS_EXEC, 0) : 0;
+	if (!t)
+		return 0;
+	if ((prot & PROT_EXEC) && !loading_image())
+		req |= FS_EXEC;
+	if ((prot & PROT_WRITE) && (flags & MAP_TYPE) != MAP_PRIVATE && shared_write_beyond_open(file))
+		req |= FS_WRITE;
+	return req ? check_file(t, file, req, 0) : 0;
 }
 
 SEC("lsm/file_mprotect")
@@ -96,14 +110,110 @@ int BPF_PROG(bpfbox_file_mprotect, struct vm_area_struct *vma, unsigned long req
 {
 	struct task_state *t;
 	struct file *file;
+	__u64 req = 0;
 
-	if (!(prot & PROT_EXEC))
-		return 0;
 	file = BPF_CORE_READ(vma, vm_file);
 	if (!file)
 		return 0;
 	t = confined_current();
-	return t ? check_file(t, file, FS_EXEC, 0) : 0;
+	if (!t)
+		return 0;
+	if (prot & PROT_EXEC)
+		req |= FS_EXEC;
+	if ((prot & PROT_WRITE) && (BPF_CORE_READ(vma, vm_flags) & VM_MAYSHARE) && shared_write_beyond_open(file))
+		req |= FS_WRITE;
+	return req ? check_file(t, file, req, 0) : 0;
+}
+
+/* Does the current system call write only at the end of an O_APPEND file?  The system call
+ * number comes from the user registers saved at entry (x86-64 numbers, types.bpf.h); an
+ * unknown one (fallocate, io_submit, io_uring_enter, an io_uring worker whose registers are
+ * zero) is not, and so needs `write` (fail closed). */
+static __always_inline int appending_syscall(void)
+{
+	struct pt_regs *regs = (void *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	long nr = BPF_CORE_READ(regs, orig_ax);
+
+	switch (nr) {
+	case NR_write:
+	case NR_pwrite64: /* pwrite appends on an O_APPEND file, whatever the offset */
+	case NR_writev:
+	case NR_pwritev:
+	case NR_sendfile: /* the kernel refuses O_APPEND destinations of these three */
+	case NR_splice:
+	case NR_copy_file_range:
+		return 1;
+	case NR_pwritev2: /* RWF_NOAPPEND writes at the offset given */
+		return !(BPF_CORE_READ(regs, r9) & RWF_NOAPPEND);
+	default:
+		return 0;
+	}
+}
+
+static __always_inline int is_socket(struct file *file)
+{
+	struct inode *inode = BPF_CORE_READ(file, f_inode);
+
+	return (BPF_CORE_READ(inode, i_mode) & S_IFMT) == S_IFSOCK &&
+	       BPF_CORE_READ(inode, i_sb, s_magic) == SOCKFS_MAGIC;
+}
+
+/* Every read and write of a file's data: sockets are send/recv whatever the system call
+ * (sendfile and splice skip the socket hooks); on an O_APPEND open, anything but a write
+ * at the end (fallocate, RWF_NOAPPEND, io_uring) needs `write`. */
+SEC("lsm/file_permission")
+int BPF_PROG(bpfbox_file_permission, struct file *file, int mask)
+{
+	struct task_state *t = confined_current();
+	struct socket *sock;
+
+	if (!t || !(mask & (MAY_READ | MAY_WRITE)))
+		return 0;
+	if (is_socket(file)) {
+		sock = BPF_CORE_READ(file, private_data);
+		return check_net(t, BPF_CORE_READ(sock, sk, __sk_common.skc_family),
+				 mask & MAY_WRITE ? NET_SEND : NET_RECV);
+	}
+	if (!(mask & MAY_WRITE) || !(BPF_CORE_READ(file, f_flags) & O_APPEND) || appending_syscall())
+		return 0;
+	return check_file(t, file, FS_WRITE, 0);
+}
+
+/* Clearing O_APPEND turns an append grant into a write; naming another process as the
+ * file's owner would signal it (SIGIO, F_SETSIG) with no rule to decide: refused
+ * (self-protection).  A pid is compared in the initial pid namespace. */
+SEC("lsm/file_fcntl")
+int BPF_PROG(bpfbox_file_fcntl, struct file *file, unsigned int cmd, unsigned long arg)
+{
+	struct task_state *t = confined_current();
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid;
+	struct f_owner_ex owner = {};
+
+	if (!t)
+		return 0;
+	if (cmd == F_SETFL) {
+		if ((BPF_CORE_READ(file, f_flags) & O_APPEND) && !(arg & O_APPEND) &&
+		    (BPF_CORE_READ(file, f_mode) & FMODE_WRITE))
+			return check_file(t, file, FS_WRITE, 0);
+		return 0;
+	}
+	if (cmd == F_SETOWN) {
+		if ((int)arg == 0 || (int)arg == tgid)
+			return 0;
+		return protect(t, PROTECTED_SIGNAL_OWNER, (int)arg > 0 ? (int)arg : 0);
+	}
+	if (cmd == F_SETOWN_EX) {
+		/* The kernel copies the structure again after this hook: a thread racing to
+		 * change it in between is a known gap (docs/language.md). */
+		if (bpf_probe_read_user(&owner, sizeof(owner), (void *)arg))
+			return protect(t, PROTECTED_SIGNAL_OWNER, 0);
+		if (owner.pid == 0 || (owner.type == F_OWNER_PID && owner.pid == tgid) ||
+		    (owner.type == F_OWNER_TID && owner.pid == tid))
+			return 0;
+		return protect(t, PROTECTED_SIGNAL_OWNER, owner.pid > 0 ? owner.pid : 0);
+	}
+	return 0;
 }
 
 SEC("lsm/file_ioctl")

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Network hooks (net rules): the socket's address family and the operation.
+ * Network hooks (net rules): the socket's address family and the operation; and the fs rule
+ * on a unix socket's file.
  */
 #ifndef BPFBOX_HOOKS_NET_BPF_H
 #define BPFBOX_HOOKS_NET_BPF_H
@@ -65,6 +66,32 @@ SEC("lsm/socket_shutdown")
 int BPF_PROG(bpfbox_socket_shutdown, struct socket *sock, int how)
 {
 	return check_socket(sock, NET_SHUTDOWN);
+}
+
+/* Connecting or sending to a pathname unix socket is writing to its socket file: `fs(PATH,
+ * write)`, besides the net rule (abstract and unnamed sockets have no path: net only). */
+static __always_inline int check_unix_peer(struct sock *peer)
+{
+	struct task_state *t = confined_current();
+	struct unix_sock *u = (void *)peer;
+	struct dentry *dentry;
+
+	if (!t || !peer)
+		return 0;
+	dentry = BPF_CORE_READ(u, path.dentry);
+	return dentry ? check_fs(t, BPF_CORE_READ(u, path.mnt), dentry, FS_WRITE, 0) : 0;
+}
+
+SEC("lsm/unix_stream_connect")
+int BPF_PROG(bpfbox_unix_stream_connect, struct sock *sock, struct sock *other, struct sock *newsk)
+{
+	return check_unix_peer(other);
+}
+
+SEC("lsm/unix_may_send")
+int BPF_PROG(bpfbox_unix_may_send, struct socket *sock, struct socket *other)
+{
+	return check_unix_peer(BPF_CORE_READ(other, sk));
 }
 
 #endif /* BPFBOX_HOOKS_NET_BPF_H */

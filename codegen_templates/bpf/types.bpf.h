@@ -51,6 +51,31 @@ enum {
 #define ATTR_MTIME_SET 0x100
 #define ATTR_TIMES (ATTR_ATIME | ATTR_MTIME | ATTR_ATIME_SET | ATTR_MTIME_SET)
 #define PROC_SUPER_MAGIC 0x9fa0
+#define SOCKFS_MAGIC 0x534F434B
+#define BPF_FS_MAGIC 0xcafe4a11
+#define PROT_WRITE 0x2
+#define MAP_TYPE 0x0f
+#define MAP_PRIVATE 0x02
+#define VM_MAYSHARE 0x80
+#define MAY_WRITE 0x2
+#define MAY_READ 0x4
+#define S_IFMT 0170000
+#define S_IFSOCK 0140000
+#define F_SETFL 4
+#define F_SETOWN 8
+#define F_SETOWN_EX 15
+#define F_OWNER_TID 0
+#define F_OWNER_PID 1
+#define RWF_NOAPPEND 0x20
+/* x86-64 system call numbers: the writes that honour O_APPEND (see hooks_fs.bpf.h). */
+#define NR_write 1
+#define NR_pwrite64 18
+#define NR_writev 20
+#define NR_sendfile 40
+#define NR_splice 275
+#define NR_pwritev 296
+#define NR_copy_file_range 326
+#define NR_pwritev2 328
 
 /* Kernel types: only the fields this program reads. */
 struct qstr { __u32 len; const unsigned char *name; } __attribute__((preserve_access_index));
@@ -60,7 +85,7 @@ struct super_block {
 	unsigned long s_magic;
 	struct list_head s_mounts;
 } __attribute__((preserve_access_index));
-struct inode { unsigned long i_ino; struct super_block *i_sb; } __attribute__((preserve_access_index));
+struct inode { unsigned short i_mode; unsigned long i_ino; struct super_block *i_sb; } __attribute__((preserve_access_index));
 struct dentry {
 	struct dentry *d_parent;
 	struct qstr d_name;
@@ -83,6 +108,7 @@ struct file {
 	struct inode *f_inode;
 	__u32 f_mode;
 	unsigned int f_flags;
+	void *private_data;
 } __attribute__((preserve_access_index));
 struct mm_struct { struct file *exe_file; } __attribute__((preserve_access_index));
 struct hlist_node { struct hlist_node *next; } __attribute__((preserve_access_index));
@@ -103,12 +129,18 @@ struct task_struct {
 } __attribute__((preserve_access_index));
 struct proc_inode { struct pid *pid; struct inode vfs_inode; } __attribute__((preserve_access_index));
 struct linux_binprm { struct file *file; } __attribute__((preserve_access_index));
-struct vm_area_struct { struct file *vm_file; } __attribute__((preserve_access_index));
+struct vm_area_struct { unsigned long vm_flags; struct file *vm_file; } __attribute__((preserve_access_index));
 struct iattr { unsigned int ia_valid; } __attribute__((preserve_access_index));
 struct sock_common { unsigned short skc_family; } __attribute__((preserve_access_index));
 struct sock { struct sock_common __sk_common; } __attribute__((preserve_access_index));
 struct socket { struct sock *sk; } __attribute__((preserve_access_index));
+/* unix_sk(): the sock is the first member of struct unix_sock. */
+struct unix_sock { struct path path; } __attribute__((preserve_access_index));
+/* x86-64 only: the user registers saved at system call entry. */
+struct pt_regs { unsigned long r9; unsigned long orig_ax; } __attribute__((preserve_access_index));
+struct f_owner_ex { int type; int pid; };
 struct sockaddr;
+union bpf_attr;
 struct msghdr;
 struct kernel_siginfo;
 struct user_namespace;

@@ -38,6 +38,10 @@
  *   punch:PATH              open with O_APPEND, fallocate(PUNCH_HOLE) the first byte
  *   mmap-shared:PATH        open O_RDWR|O_APPEND, map the first page shared and writable,
  *                           and write to it
+ *   mprotect-shared:PATH    open O_RDWR|O_APPEND, map the first page shared and read-only,
+ *                           then mprotect it writable
+ *   noappend:PATH           open with O_APPEND, pwritev2 at 0 with RWF_NOAPPEND
+ *   append:PATH:TEXT        open with O_APPEND and write TEXT
  *   copy-range:FROM:TO      open FROM read-only, TO with O_APPEND; copy_file_range 1 byte to
  *                           offset 0 of TO
  *   setxattr:PATH:NAME      set the extended attribute NAME (system.posix_acl_access: a
@@ -46,6 +50,7 @@
  *   openat-fd:FD:NAME       open NAME read-only relative to the inherited descriptor FD
  *   sendfile-fd:FD:PATH     open PATH read-only, sendfile one byte from it to descriptor FD
  *   write-fd:FD             write one byte to the inherited descriptor FD
+ *   read-fd:FD              read up to 64 bytes from the inherited descriptor FD
  *
  * Processes
  *   kill:PID:SIG            kill(PID, SIG); SIG is a number or a name (TERM, SIGTERM, 0)
@@ -56,10 +61,14 @@
  *   ptrace-attach:PID       PTRACE_ATTACH, wait for the stop, PTRACE_DETACH
  *   ptrace-read:PID         read /proc/PID/environ (a PTRACE_MODE_READ access)
  *   proc-mem:PID            open /proc/PID/mem (a PTRACE_MODE_ATTACH access)
+ *   proc-mem-write:PID      open /proc/PID/mem for writing
+ *   vm-write:PID            process_vm_writev one byte to address 0 of PID: EFAULT once
+ *                           the access check let it through
  *   sleep:MS                sleep MS milliseconds
- *   sigio:PID:SIG           make a pipe's owner PID (F_SETOWN) with F_SETSIG SIG and O_ASYNC,
- *                           then write to the pipe: the kernel sends SIG to PID; the errno of
- *                           the first failing step
+ *   sigio:PID:SIG           make a pipe's owner PID (F_SETOWN; `self`: our own) with F_SETSIG
+ *                           SIG and O_ASYNC, then write to the pipe: the kernel sends SIG to
+ *                           PID; the errno of the first failing step
+ *   sigio-ex:PID            F_SETOWN_EX (F_OWNER_PID) on a pipe; `self` as for sigio
  *   tiocsti:TEXT            make standard input our controlling terminal (setsid, TIOCSCTTY),
  *                           then push TEXT into its input queue with TIOCSTI
  *   bpf-obj-get:PATH        the bpf() system call: BPF_OBJ_GET of the pin at PATH
@@ -73,6 +82,7 @@
  *   socket:FAMILY:TYPE      create and close; FAMILY unix, inet or inet6; TYPE stream or dgram
  *   sock:S:FAMILY:TYPE      create and keep as slot S
  *   bind:S:ADDR             ADDR: a port for inet/inet6 (0 = any free one), a path for unix
+ *                           (+NAME: the abstract name NAME)
  *   listen:S   accept:S:NEW   shutdown:S   close:S
  *   connect:S:ADDR          ADDR as for bind, or @T for the address slot T is bound to
  *   send:S   recv:S         send one byte / receive up to 64 bytes
@@ -93,6 +103,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,6 +120,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -246,16 +258,22 @@ static result_t op_read(char **f)
 	return r;
 }
 
-static result_t op_write(char **f)
+/* Open `path` with `flags` and write `text`. */
+static result_t write_opened(const char *path, int flags, const char *text)
 {
-	int fd = open(f[0], O_WRONLY | O_TRUNC);
+	int fd = open(path, flags);
 	result_t r;
 
 	if (fd < 0)
 		return errno;
-	r = check(write(fd, f[1], strlen(f[1])));
+	r = check(write(fd, text, strlen(text)));
 	close(fd);
 	return r;
+}
+
+static result_t op_write(char **f)
+{
+	return write_opened(f[0], O_WRONLY | O_TRUNC, f[1]);
 }
 
 static result_t op_stat(char **f)
@@ -444,6 +462,21 @@ static result_t op_proc_mem(char **f)
 	return close_checked(open(path, O_RDONLY));
 }
 
+static result_t op_proc_mem_write(char **f)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%s/mem", f[0]);
+	return close_checked(open(path, O_WRONLY));
+}
+
+static result_t op_vm_write(char **f)
+{
+	struct iovec local = { "X", 1 }, remote = { NULL, 1 };
+
+	return check(process_vm_writev((pid_t)atoi(f[0]), &local, 1, &remote, 1, 0));
+}
+
 static result_t op_sleep(char **f)
 {
 	long ms = atol(f[0]);
@@ -522,6 +555,11 @@ static socklen_t make_address(int fd, const char *text, struct sockaddr_storage 
 		struct sockaddr_un *un = (struct sockaddr_un *)addr;
 
 		un->sun_family = AF_UNIX;
+		if (text[0] == '+') {
+			/* Abstract: a NUL, then the name; the length bounds the name. */
+			snprintf(un->sun_path + 1, sizeof(un->sun_path) - 1, "%s", text + 1);
+			return offsetof(struct sockaddr_un, sun_path) + 1 + strlen(text + 1);
+		}
 		snprintf(un->sun_path, sizeof(un->sun_path), "%s", text);
 		return sizeof(*un);
 	}
@@ -677,6 +715,46 @@ static result_t op_mmap_shared(char **f)
 	return 0;
 }
 
+static result_t op_mprotect_shared(char **f)
+{
+	int fd = open(f[0], O_RDWR | O_APPEND);
+	result_t r;
+	char *page;
+
+	if (fd < 0)
+		return errno;
+	page = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+	if (page == MAP_FAILED) {
+		r = errno;
+		close(fd);
+		return r;
+	}
+	r = check(mprotect(page, 4096, PROT_READ | PROT_WRITE));
+	if (!r)
+		page[0] = 'X';
+	munmap(page, 4096);
+	close(fd);
+	return r;
+}
+
+static result_t op_noappend(char **f)
+{
+	int fd = open(f[0], O_WRONLY | O_APPEND);
+	struct iovec iov = { "X", 1 };
+	result_t r;
+
+	if (fd < 0)
+		return errno;
+	r = check(pwritev2(fd, &iov, 1, 0, RWF_NOAPPEND));
+	close(fd);
+	return r;
+}
+
+static result_t op_append(char **f)
+{
+	return write_opened(f[0], O_WRONLY | O_APPEND, f[1]);
+}
+
 static result_t op_copy_range(char **f)
 {
 	int in = open(f[0], O_RDONLY), out;
@@ -743,6 +821,18 @@ static result_t op_write_fd(char **f)
 	return check(write(atoi(f[0]), "x", 1));
 }
 
+static result_t op_read_fd(char **f)
+{
+	char buffer[64];
+
+	return check(read(atoi(f[0]), buffer, sizeof(buffer)));
+}
+
+static pid_t pid_or_self(const char *text)
+{
+	return strcmp(text, "self") ? (pid_t)atoi(text) : getpid();
+}
+
 static result_t op_sigio(char **f)
 {
 	int pipefd[2];
@@ -750,13 +840,27 @@ static result_t op_sigio(char **f)
 
 	if (pipe(pipefd))
 		return errno;
-	r = check(fcntl(pipefd[0], F_SETOWN, atoi(f[0])));
+	r = check(fcntl(pipefd[0], F_SETOWN, pid_or_self(f[0])));
 	if (!r)
 		r = check(fcntl(pipefd[0], F_SETSIG, signal_number(f[1])));
 	if (!r)
 		r = check(fcntl(pipefd[0], F_SETFL, O_ASYNC | O_NONBLOCK));
 	if (!r)
 		r = check(write(pipefd[1], "x", 1));
+	close(pipefd[0]);
+	close(pipefd[1]);
+	return r;
+}
+
+static result_t op_sigio_ex(char **f)
+{
+	struct f_owner_ex owner = { F_OWNER_PID, pid_or_self(f[0]) };
+	int pipefd[2];
+	result_t r;
+
+	if (pipe(pipefd))
+		return errno;
+	r = check(fcntl(pipefd[0], F_SETOWN_EX, &owner));
 	close(pipefd[0]);
 	close(pipefd[1]);
 	return r;
@@ -865,19 +969,26 @@ static const struct op ops[] = {
 	{ "unappend", 1, op_unappend },
 	{ "punch", 1, op_punch },
 	{ "mmap-shared", 1, op_mmap_shared },
+	{ "mprotect-shared", 1, op_mprotect_shared },
+	{ "noappend", 1, op_noappend },
+	{ "append", 2, op_append },
 	{ "copy-range", 2, op_copy_range },
 	{ "setxattr", 2, op_setxattr },
 	{ "removexattr", 2, op_removexattr },
 	{ "openat-fd", 2, op_openat_fd },
 	{ "sendfile-fd", 2, op_sendfile_fd },
 	{ "write-fd", 1, op_write_fd },
+	{ "read-fd", 1, op_read_fd },
 	{ "kill", 2, op_kill },
 	{ "kill-self", 1, op_kill_self },
 	{ "ptrace-attach", 1, op_ptrace_attach },
 	{ "ptrace-read", 1, op_ptrace_read },
 	{ "proc-mem", 1, op_proc_mem },
+	{ "proc-mem-write", 1, op_proc_mem_write },
+	{ "vm-write", 1, op_vm_write },
 	{ "sleep", 1, op_sleep },
 	{ "sigio", 2, op_sigio },
+	{ "sigio-ex", 1, op_sigio_ex },
 	{ "tiocsti", 1, op_tiocsti },
 	{ "bpf-obj-get", 1, op_bpf_obj_get },
 	{ "shmget", 0, op_shmget },

@@ -33,6 +33,7 @@ FILES = {
     "readonly": "0123456789",
     "trunc": "0123456789",
     "log": "",
+    "writable": "0123456789",
     "tree/secret/file": "secret",
     "tree/open": "open",
 }
@@ -83,12 +84,30 @@ class TestAppendOnly:
         assert probe(f"mmap-shared:{d('readappend')}") == ["EPERM"]
         assert Path(d("readappend")).read_text() == "0123456789"
 
+    def test_pwritev2_at_an_offset(self, session):
+        assert probe(f"noappend:{d('appendonly')}") == ["EPERM"]
+        assert Path(d("appendonly")).read_text() == "0123456789"
+
+    def test_making_a_shared_mapping_writable(self, session):
+        assert probe(f"mprotect-shared:{d('readappend')}") == ["EPERM"]
+        assert Path(d("readappend")).read_text() == "0123456789"
+
+    def test_a_write_grant_allows_all_of_them(self, session):
+        ops = ("unappend", "punch", "noappend", "mmap-shared", "mprotect-shared")
+        results = probe(*(f"{op}:{d('writable')}" for op in ops))
+        # RWF_NOAPPEND exists since Linux 6.9: older kernels refuse the flag itself.
+        assert results[2] in ("ok", "EOPNOTSUPP")
+        assert results[:2] + results[3:] == ["ok"] * (len(ops) - 1)
+        assert Path(d("writable")).read_text().startswith("X")
+
     def test_copy_file_range_into_an_append_only_file(self, session):
         # The kernel itself refuses O_APPEND destinations (EBADF); bpfbox may refuse first.
         assert probe(f"copy-range:{d('readonly')}:{d('appendonly')}") in (["EPERM"], ["EBADF"])
 
     def test_appending_still_works(self, session):
         assert probe(f"open:a:{d('appendonly')}", f"open:ac:{d('log')}") == ["ok", "ok"]
+        assert probe(f"append:{d('log')}:line") == ["ok"]
+        assert Path(d("log")).read_text().endswith("line")
 
 
 class TestXattrs:
@@ -121,6 +140,18 @@ class TestInheritedSockets:
         op = f"sendfile-fd:{inet_socket}:{d('readonly')}"
         assert probe_with(op, pass_fds=(inet_socket,)) == ["EPERM"]
 
+    def test_read_from_an_inherited_socket(self, session, inet_socket):
+        assert probe_with(f"read-fd:{inet_socket}", pass_fds=(inet_socket,)) == ["EPERM"]
+
+    def test_a_granted_family_reads_and_writes(self, session):
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        with mine, theirs:
+            theirs.sendall(b"x")
+            fd = mine.fileno()
+            ops = (f"read-fd:{fd}", f"write-fd:{fd}", f"sendfile-fd:{fd}:{d('readonly')}")
+            assert probe_with(*ops, pass_fds=(fd,)) == ["ok", "ok", "ok"]
+            assert theirs.recv(2) == b"x0"
+
 
 class TestUnixSockets:
     def test_connecting_to_a_pathname_socket_needs_an_fs_rule(self, session):
@@ -130,6 +161,24 @@ class TestUnixSockets:
             path.chmod(0o600)
             server.listen()
             assert probe("sock:a:unix:stream", f"connect:a:{path}") == ["ok", "EPERM"]
+
+    def test_a_socket_file_granted_write(self, session):
+        path = Path(d("granted.sock"))
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+            server.bind(str(path))
+            server.listen()
+            assert probe("sock:a:unix:stream", f"connect:a:{path}") == ["ok", "ok"]
+
+    def test_datagrams_to_a_pathname_socket_need_an_fs_rule(self, session):
+        path = Path(d("root-only-dgram.sock"))
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
+            server.bind(str(path))
+            assert probe("sock:a:unix:dgram", f"connect:a:{path}") == ["ok", "EPERM"]
+
+    def test_abstract_sockets_need_only_the_net_rule(self, session):
+        ops = ["sock:s:unix:stream", "bind:s:+bpfbox-test", "listen:s", "sock:c:unix:stream"]
+        ops += ["connect:c:@s", "accept:s:n", "send:c", "recv:n"]
+        assert probe(*ops) == ["ok"] * len(ops)
 
 
 class TestIpcAndKeys:
@@ -212,6 +261,23 @@ class TestSelfProtection:
         finally:
             target.kill()
             target.wait()
+
+    def test_owner_ex_naming_another_process(self, session):
+        target = start_target()
+        try:
+            assert probe(f"sigio-ex:{target.pid}") == ["EPERM"]
+            assert session.wait_for(
+                lambda e: e["rule_kind"] == "self"
+                and e["access"] == ["signal_owner"]
+                and e["target_pid"] == target.pid
+            )
+        finally:
+            target.kill()
+            target.wait()
+
+    def test_the_process_may_own_its_files(self, session):
+        # SIGWINCH is ignored by default: delivered to the probe itself, it is harmless.
+        assert probe("sigio:self:WINCH", "sigio-ex:self") == ["ok", "ok"]
 
     def test_signal_numbers_above_63(self, session):
         target = start_target()

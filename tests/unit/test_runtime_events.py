@@ -164,6 +164,39 @@ def test_access_descriptions(rule_kind, flags, extra, access):
     assert events.describe_access(event) == access
 
 
+@pytest.mark.parametrize(
+    ("what", "target", "message"),
+    [
+        ("bpf_syscall", 0, "denied mylogin[412] the bpf() system call"),
+        ("module_request", 0, "denied mylogin[412] a kernel module request"),
+        ("signal_owner", 77, "denied mylogin[412] a file owner (F_SETOWN) naming process 77"),
+    ],
+)
+def test_self_protection_events(what, target, message):
+    data = pack(
+        kind=abi.EVENT_KINDS["deny"],
+        rule_kind=abi.SELF_PROTECTION_KIND,
+        object_num=abi.PROTECTED[what],
+        target_pid=target,
+        rule=abi.NO_RULE,
+        reason=abi.REASONS["self_protection"],
+    )
+    event = events.decode(data)
+    because = " (bpfbox protects itself and unconfined processes: no rule can allow it)"
+    assert events.message(META, event) == message + because
+    record = events.event_record(META, event, datetime(2024, 5, 1, tzinfo=timezone.utc))
+    assert (record["rule_kind"], record["access"], record["object"]) == ("self", [what], None)
+    assert record["target_pid"] == (target or None)
+
+
+def test_a_bpffs_path_is_an_fs_event_no_rule_can_allow():
+    data = fs_event("deny", ("read",), "/sys/fs/bpf/bpfbox", abi.NO_RULE, "self_protection")
+    assert text(data) == (
+        "bpfbox: denied mylogin[412] read /sys/fs/bpf/bpfbox (bpfbox protects itself and"
+        " unconfined processes: no rule can allow it)"
+    )
+
+
 def test_unknown_rule_id_and_reason_still_print():
     data = fs_event("deny", ("read",), "/x", 42, "no_rule")
     event = events.decode(data)

@@ -159,6 +159,7 @@ static __always_inline void decide_cap(struct task_state *t, struct decision *d,
 #include "bpf/hooks_task.bpf.h"
 #include "bpf/hooks_net.bpf.h"
 #include "bpf/hooks_cap.bpf.h"
+#include "bpf/hooks_self.bpf.h"
 
 /* ---- Function contexts: per-thread call depth of each probed function. ---- */
 #include "bpf/contexts.bpf.h"
