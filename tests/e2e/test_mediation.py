@@ -231,6 +231,20 @@ class TestRenameAboveADeny:
         assert probe(f"rename:{d('tree/secret')}:{d('tree/public')}") == ["EPERM"]
         assert probe(f"open:r:{d('tree/open')}") == ["ok"]
 
+    def test_the_denial_names_the_deny_rule(self, session):
+        assert probe(f"rename:{d('tree')}:{d('moved')}") == ["EPERM"]
+        line = session.wait_for_message(r"denied probe\[\d+\] rm .*/data/tree ")
+        assert "mediation.bpfbox:14 denies a path at or beneath it" in line, session.stderr
+
+    def test_hard_linking_a_denied_file(self, session):
+        assert probe(f"link:{d('tree/secret/file')}:{d('tree/copy')}") == ["EPERM"]
+        line = session.wait_for_message(r"denied probe\[\d+\] link .*/tree/secret/file ")
+        assert "denies a path at or beneath it" in line, session.stderr
+
+    def test_renaming_beside_a_denied_directory_is_allowed(self, session):
+        assert probe(f"rename:{d('tree/open')}:{d('tree/opened')}") == ["ok"]
+        assert probe(f"rename:{d('tree/opened')}:{d('tree/open')}") == ["ok"]
+
 
 class TestDocumentedSemantics:
     def test_exec_alone_executes(self, session):
