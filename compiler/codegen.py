@@ -21,7 +21,7 @@ from bpfbox.contract import abi, header, kinds
 from bpfbox.contract import metadata as contract_metadata
 from bpfbox.contract.kinds import Object, RuleKind
 
-from . import c_text, language
+from . import c_text, glob, language
 from .ir import GlobTable, Program, Rule
 
 TEMPLATE = "program.bpf.c.j2"
@@ -49,6 +49,7 @@ def policy_part(program: Program) -> str:
     """The policy's part of the C source: the template rendered, the library's `#include`s
     left in place (compile it with `-I` codegen_templates to check the library as files)."""
     fs_table, target_table = program.fs_globs, program.target_globs
+    context_kinds = {c.index: c.kind for c in program.contexts}
     context = {
         "abi": abi,
         "policy": c_text.comment(program.policy),
@@ -58,8 +59,10 @@ def policy_part(program: Program) -> str:
             metadata(program).to_json(), _METADATA_CHUNK
         ),
         "dfas": [_dfa_view(t) for t in (fs_table, target_table)],
+        "fs_guard": _guard_view(program, fs_table),
         "rule_kinds": [
-            _kind_view(k, program, fs_table, target_table) for k in language.RULE_KINDS.values()
+            _kind_view(k, program, fs_table, target_table, context_kinds)
+            for k in language.RULE_KINDS.values()
         ],
         "hook_headers": [h if h.startswith("/") else f"bpf/{h}" for h in kinds.headers()],
         "contexts": [_context_view(c) for c in program.contexts],
@@ -144,6 +147,22 @@ def metadata(program: Program) -> contract_metadata.Document:
     )
 
 
+def _guard_view(program: Program, fs_table: GlobTable) -> dict:
+    """Per fs DFA state, the first deny rule that matches the path, and the first that matches
+    it or a path beneath it: renaming or linking such a path would take the files out from
+    under the rule."""
+    first_deny: dict[int, int] = {}
+    for rule in program.rules_of("fs"):
+        if rule.decision == "deny" and rule.path is not None:
+            first_deny.setdefault(fs_table.index(rule.path), rule.id)
+    guards = glob.guard_states(fs_table.dfa, first_deny)
+    return {
+        "name": fs_table.name,
+        "states": len(guards),
+        "rows": [f"{{ {itself}, {beneath} }}" for itself, beneath in guards],
+    }
+
+
 def _dfa_view(table: GlobTable) -> dict:
     dfa = table.dfa
     words = max(1, (len(table.globs) + 63) // 64)
@@ -166,15 +185,30 @@ def _accept_words(accepted: frozenset[int], words: int) -> list[str]:
     return [f"{v:#x}ULL" for v in values]
 
 
-def _kind_view(kind: RuleKind, program: Program, fs_table: GlobTable, targets: GlobTable) -> dict:
+def _kind_view(
+    kind: RuleKind,
+    program: Program,
+    fs_table: GlobTable,
+    targets: GlobTable,
+    context_kinds: dict[int, str],
+) -> dict:
     return {
         "name": kind.name,
         "parameters": kind.c_parameters,
-        "rules": [_rule_view(r, kind, fs_table, targets) for r in program.rules_of(kind.name)],
+        "rules": [
+            _rule_view(r, kind, fs_table, targets, context_kinds)
+            for r in program.rules_of(kind.name)
+        ],
     }
 
 
-def _rule_view(rule: Rule, kind: RuleKind, fs_table: GlobTable, targets: GlobTable) -> dict:
+def _rule_view(
+    rule: Rule,
+    kind: RuleKind,
+    fs_table: GlobTable,
+    targets: GlobTable,
+    context_kinds: dict[int, str],
+) -> dict:
     return {
         "id": rule.id,
         "location": c_text.comment(f"{rule.span.file}:{rule.span.line}"),
@@ -183,7 +217,7 @@ def _rule_view(rule: Rule, kind: RuleKind, fs_table: GlobTable, targets: GlobTab
         "decision": f"DECISION_{abi.Decision.of(rule.decision).name}",
         "audit": int(rule.audit),
         "flags": f"{rule.flags:#x}ULL",
-        "context": _context_expression(rule),
+        "context": _context_expression(rule, context_kinds),
     }
 
 
@@ -204,13 +238,21 @@ def _match_expression(rule: Rule, kind: Object, fs_table: GlobTable, targets: Gl
     raise ValueError(f"codegen: no object match for a `{rule.kind}` rule")
 
 
-def _context_expression(rule: Rule) -> str:
+def _context_expression(rule: Rule, context_kinds: dict[int, str]) -> str:
     if not rule.contexts:
         return "1"
     clauses = [
-        "(" + " || ".join(f"active(t, {i})" for i in clause) + ")" for clause in rule.contexts
+        "(" + " || ".join(_inside(context_kinds[i], i) for i in clause) + ")"
+        for clause in rule.contexts
     ]
     return " && ".join(clauses)
+
+
+def _inside(context_kind: str, index: int) -> str:
+    """The C test of one context: a program function's call is checked to be still running
+    (its return probe may never fire), a kernel function's depth is exact (fexit)."""
+    test = "inside_kernel_call" if context_kind == "kfunc" else "inside_call"
+    return f"{test}(t, {index})"
 
 
 def _context_view(context) -> dict:

@@ -266,6 +266,39 @@ class Dfa:
         return self.accepts[state]
 
 
+def guard_states(
+    dfa: Dfa, weights: dict[int, int], separator: str = "/"
+) -> tuple[tuple[int, int], ...]:
+    """For each state, the smallest weight (> 0, 0 for none) of the globs in `weights` that
+    match the input read so far, and the smallest of those that match it or the input extended
+    by `separator` and anything after it.  For paths: the globs that match the path itself,
+    and the globs that match it or any path beneath it."""
+    count = len(dfa.transitions)
+    own = [
+        min((weights[g] for g in accepted if g in weights), default=0) for accepted in dfa.accepts
+    ]
+    end_of_string = dfa.classes[0]
+    predecessors: list[list[int]] = [[] for _ in range(count)]
+    for state, row in enumerate(dfa.transitions):
+        for cls, target in enumerate(row):
+            if cls != end_of_string:
+                predecessors[target].append(state)
+    # reachable[s]: the smallest weight accepted in any state reachable from s (s included).
+    reachable = list(own)
+    work = [s for s in range(count) if reachable[s]]
+    while work:
+        target = work.pop()
+        for state in predecessors[target]:
+            if not reachable[state] or reachable[target] < reachable[state]:
+                reachable[state] = reachable[target]
+                work.append(state)
+    beneath = dfa.classes[ord(separator)]
+    return tuple(
+        (own[s], min((w for w in (own[s], reachable[dfa.transitions[s][beneath]]) if w), default=0))
+        for s in range(count)
+    )
+
+
 class TooComplexError(ValueError):
     """The globs together need more DFA states than MAX_STATES."""
 

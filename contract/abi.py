@@ -44,7 +44,7 @@ MAX_CONTEXTS = 64
 #: Version of `struct task_state`'s layout (TASK_STATE_FIELDS), carried in the metadata so that
 #: a pinned task-storage map is reused only by a program with the same layout.  Bump it with
 #: any change to TASK_STATE_FIELDS.
-TASK_STATE_LAYOUT = 1
+TASK_STATE_LAYOUT = 2
 
 #: Read-only configuration the runtime sets between open and load (`const volatile`).
 #: The profile program's identity: inode number and the kernel's encoding of its device.
@@ -293,6 +293,8 @@ class Reason(IntEnum):
     PARTIAL_GRANT = 3
     #: bpfbox protects itself and the kernel: no rule can allow it (docs/language.md).
     SELF_PROTECTION = 4
+    #: A rename or hard link of a path at or above what the named deny rule can match.
+    GUARDS_BENEATH = 5
 
 
 class Protected(IntEnum):
@@ -352,12 +354,18 @@ EVENT_FIELDS = (
 EVENT_STRUCT = struct.Struct("<" + "".join(f.struct_code for f in EVENT_FIELDS))
 
 #: The per-task state in task-local storage (confinement, exec in progress, taint, the call
-#: depth of each function context).  Fixed whatever the policy: see MAX_CONTEXTS.
+#: depth of each function context, and for `#[func]` contexts the user stack pointer and
+#: return address at the outermost entry, which tell whether that call is still running).
+#: Fixed whatever the policy: see MAX_CONTEXTS.
 TASK_STATE_FIELDS = (
     Field("confined", "__u32", "I"),
     Field("pending", "__u32", "I"),
     Field("tainted", "__u32", "I"),
     Field("depth", f"__u32[{MAX_CONTEXTS}]", f"{MAX_CONTEXTS}I"),
+    # Explicit, so that the 64-bit arrays below are aligned alike in C and in Python.
+    Field("align_pad", "__u32", "I"),
+    Field("entry_sp", f"__u64[{MAX_CONTEXTS}]", f"{MAX_CONTEXTS}Q"),
+    Field("entry_ret", f"__u64[{MAX_CONTEXTS}]", f"{MAX_CONTEXTS}Q"),
 )
 TASK_STATE_STRUCT = struct.Struct("<" + "".join(f.struct_code for f in TASK_STATE_FIELDS))
 

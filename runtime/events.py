@@ -189,6 +189,8 @@ def explain_denial(meta: Metadata, event: Event) -> str:
         return f"{where} allows it only inside {inside}"
     if reason == "self_protection":
         return "bpfbox protects itself and unconfined processes: no rule can allow it"
+    if reason == "guards_beneath":
+        return f"{where} denies a path at or beneath it, which the move would take away"
     if reason == "partial_grant":
         granted = granted_names(rule, event.flags) if rule else []
         return f"{where} grants only {','.join(granted) if granted else 'part of it'}"

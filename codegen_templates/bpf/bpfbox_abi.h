@@ -23,7 +23,7 @@
 #define STAT_COUNT 3
 #define PROFILE_PATH_LEN 256
 #define MAX_CONTEXTS 64
-#define TASK_STATE_LAYOUT 1
+#define TASK_STATE_LAYOUT 2
 #define PATH_BUF 8192
 #define PATH_MAX_LEN 4095
 #define NAME_MAX 255
@@ -60,6 +60,7 @@ enum reason {
 	REASON_OUTSIDE_CONTEXT = 2,
 	REASON_PARTIAL_GRANT = 3,
 	REASON_SELF_PROTECTION = 4,
+	REASON_GUARDS_BENEATH = 5,
 };
 
 enum protected {
@@ -113,7 +114,10 @@ struct task_state {
 	__u32 pending;
 	__u32 tainted;
 	__u32 depth[64];
+	__u32 align_pad;
+	__u64 entry_sp[64];
+	__u64 entry_ret[64];
 };
-_Static_assert(sizeof(struct task_state) == 268, "struct task_state must match TASK_STATE_LAYOUT (a pinned task-storage map is reused across programs)");
+_Static_assert(sizeof(struct task_state) == 1296, "struct task_state must match TASK_STATE_LAYOUT (a pinned task-storage map is reused across programs)");
 
 #endif /* BPFBOX_ABI_H */

@@ -20,13 +20,25 @@ static __noinline int protect(struct task_state *t, __u32 what, __u32 target)
 	return refuse(RULE_SELF_PROTECTION, 0, NO_RULE, REASON_SELF_PROTECTION, &o);
 }
 
-/* Check `req` on the object at (mnt, dentry). */
-static __noinline int check_fs(struct task_state *t, struct vfsmount *mnt, struct dentry *dentry, __u64 req,
-			       int detached_ok)
+/* How check_path treats an object: PASS_INTERNAL lets one on a kernel-internal mount (a pipe,
+ * a socket) pass (a detached one never does); MOVING: the object gets another path (the old
+ * name of a rename, a hard link's source), so a deny rule that can match it or anything
+ * beneath it refuses too (guarding_rule). */
+enum { PASS_INTERNAL = 1, MOVING = 2 };
+
+/* Only a directory has paths beneath it (a negative dentry has none yet). */
+static __always_inline int is_directory(struct dentry *dentry)
+{
+	return (BPF_CORE_READ(dentry, d_inode, i_mode) & S_IFMT) == S_IFDIR;
+}
+
+static __noinline int check_path(struct task_state *t, struct vfsmount *mnt, struct dentry *dentry, __u64 req,
+				 __u32 how)
 {
 	struct decision d = {};
 	struct object o = { .kind = RULE_FS, .has_path = 1 };
 	struct scratch *s = scratch();
+	__u32 state, guard;
 	int status;
 
 	if (!t)
@@ -38,17 +50,28 @@ static __noinline int check_fs(struct task_state *t, struct vfsmount *mnt, struc
 			o.has_path = 0;
 		return refuse(RULE_FS, req, NO_RULE, REASON_SELF_PROTECTION, &o);
 	}
-	if (status == WALK_DETACHED && detached_ok)
+	if (status == WALK_INTERNAL && (how & PASS_INTERNAL))
 		return 0;
 	if (status != WALK_OK)
 		return unresolvable(t, RULE_FS, req);
-	decide_fs(t, &d, req, fs_match(s));
+	state = fs_match(s);
+	guard = (how & MOVING) ? guarding_rule(state, is_directory(dentry)) : 0;
+	if (guard && !untainted(t))
+		return refuse(RULE_FS, req, guard, REASON_GUARDS_BENEATH, &o);
+	decide_fs(t, &d, req, state);
 	return verdict(t, &d, RULE_FS, req, &o);
 }
 
-static __always_inline int check_file(struct task_state *t, struct file *file, __u64 req, int detached_ok)
+/* Check `req` on the object at (mnt, dentry); internal_ok: see PASS_INTERNAL. */
+static __always_inline int check_fs(struct task_state *t, struct vfsmount *mnt, struct dentry *dentry, __u64 req,
+				    int internal_ok)
 {
-	return check_fs(t, BPF_CORE_READ(file, f_path.mnt), BPF_CORE_READ(file, f_path.dentry), req, detached_ok);
+	return check_path(t, mnt, dentry, req, internal_ok ? PASS_INTERNAL : 0);
+}
+
+static __always_inline int check_file(struct task_state *t, struct file *file, __u64 req, int internal_ok)
+{
+	return check_fs(t, BPF_CORE_READ(file, f_path.mnt), BPF_CORE_READ(file, f_path.dentry), req, internal_ok);
 }
 
 /* The task behind a /proc/PID inode, or NULL for other inodes. */
@@ -91,6 +114,34 @@ static __always_inline int same_inode(struct file *file)
 
 	return BPF_CORE_READ(inode, i_ino) == CFG_PROFILE_INO &&
 	       BPF_CORE_READ(inode, i_sb, s_dev) == CFG_PROFILE_DEV;
+}
+
+/* Is `file`'s resolved path the profile program's (CFG_PROFILE_PATH)? */
+static __noinline int same_path(struct file *file)
+{
+	struct scratch *s = scratch();
+	__u32 i, start;
+
+	if (!s || resolve_path(s, BPF_CORE_READ(file, f_path.mnt), BPF_CORE_READ(file, f_path.dentry)) != WALK_OK)
+		return 0;
+	start = s->start;
+	for (i = 0; i < PROFILE_PATH_LEN; i++) {
+		char c = s->path[path_index(start + i)];
+
+		if (c != CFG_PROFILE_PATH[i])
+			return 0;
+		if (!c)
+			return 1;
+	}
+	return 0;
+}
+
+/* Is `file` the profile's program?  Cheap tests first: most files are not. */
+static __always_inline int is_profile_program(struct file *file)
+{
+	if (same_inode(file))
+		return 1;
+	return BPF_CORE_READ(file, f_path.dentry, d_name.len) == CFG_PROFILE_NAME_LEN && same_path(file);
 }
 
 /* `self` is the process itself or any process running the profile's program. */

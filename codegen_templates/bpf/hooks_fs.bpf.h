@@ -13,7 +13,9 @@ static __always_inline __u64 open_flags(struct file *file)
 	unsigned int flags = BPF_CORE_READ(file, f_flags);
 	__u64 req = 0;
 
-	if (mode & FMODE_EXEC)
+	/* execve (and uselib) open with __FMODE_EXEC in f_flags; 6.1 does not copy it into
+	 * f_mode, so such an open looked like a read and `exec` alone could not execute. */
+	if ((mode & FMODE_EXEC) || (flags & __FMODE_EXEC))
 		return FS_EXEC;
 	if (mode & FMODE_READ)
 		req |= FS_READ;
@@ -87,22 +89,44 @@ static __always_inline int shared_write_beyond_open(struct file *file)
 	return (BPF_CORE_READ(file, f_flags) & O_APPEND) || !(BPF_CORE_READ(file, f_mode) & FMODE_WRITE);
 }
 
+/* An executable mapping of `file` by the current task.  Mapping the profile's program runs
+ * it, as executing it does: through the dynamic loader (`ld.so PROGRAM`) or any other way, the
+ * task is confined from then on (and is allowed the mapping, as exec allows the image). */
+static __noinline int map_executable(struct file *file)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_state *t = state_of(task);
+
+	if (is_profile_program(file)) {
+		if (!t)
+			t = bpf_task_storage_get(&TASKS_MAP, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (!t)
+			return -ENOMEM; /* fail closed: the program does not run unconfined */
+		confine(t);
+		return 0;
+	}
+	if (!t || !t->confined || loading_image())
+		return 0;
+	return check_file(t, file, FS_EXEC, 0);
+}
+
 SEC("lsm/mmap_file")
 int BPF_PROG(bpfbox_mmap_file, struct file *file, unsigned long reqprot, unsigned long prot, unsigned long flags)
 {
 	struct task_state *t;
-	__u64 req = 0;
+	int ret;
 
 	if (!file)
 		return 0;
-	t = confined_current();
-	if (!t)
+	if (prot & PROT_EXEC) {
+		ret = map_executable(file);
+		if (ret)
+			return ret;
+	}
+	if (!(prot & PROT_WRITE) || (flags & MAP_TYPE) == MAP_PRIVATE || !shared_write_beyond_open(file))
 		return 0;
-	if ((prot & PROT_EXEC) && !loading_image())
-		req |= FS_EXEC;
-	if ((prot & PROT_WRITE) && (flags & MAP_TYPE) != MAP_PRIVATE && shared_write_beyond_open(file))
-		req |= FS_WRITE;
-	return req ? check_file(t, file, req, 0) : 0;
+	t = confined_current();
+	return t ? check_file(t, file, FS_WRITE, 0) : 0;
 }
 
 SEC("lsm/file_mprotect")
@@ -110,19 +134,20 @@ int BPF_PROG(bpfbox_file_mprotect, struct vm_area_struct *vma, unsigned long req
 {
 	struct task_state *t;
 	struct file *file;
-	__u64 req = 0;
+	int ret;
 
 	file = BPF_CORE_READ(vma, vm_file);
 	if (!file)
 		return 0;
-	t = confined_current();
-	if (!t)
+	if (prot & PROT_EXEC) {
+		ret = map_executable(file);
+		if (ret)
+			return ret;
+	}
+	if (!(prot & PROT_WRITE) || !(BPF_CORE_READ(vma, vm_flags) & VM_MAYSHARE) || !shared_write_beyond_open(file))
 		return 0;
-	if (prot & PROT_EXEC)
-		req |= FS_EXEC;
-	if ((prot & PROT_WRITE) && (BPF_CORE_READ(vma, vm_flags) & VM_MAYSHARE) && shared_write_beyond_open(file))
-		req |= FS_WRITE;
-	return req ? check_file(t, file, req, 0) : 0;
+	t = confined_current();
+	return t ? check_file(t, file, FS_WRITE, 0) : 0;
 }
 
 /* Does the current system call write only at the end of an O_APPEND file?  The system call
@@ -272,21 +297,31 @@ static __always_inline struct vfsmount *mount_of(struct dentry *dentry)
 	       bpf_core_field_offset(struct mount, mnt);
 }
 
+/* The flag a setattr of `ia_valid` needs, 0 for none: a truncation (ATTR_SIZE: truncate,
+ * ftruncate, open with O_TRUNC) updates the times as part of writing, so it needs `write`. */
+static __always_inline __u64 setattr_flags(unsigned int ia_valid)
+{
+	if (ia_valid & ATTR_SIZE)
+		return FS_WRITE;
+	return (ia_valid & ATTR_TIMES) ? FS_SETATTR : 0;
+}
+
 SEC("lsm/inode_setattr")
 int BPF_PROG(bpfbox_inode_setattr, struct dentry *dentry, struct iattr *attr)
 {
 	struct task_state *t;
 	struct vfsmount *mnt;
+	__u64 req = setattr_flags(BPF_CORE_READ(attr, ia_valid));
 
-	if (!(BPF_CORE_READ(attr, ia_valid) & ATTR_TIMES))
+	if (!req)
 		return 0;
 	t = confined_current();
 	if (!t)
 		return 0;
 	mnt = mount_of(dentry);
 	if (!mnt)
-		return unresolvable(t, RULE_FS, FS_SETATTR);
-	return check_fs(t, mnt, dentry, FS_SETATTR, 0);
+		return unresolvable(t, RULE_FS, req);
+	return check_fs(t, mnt, dentry, req, 0);
 }
 
 SEC("lsm/path_mknod")
@@ -339,7 +374,7 @@ int BPF_PROG(bpfbox_path_link, struct dentry *old_dentry, const struct path *new
 	if (!t)
 		return 0;
 	mnt = BPF_CORE_READ(new_dir, mnt);
-	ret = check_fs(t, mnt, old_dentry, FS_LINK, 0);
+	ret = check_path(t, mnt, old_dentry, FS_LINK, MOVING);
 	return ret ? ret : check_fs(t, mnt, new_dentry, FS_CREATE, 0);
 }
 
@@ -355,11 +390,12 @@ int BPF_PROG(bpfbox_path_rename, const struct path *old_dir, struct dentry *old_
 	if (!t)
 		return 0;
 	mnt = BPF_CORE_READ(old_dir, mnt);
-	/* Renaming over an existing file removes it; an exchange moves both ways. */
+	/* Renaming over an existing file removes it; an exchange moves both ways (and both
+	 * names get another path). */
 	if (BPF_CORE_READ(new_dentry, d_inode))
 		to_new |= FS_RM;
-	ret = check_fs(t, mnt, old_dentry, FS_RM | ((flags & 2) ? FS_CREATE : 0), 0);
-	return ret ? ret : check_fs(t, mnt, new_dentry, to_new, 0);
+	ret = check_path(t, mnt, old_dentry, FS_RM | ((flags & RENAME_EXCHANGE) ? FS_CREATE : 0), MOVING);
+	return ret ? ret : check_path(t, mnt, new_dentry, to_new, (flags & RENAME_EXCHANGE) ? MOVING : 0);
 }
 
 #endif /* BPFBOX_HOOKS_FS_BPF_H */

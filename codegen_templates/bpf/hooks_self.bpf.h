@@ -2,7 +2,7 @@
 /*
  * Self-protection: what a confined process may never do, whatever its policy says (no rule
  * kind can name it; docs/language.md, "Self-protection").  bpffs paths are refused in
- * check_fs, F_SETOWN to another process in file_fcntl (hooks_fs.bpf.h).
+ * check_path (checks.bpf.h), F_SETOWN to another process in file_fcntl (hooks_fs.bpf.h).
  */
 #ifndef BPFBOX_HOOKS_SELF_BPF_H
 #define BPFBOX_HOOKS_SELF_BPF_H

@@ -22,15 +22,15 @@ int BPF_PROG(bpfbox_task_alloc, struct task_struct *task, unsigned long clone_fl
 	child = bpf_task_storage_get(&TASKS_MAP, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!child)
 		return -ENOMEM; /* fail closed: no unconfined child */
-	if (!child->confined) {
-		child->confined = 1;
-		count(STAT_CONFINED_TASKS, 1);
-	}
+	confine(child);
 	child->tainted = tainted(parent);
 	/* A forked child is inside the same calls as its parent; a new thread starts afresh. */
 	if (!(clone_flags & CLONE_THREAD))
-		for (i = 0; i < MAX_CONTEXTS; i++)
+		for (i = 0; i < MAX_CONTEXTS; i++) {
 			child->depth[i] = parent->depth[i];
+			child->entry_sp[i] = parent->entry_sp[i];
+			child->entry_ret[i] = parent->entry_ret[i];
+		}
 	return 0;
 }
 

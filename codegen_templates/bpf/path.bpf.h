@@ -9,7 +9,15 @@
 
 #include "state.bpf.h"
 
-enum { WALK_OK = 0, WALK_TOO_LONG = 1, WALK_DETACHED = 2 };
+/* WALK_INTERNAL: the object lives on a kernel-internal mount (pipes, sockets, anonymous
+ * inodes, memfds, overlayfs' private clones of its layers), which no process reaches by a path.
+ * WALK_DETACHED: on a mount no rule can name for this process: a lazily unmounted tree, a
+ * mount of another mount namespace, a dentry disconnected from its file system's tree. */
+enum { WALK_OK = 0, WALK_TOO_LONG = 1, WALK_DETACHED = 2, WALK_INTERNAL = 3 };
+
+/* fs/mount.h: the mnt_ns of the kernel's own mounts (kern_mount, clone_private_mount), the
+ * same ERR_PTR(-EINVAL) in 6.1 and 6.12. */
+#define MNT_NS_INTERNAL ((struct mnt_namespace *)-22L)
 
 struct walk {
 	struct scratch *s;
@@ -23,6 +31,12 @@ struct walk {
 static __always_inline struct mount *real_mount(struct vfsmount *vfsmnt)
 {
 	return (void *)vfsmnt - bpf_core_field_offset(struct mount, mnt);
+}
+
+/* A walk that cannot reach the process's root: internal, or detached (fail closed). */
+static __always_inline __u32 unreachable(struct mount *mnt)
+{
+	return BPF_CORE_READ(mnt, mnt_ns) == MNT_NS_INTERNAL ? WALK_INTERNAL : WALK_DETACHED;
 }
 
 static long walk_step(__u32 index, void *data)
@@ -40,11 +54,10 @@ static long walk_step(__u32 index, void *data)
 		struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
 
 		if (up == mnt) {
-			/* The top of a mount tree: the namespace's root, or a mount no process can
-			 * reach by path (an internal one, or overlayfs' private clone of a layer,
-			 * which it uses on behalf of an access already checked on the overlay). */
+			/* The top of a mount tree: the namespace's root, or a mount no path of
+			 * this process leads to. */
 			if (mnt != w->ns_root)
-				w->status = WALK_DETACHED;
+				w->status = unreachable(mnt);
 			return 1;
 		}
 		w->dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
@@ -52,9 +65,9 @@ static long walk_step(__u32 index, void *data)
 		return 0;
 	}
 	if (dentry == parent) {
-		/* The root of a file system that is not mounted where we walk: a deleted or
-		 * lazily unmounted tree.  No rule can name it. */
-		w->status = WALK_DETACHED;
+		/* A root that is not the mount's: the pseudo dentry of a pipe or socket on an
+		 * internal mount, or a dentry disconnected from its tree (no rule names it). */
+		w->status = unreachable(real_mount(vfsmnt));
 		return 1;
 	}
 	len = BPF_CORE_READ(dentry, d_name.len);

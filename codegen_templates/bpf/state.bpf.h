@@ -95,6 +95,15 @@ static __always_inline struct task_state *confined_current(void)
 	return t && t->confined ? t : 0;
 }
 
+/* The task runs the profile's program from now on: one more live confined task. */
+static __always_inline void confine(struct task_state *t)
+{
+	if (!t->confined) {
+		t->confined = 1;
+		count(STAT_CONFINED_TASKS, 1);
+	}
+}
+
 /* Direct BTF access (not a probe read) keeps the leader a pointer task storage accepts. */
 static __always_inline struct task_state *group_leader_state(void)
 {

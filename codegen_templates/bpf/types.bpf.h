@@ -38,13 +38,18 @@ enum {
 #define FMODE_READ 0x1
 #define FMODE_WRITE 0x2
 #define FMODE_EXEC 0x20
+#define __FMODE_EXEC 0x20 /* the same bit among the open flags: kernel-only, never from open(2) */
 #define FMODE_NOACCOUNT 0x20000000
 #define O_TRUNC 01000
 #define O_APPEND 02000
 #define PROT_EXEC 0x4
+#define RENAME_EXCHANGE 0x2
+#define S_IFMT 0170000
+#define S_IFDIR 0040000
 #define CLONE_THREAD 0x00010000
 #define PTRACE_MODE_READ 0x01
 #define PTRACE_MODE_ATTACH 0x02
+#define ATTR_SIZE 0x8
 #define ATTR_ATIME 0x10
 #define ATTR_MTIME 0x20
 #define ATTR_ATIME_SET 0x80
@@ -85,7 +90,11 @@ struct super_block {
 	unsigned long s_magic;
 	struct list_head s_mounts;
 } __attribute__((preserve_access_index));
-struct inode { unsigned short i_mode; unsigned long i_ino; struct super_block *i_sb; } __attribute__((preserve_access_index));
+struct inode {
+	unsigned short i_mode;
+	unsigned long i_ino;
+	struct super_block *i_sb;
+} __attribute__((preserve_access_index));
 struct dentry {
 	struct dentry *d_parent;
 	struct qstr d_name;
@@ -93,8 +102,10 @@ struct dentry {
 	struct super_block *d_sb;
 } __attribute__((preserve_access_index));
 struct vfsmount { struct dentry *mnt_root; struct super_block *mnt_sb; int mnt_flags; } __attribute__((preserve_access_index));
+struct mnt_namespace;
 struct mount {
 	struct mount *mnt_parent;
+	struct mnt_namespace *mnt_ns;
 	struct dentry *mnt_mountpoint;
 	struct vfsmount mnt;
 	struct list_head mnt_instance;
@@ -110,7 +121,12 @@ struct file {
 	unsigned int f_flags;
 	void *private_data;
 } __attribute__((preserve_access_index));
-struct mm_struct { struct file *exe_file; } __attribute__((preserve_access_index));
+struct xol_area { unsigned long vaddr; } __attribute__((preserve_access_index));
+struct uprobes_state { struct xol_area *xol_area; } __attribute__((preserve_access_index));
+struct mm_struct {
+	struct file *exe_file;
+	struct uprobes_state uprobes_state;
+} __attribute__((preserve_access_index));
 struct hlist_node { struct hlist_node *next; } __attribute__((preserve_access_index));
 struct hlist_head { struct hlist_node *first; } __attribute__((preserve_access_index));
 struct pid { struct hlist_head tasks[4]; } __attribute__((preserve_access_index));
@@ -136,8 +152,9 @@ struct sock { struct sock_common __sk_common; } __attribute__((preserve_access_i
 struct socket { struct sock *sk; } __attribute__((preserve_access_index));
 /* unix_sk(): the sock is the first member of struct unix_sock. */
 struct unix_sock { struct path path; } __attribute__((preserve_access_index));
-/* x86-64 only: the user registers saved at system call entry. */
-struct pt_regs { unsigned long r9; unsigned long orig_ax; } __attribute__((preserve_access_index));
+/* x86-64 only: the user registers saved at system call entry (the stack pointer for
+ * function contexts, the system call number and its sixth argument for O_APPEND writes). */
+struct pt_regs { unsigned long sp; unsigned long r9; unsigned long orig_ax; } __attribute__((preserve_access_index));
 struct f_owner_ex { int type; int pid; };
 struct sockaddr;
 union bpf_attr;

@@ -35,12 +35,6 @@ struct object {
 	__u32 has_path;
 };
 
-/* Is the thread inside a call to the function of `context`? */
-static __always_inline int active(struct task_state *t, __u32 context)
-{
-	return context < MAX_CONTEXTS && t->depth[context] > 0;
-}
-
 static __always_inline void note_rule(__u64 *flags, __u32 *first, __u32 id, __u64 granted)
 {
 	*flags |= granted;

@@ -29,6 +29,7 @@ from typing import Any
 
 from bpfbox.compiler import ast, ir, language
 from bpfbox.compiler.resolve import ElfResolver
+from bpfbox.contract import abi
 
 from .decide import Request, allows
 from .policy import (
@@ -144,7 +145,7 @@ def _denial(
     if not isinstance(names, list) or not names or any(n not in table.bits for n in names):
         raise SuggestError(f"{where}: `access` {json.dumps(names)} is not a list of {kind} names")
     reason = event.get("reason")
-    if reason not in ("no_rule", "denied_by_rule", "outside_context", "partial_grant"):
+    if reason not in abi.REASONS:
         raise SuggestError(f"{where}: `reason` {reason!r} is not a denial reason")
     obj = event.get("object")
     family = event.get("family")
@@ -196,7 +197,8 @@ def suggest(text: str, policy: Path, resolver: ElfResolver, denials: list[Denial
                 f"{denial.rule_id}, `{denial.rule_text}`, now {now}; record the events again "
                 "with the policy as it is"
             )
-        if denial.reason == "denied_by_rule":
+        # A deny rule said no, about the path or (a rename, a link) about one beneath it.
+        if denial.reason in ("denied_by_rule", "guards_beneath"):
             where = f"line {rule.span.line}" if rule else "a deny rule"
             skipped.append(
                 (

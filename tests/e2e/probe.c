@@ -87,6 +87,16 @@
  *   connect:S:ADDR          ADDR as for bind, or @T for the address slot T is bound to
  *   send:S   recv:S         send one byte / receive up to 64 bytes
  *
+ * Known gaps (docs/language.md, "Limits and known gaps": what no rule governs today)
+ *   access:PATH             access(PATH, R_OK): whether the file exists and may be read
+ *   readlink:PATH           read a symbolic link's target
+ *   statfs:PATH             statfs: the file system's statistics
+ *   inotify:PATH            add an inotify watch on PATH
+ *   renice:PID              setpriority(PRIO_PROCESS, PID, 19)
+ *   unshare-user            unshare(CLONE_NEWUSER): a new user namespace
+ *   mount-tmpfs:DIR         mount a tmpfs on DIR (and unmount it)
+ *   flock:PATH              open read-only and take an exclusive lock (LOCK_EX|LOCK_NB)
+ *
  * Capabilities
  *   cap:sys_admin           unshare a UTS namespace and set its hostname
  *   cap:net_raw             create a raw ICMP socket
@@ -107,7 +117,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/statfs.h>
 #include <sys/ipc.h>
 #include <sys/msg.h>
 #include <sys/sem.h>
@@ -943,6 +958,68 @@ static result_t op_add_key(char **f)
 	return check(syscall(SYS_add_key, "user", f[0], "x", 1, -2));
 }
 
+static result_t op_access(char **f)
+{
+	return check(access(f[0], R_OK));
+}
+
+static result_t op_readlink(char **f)
+{
+	char target[4096];
+
+	return check(readlink(f[0], target, sizeof(target)));
+}
+
+static result_t op_statfs(char **f)
+{
+	struct statfs st;
+
+	return check(statfs(f[0], &st));
+}
+
+static result_t op_inotify(char **f)
+{
+	int fd = inotify_init1(IN_CLOEXEC);
+	result_t result;
+
+	if (fd < 0)
+		return errno;
+	result = check(inotify_add_watch(fd, f[0], IN_ALL_EVENTS));
+	close(fd);
+	return result;
+}
+
+static result_t op_renice(char **f)
+{
+	return check(setpriority(PRIO_PROCESS, atoi(f[0]), 19));
+}
+
+static result_t op_unshare_user(char **f)
+{
+	return check(unshare(CLONE_NEWUSER));
+}
+
+static result_t op_mount_tmpfs(char **f)
+{
+	result_t result = check(mount("probe", f[0], "tmpfs", 0, NULL));
+
+	if (!result)
+		umount(f[0]);
+	return result;
+}
+
+static result_t op_flock(char **f)
+{
+	int fd = open(f[0], O_RDONLY);
+	result_t result;
+
+	if (fd < 0)
+		return errno;
+	result = check(flock(fd, LOCK_EX | LOCK_NB));
+	close(fd);
+	return result;
+}
+
 static const struct op ops[] = {
 	{ "open", 2, op_open },
 	{ "openat-dirfd", 3, op_openat_dirfd },
@@ -1007,6 +1084,14 @@ static const struct op ops[] = {
 	{ "shutdown", 1, op_shutdown },
 	{ "close", 1, op_close },
 	{ "cap", 1, op_cap },
+	{ "access", 1, op_access },
+	{ "readlink", 1, op_readlink },
+	{ "statfs", 1, op_statfs },
+	{ "inotify", 1, op_inotify },
+	{ "renice", 1, op_renice },
+	{ "unshare-user", 0, op_unshare_user },
+	{ "mount-tmpfs", 1, op_mount_tmpfs },
+	{ "flock", 1, op_flock },
 };
 
 static void print_result(result_t r)

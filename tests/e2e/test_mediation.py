@@ -213,8 +213,53 @@ class TestLoaderTrick:
         )
         assert result.stdout.splitlines() == ["EPERM", "EPERM"]
 
+    def test_the_loaded_program_is_confined_from_its_mapping(self, session):
+        """The confinement itself (the IPC denial above needs the `ipc` hooks too)."""
+        loader = "/lib64/ld-linux-x86-64.so.2"
+        result = subprocess.run(
+            [
+                loader,
+                str(BIN / "probe"),
+                f"open:r:{d('tree/secret/file')}",
+                f"open:r:{d('readonly')}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.stdout.splitlines() == ["EPERM", "ok"]
+        session.wait_for_message(r"denied probe\[\d+\] read .*/data/tree/secret/file")
+
 
 class TestDetachedPaths:
+    """A path walk that cannot reach the process's root names nothing a rule can match."""
+
+    def test_a_directory_fd_in_our_own_tree(self, session):
+        fd = os.open(d("tree"), os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            assert probe_with(f"openat-fd:{fd}:open", pass_fds=(fd,)) == ["ok"]
+        finally:
+            os.close(fd)
+
+    def test_a_directory_fd_from_another_mount_namespace(self, session):
+        fd = os.open(d("tree"), os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            result = subprocess.run(
+                ["unshare", "--mount", "--", str(BIN / "probe"), f"openat-fd:{fd}:open"],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                pass_fds=(fd,),
+            )
+            assert result.stdout.splitlines() == ["EPERM"], result.stderr
+        finally:
+            os.close(fd)
+
+    def test_pipes_and_sockets_stay_usable(self, session):
+        """Kernel-internal mounts keep their treatment: the probe's stdout is a pipe."""
+        assert probe("sock:a:unix:stream", "close:a") == ["ok", "ok"]
+
     def test_a_directory_fd_into_a_lazily_unmounted_tree(self, session):
         mountpoint = Path(d("lazy"))
         mountpoint.mkdir(exist_ok=True)
@@ -234,6 +279,20 @@ class TestRenameAboveADeny:
         assert probe(f"rename:{d('tree')}:{d('moved')}") == ["EPERM"]
         assert probe(f"rename:{d('tree/secret')}:{d('tree/public')}") == ["EPERM"]
         assert probe(f"open:r:{d('tree/open')}") == ["ok"]
+
+    def test_the_denial_names_the_deny_rule(self, session):
+        assert probe(f"rename:{d('tree')}:{d('moved')}") == ["EPERM"]
+        line = session.wait_for_message(r"denied probe\[\d+\] rm .*/data/tree ")
+        assert "mediation.bpfbox:14 denies a path at or beneath it" in line, session.stderr
+
+    def test_hard_linking_a_denied_file(self, session):
+        assert probe(f"link:{d('tree/secret/file')}:{d('tree/copy')}") == ["EPERM"]
+        line = session.wait_for_message(r"denied probe\[\d+\] link .*/tree/secret/file ")
+        assert "denies a path at or beneath it" in line, session.stderr
+
+    def test_renaming_beside_a_denied_directory_is_allowed(self, session):
+        assert probe(f"rename:{d('tree/open')}:{d('tree/opened')}") == ["ok"]
+        assert probe(f"rename:{d('tree/opened')}:{d('tree/open')}") == ["ok"]
 
 
 class TestDocumentedSemantics:

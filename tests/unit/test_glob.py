@@ -155,3 +155,45 @@ def test_too_many_states_is_an_error_not_a_huge_table() -> None:
     patterns = [f"/{'?' * n}*{chr(97 + n % 26)}*{chr(98 + n % 24)}**z" for n in range(60)]
     with pytest.raises(glob.TooComplexError):
         glob.compile_globs(patterns)
+
+
+def _state_after(dfa: glob.Dfa, path: bytes) -> int:
+    state = 1
+    for byte in path:
+        state = dfa.transitions[state][dfa.classes[byte]]
+    return state
+
+
+def test_guard_states_name_the_first_glob_at_or_beneath_a_path() -> None:
+    """What rename/link consult: (globs matching the path, globs matching it or beneath)."""
+    globs = ["/data/tree/secret{,/**}", "/data/**/.ssh", "/data/tree/**"]
+    dfa = glob.compile_globs(globs)
+    guards = glob.guard_states(dfa, {0: 7, 1: 9})  # glob 2 is an allow rule's: no weight
+    assert guards[_state_after(dfa, b"/data/tree/secret")] == (7, 7)
+    assert guards[_state_after(dfa, b"/data/tree/secret/file")] == (7, 7)
+    assert guards[_state_after(dfa, b"/data/tree")] == (0, 7)
+    assert guards[_state_after(dfa, b"/data")] == (0, 7)
+    assert guards[_state_after(dfa, b"/data/other")] == (0, 9)
+    assert guards[_state_after(dfa, b"/data/x/.ssh")] == (9, 9)
+    # A sibling whose name starts like the denied one is not above it.
+    assert guards[_state_after(dfa, b"/data/tree/secretive")] == (0, 9)
+    assert guards[_state_after(dfa, b"/etc")] == (0, 0)
+    assert guards[0] == (0, 0)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(
+    st.lists(COMPONENT, min_size=1, max_size=3).map(lambda parts: "/" + "/".join(parts)),
+    st.lists(PATH_COMPONENT, min_size=1, max_size=3).map(lambda parts: "/" + "/".join(parts)),
+    st.lists(PATH_COMPONENT, min_size=1, max_size=3).map(lambda parts: "/" + "/".join(parts)),
+)
+def test_guard_states_agree_with_matching_the_extensions(pattern: str, path: str, tail: str):
+    """Whenever the glob matches path + tail, the path's state says a glob lies beneath."""
+    try:
+        dfa = glob.compile_globs([pattern])
+    except glob.GlobError:
+        return
+    itself, beneath = glob.guard_states(dfa, {0: 1})[_state_after(dfa, path.encode())]
+    assert itself == (1 if dfa.match(path.encode()) else 0)
+    if dfa.match((path + tail).encode()):
+        assert beneath == 1

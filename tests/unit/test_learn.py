@@ -441,7 +441,13 @@ def test_suggest_refuses_events_of_an_older_policy(tmp_path: Path) -> None:
         _suggest(tmp_path, text, event)
 
 
-def test_suggest_leaves_explicit_denies_alone(tmp_path: Path, capsys) -> None:
+@pytest.mark.parametrize(
+    ("reason", "access", "path"),
+    [("denied_by_rule", "read", "/etc/shadow"), ("guards_beneath", "rm", "/etc")],
+)
+def test_suggest_leaves_explicit_denies_alone(
+    tmp_path: Path, capsys, reason: str, access: str, path: str
+) -> None:
     policy = tmp_path / "deny.bpfbox"
     policy.write_text('#![profile "/sbin/mylogin"]\n#[deny] fs("/etc/shadow", read)\n')
     events = tmp_path / "ev.jsonl"
@@ -449,10 +455,10 @@ def test_suggest_leaves_explicit_denies_alone(tmp_path: Path, capsys) -> None:
         "event": "deny",
         "policy": "deny.bpfbox",
         "rule_kind": "fs",
-        "access": ["read"],
-        "object": "/etc/shadow",
+        "access": [access],
+        "object": path,
         "family": None,
-        "reason": "denied_by_rule",
+        "reason": reason,
         "rule": {"id": 1},
         "message": "denied mylogin[1] read /etc/shadow",
     }

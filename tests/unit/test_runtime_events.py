@@ -99,6 +99,11 @@ def test_short_sample_is_an_error():
             "bpfbox: denied mylogin[412] write /etc/x (<bpfbox>/base.bpfbox:30 denies it)",
         ),
         (
+            fs_event("deny", ("rm",), "/etc/ssl", 12, "guards_beneath"),
+            "bpfbox: denied mylogin[412] rm /etc/ssl (<bpfbox>/base.bpfbox:30 denies a path "
+            "at or beneath it, which the move would take away)",
+        ),
+        (
             fs_event("deny", ("write",), "/etc/shadow", 0, "no_rule"),
             "bpfbox: denied mylogin[412] write /etc/shadow (no rule in mylogin.bpfbox allows it)",
         ),

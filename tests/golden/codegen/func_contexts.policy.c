@@ -29,11 +29,12 @@ const char bpfbox_meta[] SEC(".bpfbox.meta") __attribute__((used)) =
 	"fs\",\"line\":10,\"text\":\"fs(\\\"/etc/passwd\\\", read|append)\"},{\"action\":\"allow\",\"audi"
 	"t\":false,\"column\":5,\"contexts\":[\"add_user\"],\"file\":\"func_contexts.bpfbox\",\"flags\":2"
 	"1,\"id\":4,\"kind\":\"fs\",\"line\":11,\"text\":\"fs(\\\"/etc/shadow\\\", read|append)\"}],\"tas"
-	"k_state_layout\":1,\"version\":2}";
+	"k_state_layout\":2,\"version\":2}";
 
 /* 1: the policy has taint rules, and enforces nothing before a process is tainted. */
 #define TAINT_MODE 0
 #include "bpf/verdict.bpf.h"
+#include "bpf/contexts.bpf.h"
 
 /* DFA of the file path globs: 19 states, 13 byte classes.  The
  * tables are placed in .rodata explicitly: clang would put a small one in a mergeable
@@ -109,22 +110,52 @@ static const __u64 target_accept[2][1] SEC(".rodata") = {
 #include "bpf/dfa.bpf.h"
 
 
+/* For each state of the fs DFA: the first deny rule that matches the path
+ * scanned so far, and the first that matches it or a path beneath it (0: none).  Renaming or
+ * linking such a path would take the files out from under that rule (check_path, MOVING). */
+static const __u32 fs_guard[19][2] SEC(".rodata") = {
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+};
+
+static __always_inline __u32 guarding_rule(__u32 state, int directory)
+{
+	return fs_guard[below(state, 19)][directory ? 1 : 0];
+}
+
 /* ---- Rules, inlined as constant checks: one function per rule kind. ---- */
 
 static __always_inline void decide_fs(struct task_state *t, struct decision *d, __u64 req, __u32 state)
 {
 	/* func_contexts.bpfbox:5: fs("/etc/passwd", read) */
 	if (fs_has(state, 0))
-		apply(d, req, 1, DECISION_ALLOW, 0, 0x11ULL, (active(t, 0)));
+		apply(d, req, 1, DECISION_ALLOW, 0, 0x11ULL, (inside_call(t, 0)));
 	/* func_contexts.bpfbox:6: fs("/etc/shadow", read) */
 	if (fs_has(state, 1))
-		apply(d, req, 2, DECISION_ALLOW, 0, 0x11ULL, (active(t, 0)));
+		apply(d, req, 2, DECISION_ALLOW, 0, 0x11ULL, (inside_call(t, 0)));
 	/* func_contexts.bpfbox:10: fs("/etc/passwd", read|append) */
 	if (fs_has(state, 0))
-		apply(d, req, 3, DECISION_ALLOW, 0, 0x15ULL, (active(t, 1)));
+		apply(d, req, 3, DECISION_ALLOW, 0, 0x15ULL, (inside_call(t, 1)));
 	/* func_contexts.bpfbox:11: fs("/etc/shadow", read|append) */
 	if (fs_has(state, 1))
-		apply(d, req, 4, DECISION_ALLOW, 0, 0x15ULL, (active(t, 1)));
+		apply(d, req, 4, DECISION_ALLOW, 0, 0x15ULL, (inside_call(t, 1)));
 }
 
 static __always_inline void decide_proc(struct task_state *t, struct decision *d, __u64 req, int same, __u32 target)
@@ -162,32 +193,31 @@ static __always_inline void decide_cap(struct task_state *t, struct decision *d,
 #include "bpf/hooks_self.bpf.h"
 
 /* ---- Function contexts: per-thread call depth of each probed function. ---- */
-#include "bpf/contexts.bpf.h"
 
 
 /* inside check_password() of /sbin/mylogin, file offset 0x14f9 */
 SEC("uprobe")
-int bpfbox_func_enter_0(void *ctx)
+int bpfbox_func_enter_0(struct pt_regs *ctx)
 {
-	return enter_context(0);
+	return enter_context(ctx, 0);
 }
 
 SEC("uretprobe")
-int bpfbox_func_leave_0(void *ctx)
+int bpfbox_func_leave_0(struct pt_regs *ctx)
 {
-	return leave_context(0);
+	return leave_context(ctx, 0);
 }
 
 /* inside add_user() of /sbin/mylogin, file offset 0x1581 */
 SEC("uprobe")
-int bpfbox_func_enter_1(void *ctx)
+int bpfbox_func_enter_1(struct pt_regs *ctx)
 {
-	return enter_context(1);
+	return enter_context(ctx, 1);
 }
 
 SEC("uretprobe")
-int bpfbox_func_leave_1(void *ctx)
+int bpfbox_func_leave_1(struct pt_regs *ctx)
 {
-	return leave_context(1);
+	return leave_context(ctx, 1);
 }
 

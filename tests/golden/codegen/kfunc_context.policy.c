@@ -20,11 +20,12 @@ const char bpfbox_meta[] SEC(".bpfbox.meta") __attribute__((used)) =
 	"kfunc_context.bpfbox\",\"profile\":\"/sbin/mylogin\",\"rules\":[{\"action\":\"allow\",\"audit\":"
 	"false,\"column\":1,\"contexts\":[\"vfs_read\"],\"file\":\"kfunc_context.bpfbox\",\"flags\":17,\""
 	"id\":1,\"kind\":\"fs\",\"line\":4,\"text\":\"fs(\\\"/etc/shadow\\\", read)\"}],\"task_state_layo"
-	"ut\":1,\"version\":2}";
+	"ut\":2,\"version\":2}";
 
 /* 1: the policy has taint rules, and enforces nothing before a process is tainted. */
 #define TAINT_MODE 0
 #include "bpf/verdict.bpf.h"
+#include "bpf/contexts.bpf.h"
 
 /* DFA of the file path globs: 13 states, 12 byte classes.  The
  * tables are placed in .rodata explicitly: clang would put a small one in a mergeable
@@ -88,13 +89,37 @@ static const __u64 target_accept[2][1] SEC(".rodata") = {
 #include "bpf/dfa.bpf.h"
 
 
+/* For each state of the fs DFA: the first deny rule that matches the path
+ * scanned so far, and the first that matches it or a path beneath it (0: none).  Renaming or
+ * linking such a path would take the files out from under that rule (check_path, MOVING). */
+static const __u32 fs_guard[13][2] SEC(".rodata") = {
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+};
+
+static __always_inline __u32 guarding_rule(__u32 state, int directory)
+{
+	return fs_guard[below(state, 13)][directory ? 1 : 0];
+}
+
 /* ---- Rules, inlined as constant checks: one function per rule kind. ---- */
 
 static __always_inline void decide_fs(struct task_state *t, struct decision *d, __u64 req, __u32 state)
 {
 	/* kfunc_context.bpfbox:4: fs("/etc/shadow", read) */
 	if (fs_has(state, 0))
-		apply(d, req, 1, DECISION_ALLOW, 0, 0x11ULL, (active(t, 0)));
+		apply(d, req, 1, DECISION_ALLOW, 0, 0x11ULL, (inside_kernel_call(t, 0)));
 }
 
 static __always_inline void decide_proc(struct task_state *t, struct decision *d, __u64 req, int same, __u32 target)
@@ -132,19 +157,18 @@ static __always_inline void decide_cap(struct task_state *t, struct decision *d,
 #include "bpf/hooks_self.bpf.h"
 
 /* ---- Function contexts: per-thread call depth of each probed function. ---- */
-#include "bpf/contexts.bpf.h"
 
 
 /* inside the kernel function vfs_read() */
 SEC("fentry/vfs_read")
 int BPF_PROG(bpfbox_kfunc_enter_0)
 {
-	return enter_context(0);
+	return enter_kernel_context(0);
 }
 
 SEC("fexit/vfs_read")
 int BPF_PROG(bpfbox_kfunc_leave_0)
 {
-	return leave_context(0);
+	return leave_kernel_context(0);
 }
 

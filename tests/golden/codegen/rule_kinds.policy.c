@@ -28,11 +28,12 @@ const char bpfbox_meta[] SEC(".bpfbox.meta") __attribute__((used)) =
 	"\",\"flags\":2,\"id\":5,\"kind\":\"net\",\"line\":7,\"text\":\"net(inet, connect)\"},{\"action\""
 	":\"deny\",\"audit\":false,\"column\":9,\"contexts\":[],\"file\":\"rule_kinds.bpfbox\",\"flags\":"
 	"2097152,\"id\":6,\"kind\":\"cap\",\"line\":8,\"text\":\"cap(sys_admin)\"}],\"task_state_layout\""
-	":1,\"version\":2}";
+	":2,\"version\":2}";
 
 /* 1: the policy has taint rules, and enforces nothing before a process is tainted. */
 #define TAINT_MODE 0
 #include "bpf/verdict.bpf.h"
+#include "bpf/contexts.bpf.h"
 
 /* DFA of the file path globs: 11 states, 9 byte classes.  The
  * tables are placed in .rodata explicitly: clang would put a small one in a mergeable
@@ -111,6 +112,28 @@ static const __u64 target_accept[12][1] SEC(".rodata") = {
 #define DFA_WORDS 1
 #include "bpf/dfa.bpf.h"
 
+
+/* For each state of the fs DFA: the first deny rule that matches the path
+ * scanned so far, and the first that matches it or a path beneath it (0: none).  Renaming or
+ * linking such a path would take the files out from under that rule (check_path, MOVING). */
+static const __u32 fs_guard[11][2] SEC(".rodata") = {
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+};
+
+static __always_inline __u32 guarding_rule(__u32 state, int directory)
+{
+	return fs_guard[below(state, 11)][directory ? 1 : 0];
+}
 
 /* ---- Rules, inlined as constant checks: one function per rule kind. ---- */
 

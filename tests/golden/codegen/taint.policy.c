@@ -20,11 +20,12 @@ const char bpfbox_meta[] SEC(".bpfbox.meta") __attribute__((used)) =
 	"bpfbox\",\"flags\":17,\"id\":1,\"kind\":\"fs\",\"line\":3,\"text\":\"fs(\\\"/etc/hosts\\\", read"
 	")\"},{\"action\":\"audit\",\"audit\":true,\"column\":10,\"contexts\":[],\"file\":\"taint.bpfbox\""
 	",\"flags\":17,\"id\":2,\"kind\":\"fs\",\"line\":4,\"text\":\"fs(\\\"/etc/passwd\\\", read)\"}],\""
-	"task_state_layout\":1,\"version\":2}";
+	"task_state_layout\":2,\"version\":2}";
 
 /* 1: the policy has taint rules, and enforces nothing before a process is tainted. */
 #define TAINT_MODE 1
 #include "bpf/verdict.bpf.h"
+#include "bpf/contexts.bpf.h"
 
 /* DFA of the file path globs: 18 states, 13 byte classes.  The
  * tables are placed in .rodata explicitly: clang would put a small one in a mergeable
@@ -97,6 +98,35 @@ static const __u64 target_accept[2][1] SEC(".rodata") = {
 #define DFA_WORDS 1
 #include "bpf/dfa.bpf.h"
 
+
+/* For each state of the fs DFA: the first deny rule that matches the path
+ * scanned so far, and the first that matches it or a path beneath it (0: none).  Renaming or
+ * linking such a path would take the files out from under that rule (check_path, MOVING). */
+static const __u32 fs_guard[18][2] SEC(".rodata") = {
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+	{ 0, 0 },
+};
+
+static __always_inline __u32 guarding_rule(__u32 state, int directory)
+{
+	return fs_guard[below(state, 18)][directory ? 1 : 0];
+}
 
 /* ---- Rules, inlined as constant checks: one function per rule kind. ---- */
 

@@ -1,0 +1,83 @@
+"""Known gaps: what a confined process can still do that no rule governs.
+
+Each test asserts TODAY's behaviour of one LSM hook bpfbox does not use (found by walking
+Linux 6.1's hook list against docs/language.md's promises) and names the gap it shows; every
+one is written down in docs/language.md, "Limits and known gaps".  When a gap is closed, its
+test fails: turn it into an enforcement test then.  The policy is tests/e2e/policies/
+mediation.bpfbox (`base` and a few files under /mnt/e2e/data, no rule for `unruled`).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from confined import DATA, Enforcing, fresh_data, install_tree, probe, remove_tree, start_target
+
+pytestmark = pytest.mark.vm
+
+UNRULED = DATA / "unruled"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def tree():
+    install_tree()
+    yield
+    remove_tree()
+
+
+@pytest.fixture(scope="module")
+def session():
+    fresh_data({"unruled": "no rule names this file"}, dirs=("mountpoint",))
+    os.symlink(UNRULED, DATA / "link")
+    with Enforcing("mediation") as running:
+        yield running
+
+
+def test_known_gap_access_tests_any_file(session):
+    """inode_permission: access(2) tells whether any file exists and may be read."""
+    assert probe(f"stat:{UNRULED}", f"access:{UNRULED}") == ["EPERM", "ok"]
+    assert probe(f"access:{DATA / 'missing'}") == ["ENOENT"]
+
+
+def test_known_gap_readlink_reads_any_symlink(session):
+    """inode_readlink: a symbolic link's target is readable without a rule."""
+    assert probe(f"readlink:{DATA / 'link'}") == ["ok"]
+
+
+def test_known_gap_statfs_of_any_path(session):
+    """sb_statfs: the statistics of the file system holding any path."""
+    assert probe(f"statfs:{UNRULED}") == ["ok"]
+
+
+def test_known_gap_inotify_watches_any_file(session):
+    """path_notify: a watch on a file no rule covers sees when it is read or changed."""
+    assert probe(f"inotify:{UNRULED}") == ["ok"]
+
+
+def test_known_gap_priority_of_other_processes(session):
+    """task_setnice (and setscheduler, setioprio, prlimit, movememory): processes of the
+    same user can be slowed down without a `signal` or `ptrace` rule."""
+    target = start_target()
+    try:
+        assert probe(f"renice:{target.pid}") == ["ok"]
+    finally:
+        target.kill()
+        target.wait()
+
+
+def test_known_gap_user_namespaces_but_no_capabilities_in_them(session):
+    """userns_create: a confined process may create a user namespace, but `cap` rules still
+    decide every capability it uses there (sys_admin: denied)."""
+    assert probe("unshare-user", "cap:sys_admin") == ["ok", "EPERM"]
+
+
+def test_known_gap_an_exclusive_lock_with_a_read_grant(session):
+    """file_lock: `read` (here on /mnt/e2e/data, a directory) is enough to lock exclusively."""
+    assert probe(f"flock:{DATA}") == ["ok"]
+
+
+def test_mounts_are_governed_only_by_cap_sys_admin(session):
+    """sb_mount, move_mount, sb_umount, sb_pivotroot: no fs rule sees them; without
+    `cap(sys_admin)` they are denied (with it, the mount tree is the process's to change)."""
+    assert probe(f"mount-tmpfs:{DATA / 'mountpoint'}") == ["EPERM"]
