@@ -9,13 +9,15 @@
 #include "path.bpf.h"
 #include "verdict.bpf.h"
 
-/* Check `req` on the object at (mnt, dentry). */
-static __noinline int check_fs(struct task_state *t, struct vfsmount *mnt, struct dentry *dentry, __u64 req,
-			       int detached_ok)
+/* Check `req` of a rule kind with a path object (fs, ioctl: `number` is the command) on the
+ * object at (mnt, dentry).  Inlined into one function per kind (BPF calls take 5 arguments). */
+static __always_inline int check_path(struct task_state *t, struct vfsmount *mnt, struct dentry *dentry,
+				      __u32 rule_kind, __u64 req, __u32 number, int detached_ok)
 {
 	struct decision d = {};
-	struct object o = { .kind = RULE_FS, .has_path = 1 };
+	struct object o = { .kind = rule_kind, .has_path = 1, .number = number };
 	struct scratch *s = scratch();
+	__u32 state;
 	int status;
 
 	if (!t)
@@ -24,9 +26,20 @@ static __noinline int check_fs(struct task_state *t, struct vfsmount *mnt, struc
 	if (status == WALK_DETACHED && detached_ok)
 		return 0;
 	if (status != WALK_OK)
-		return unresolvable(t, RULE_FS, req);
-	decide_fs(t, &d, req, fs_match(s));
-	return verdict(t, &d, RULE_FS, req, &o);
+		return unresolvable(t, rule_kind, req);
+	state = fs_match(s);
+	if (rule_kind == RULE_IOCTL)
+		decide_ioctl(t, &d, req, state);
+	else
+		decide_fs(t, &d, req, state);
+	return verdict(t, &d, rule_kind, req, &o);
+}
+
+/* Check `req` on the object at (mnt, dentry). */
+static __noinline int check_fs(struct task_state *t, struct vfsmount *mnt, struct dentry *dentry, __u64 req,
+			       int detached_ok)
+{
+	return check_path(t, mnt, dentry, RULE_FS, req, 0, detached_ok);
 }
 
 static __always_inline int check_file(struct task_state *t, struct file *file, __u64 req, int detached_ok)

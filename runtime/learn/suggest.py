@@ -256,7 +256,7 @@ def _object(rule: ir.Rule) -> RuleObject:
     if rule.kind == "fs":
         return object_of(Request("fs", 0, path=rule.path), rule.path)
     if rule.kind == "net":
-        names = language.FAMILIES.names(rule.families)
+        names = language.FAMILIES.names(rule.classes)
         return RuleObject("net", "|".join(names))
     if rule.kind == "cap":
         return RuleObject("cap", None)

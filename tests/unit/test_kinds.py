@@ -115,9 +115,10 @@ def test_a_new_rule_kind_is_one_registry_entry_and_one_header(
     header = tmp_path / "hooks_mount.bpf.h"
     header.write_text(MOUNT_HEADER)
     ops = FlagSet("mount operation", {"mount": 1 << 0, "umount": 1 << 1}, "E0102")
+    number = max(k.number for k in kinds.REGISTRY.values()) + 1
     mount = RuleKind(
         "mount",
-        7,
+        number,
         (Parameter("OPS", Param.FLAGS, ops),),
         Object.NONE,
         (Hook("sb_mount", ("mount",)), Hook("sb_umount", ("umount",))),
@@ -144,7 +145,7 @@ def test_a_new_rule_kind_is_one_registry_entry_and_one_header(
     meta = metadata.parse(json.loads(embedded_metadata(compilation.c_source)), "x")
     event = events.Event(
         kind=abi.EventKind.DENY,
-        rule_kind=7,
+        rule_kind=number,
         pid=1,
         tgid=1,
         flags=2,
