@@ -34,14 +34,15 @@ static __always_inline struct mount *real_mount(struct vfsmount *vfsmnt)
 
 static __always_inline long at_mqueue_root(struct walk *w)
 {
+	struct scratch *s = w->s;
 	__u32 len = sizeof(MQUEUE_ROOT) - 1;
 
-	if (w->off < PATH_BUF - PATH_MAX_LEN + len || !w->s) {
+	if (w->off < PATH_BUF - PATH_MAX_LEN + len || !s) {
 		w->status = WALK_TOO_LONG;
 		return 1;
 	}
 	w->off -= len;
-	__builtin_memcpy(&w->s->path[path_index(w->off)], MQUEUE_ROOT, sizeof(MQUEUE_ROOT) - 1);
+	__builtin_memcpy(&s->path[path_index(w->off)], MQUEUE_ROOT, sizeof(MQUEUE_ROOT) - 1);
 	return 1;
 }
 

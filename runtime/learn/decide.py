@@ -23,7 +23,7 @@ class Request:
     path: str | None = None  # fs: the file
     target: str | None = None  # proc, signal, ptrace: the target's executable
     target_is_self: bool = False  # the target runs the profile's program (or is the task)
-    family: str | None = None  # net
+    family: str | None = None  # net: the address family; ipc: the IPC object kind
 
 
 def allows(program: ir.Program, request: Request, inside: frozenset[str] = frozenset()) -> bool:
