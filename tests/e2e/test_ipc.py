@@ -1,18 +1,13 @@
 """SysV IPC, POSIX message queues, keys and ioctl commands (ipc, key and ioctl rules, and fs
-rules on /dev/mqueue), in a real kernel: tests/e2e/policies/ipc.bpfbox grants some of each;
-mediation.bpfbox (`base` and no such rule) and cat.bpfbox show what `base` alone grants."""
+rules on /dev/mqueue), in a real kernel: tests/e2e/policies/ipc.bpfbox grants some of each.
+What `base` alone grants of them: test_ipc_base.py."""
 
 from __future__ import annotations
 
-import os
-import pty
-import select
-import subprocess
 from pathlib import Path
 
 import pytest
-from confined import BIN, Enforcing, fresh_data, install_tree, probe, remove_tree, run
-from timing import scaled
+from confined import Enforcing, fresh_data, install_tree, on_terminal, probe, remove_tree, run
 
 pytestmark = pytest.mark.vm
 
@@ -29,38 +24,6 @@ def session():
     fresh_data()
     with Enforcing("ipc") as running:
         yield running
-
-
-def on_terminal(*ops: str) -> tuple[list[str], bytes]:
-    """The probe with a new pseudo-terminal as its controlling terminal and standard input
-    (opened after setsid, so that the kernel makes it the controlling one without
-    TIOCSCTTY); its results, and what the terminal echoed."""
-    controller, terminal = pty.openpty()
-    name = os.ttyname(terminal)
-    os.close(terminal)
-
-    def become_session_leader_on_the_terminal() -> None:
-        os.setsid()
-        fd = os.open(name, os.O_RDWR)
-        os.dup2(fd, 0)
-
-    try:
-        result = subprocess.run(
-            [str(BIN / "probe"), *ops],
-            preexec_fn=become_session_leader_on_the_terminal,
-            capture_output=True,
-            text=True,
-            timeout=scaled(60),
-        )
-        echoed = b""
-        while select.select([controller], [], [], 0.5)[0]:
-            try:
-                echoed += os.read(controller, 1024)
-            except OSError:
-                break
-        return result.stdout.splitlines(), echoed
-    finally:
-        os.close(controller)
 
 
 def legacy_tiocsti() -> bool:
@@ -130,51 +93,3 @@ class TestIoctlCommands:
         else:
             # The kernel itself refuses it without CAP_SYS_ADMIN (which no rule grants).
             assert results == ["EIO"]
-
-
-class TestWithoutRules:
-    """`base` alone (mediation.bpfbox) grants no IPC object, no key, and no TIOCSTI."""
-
-    @pytest.fixture(scope="class")
-    def mediation(self):
-        fresh_data()
-        with Enforcing("mediation") as running:
-            yield running
-
-    def test_nothing_of_it(self, mediation):
-        ops = ["ipc-new:shm:0", "ipc-new:sem:0", "ipc-new:msg:0", "mq-open:x", "add-key:k"]
-        assert probe(*ops) == ["EPERM"] * 5
-        results, echoed = on_terminal("tty:sti", "tty:isatty")
-        assert (results, echoed) == (["EPERM", "ok"], b"")
-        assert mediation.wait_for_message(r"denied probe\[\d+\] ioctl tiocsti /dev/pts/\d+")
-
-
-class TestCatOnATerminal:
-    """`base` is enough for a dynamically linked program writing to a terminal."""
-
-    @pytest.fixture(scope="class")
-    def cat(self):
-        fresh_data({"r": "hello\n", "secret": "no"})
-        with Enforcing("cat") as running:
-            yield running
-
-    def test_cat_writes_to_a_terminal_without_a_denial(self, cat):
-        controller, terminal = pty.openpty()
-        try:
-            result = subprocess.run(
-                ["/usr/bin/cat", "/mnt/e2e/data/r"],
-                stdin=subprocess.DEVNULL,
-                stdout=terminal,
-                stderr=subprocess.PIPE,
-                timeout=scaled(60),
-            )
-            assert result.returncode == 0, result.stderr
-            assert b"hello" in os.read(controller, 1024)
-        finally:
-            os.close(controller)
-            os.close(terminal)
-        # A denial after it: once its event is in, every earlier event is too.
-        subprocess.run(["/usr/bin/cat", "/mnt/e2e/data/secret"], capture_output=True)
-        assert cat.wait_for_message(r"denied cat\[\d+\] read .*secret")
-        denials = [e["message"] for e in cat.events() if e["event"] == "deny"]
-        assert len(denials) == 1, denials
