@@ -157,3 +157,16 @@ def test_a_new_rule_kind_is_one_registry_entry_and_one_header(
         object="",
     )
     assert events.message(meta, event) == "denied x[1] mount umount (test.bpfbox:2 denies it)"
+
+
+def test_fs_ioctl_allows_no_dangerous_command_and_denies_every_one() -> None:
+    ioctl = kinds.REGISTRY["ioctl"]
+    dangerous = ioctl.flags.mask(list(abi.IOCTL_DANGEROUS))
+    every = sum(ioctl.flags.bits.values()) | abi.IOCTL_UNNAMED
+    assert ioctl.absorbs is not None and (ioctl.absorbs.kind, ioctl.absorbs.flag) == ("fs", "ioctl")
+    assert ioctl.absorbs.allows & dangerous == 0
+    assert ioctl.absorbs.allows == every & ~dangerous
+    assert ioctl.absorbs.applies == every
+    # The header's command numbers and the contract agree, and no two names share a number.
+    assert len(set(abi.IOCTL_COMMANDS.values())) == len(abi.IOCTL_COMMANDS)
+    assert set(abi.IOCTL_DANGEROUS) <= set(abi.IOCTL_COMMANDS)
