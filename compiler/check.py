@@ -333,13 +333,26 @@ def _check_flags_argument(parameter, argument, kind, diag: Diagnostics) -> None:
                 f"unknown {flags.what} `{name.text}`",
                 name.span,
                 label=f"not {_article(flags.what)} {flags.what} of `{kind.name}`",
-                help=did_you_mean(nearest_names(name.text, flags.bits, limit=1))
+                help=_absorbed_flag_help(kind, name.text)
+                or did_you_mean(nearest_names(name.text, flags.bits, limit=1))
                 or (f"`{kind.name}` accepts {_listing(flags)}",),
             )
 
 
+def _absorbed_flag_help(kind: language.RuleKind, name: str) -> tuple[str, ...]:
+    """`ioctl(PATH, ioctl)`: the name is the flag of the kind this one absorbs."""
+    absorbs = kind.absorbs
+    if absorbs is None or name != absorbs.flag:
+        return ()
+    return (
+        f"`{name}` is a flag of `{absorbs.kind}`: `{absorbs.kind}(PATH, {name})` grants every "
+        f"command but the dangerous ones; `{kind.name}` names commands",
+    )
+
+
 def _article(noun: str) -> str:
-    return "an" if noun[0] in "aeiou" else "a"
+    # "an IPC object kind": an initialism is read letter by letter.
+    return "an" if noun[0] in "aeiouAEFHILMNORSX" else "a"
 
 
 def _listing(flags: language.FlagSet) -> str:

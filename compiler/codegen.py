@@ -197,9 +197,22 @@ def _kind_view(
         "parameters": kind.c_parameters,
         "rules": [
             _rule_view(r, kind, fs_table, targets, context_kinds)
-            for r in program.rules_of(kind.name)
+            for r in sorted(program.rules_of(kind.name) + program.absorbed(kind.name), key=_id)
         ],
     }
+
+
+def _id(rule: Rule) -> int:
+    return rule.id
+
+
+def _granted(rule: Rule, kind: RuleKind) -> int:
+    """The bits of `kind`'s flags that the rule decides: its own flags, or for a rule of a
+    kind that `kind` absorbs, what the absorption gives it."""
+    if rule.kind == kind.name:
+        return rule.flags
+    assert kind.absorbs is not None and kind.absorbs.kind == rule.kind
+    return kind.absorbs.allows if rule.decision == "allow" else kind.absorbs.applies
 
 
 def _rule_view(
@@ -216,7 +229,7 @@ def _rule_view(
         "match": _match_expression(rule, kind.object, fs_table, targets),
         "decision": f"DECISION_{abi.Decision.of(rule.decision).name}",
         "audit": int(rule.audit),
-        "flags": f"{rule.flags:#x}ULL",
+        "flags": f"{_granted(rule, kind):#x}ULL",
         "context": _context_expression(rule, context_kinds),
     }
 
@@ -231,8 +244,8 @@ def _match_expression(rule: Rule, kind: Object, fs_table: GlobTable, targets: Gl
         if rule.target.kind == "any":
             return "1"
         return f"target_has(target, {targets.index(rule.target.glob)})"
-    if kind is Object.FAMILY:
-        return f"family < 64 && (({rule.families:#x}ULL >> family) & 1)"
+    if kind is Object.CLASS:
+        return f"class < 64 && (({rule.classes:#x}ULL >> class) & 1)"
     if kind is Object.NONE:
         return "1"
     raise ValueError(f"codegen: no object match for a `{rule.kind}` rule")

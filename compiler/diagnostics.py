@@ -38,6 +38,8 @@ CODES = {
     "E0111": "conflicting action directives",
     "E0112": "`any` combined with other names",
     "E0113": "unknown target",
+    "E0114": "unknown IPC object kind",
+    "E0115": "unknown ioctl command",
     # Paths and globs.
     "E0201": "relative path",
     "E0202": "malformed glob",

@@ -59,7 +59,7 @@ class Rule:
     flags: int
     path: str | None
     target: Target | None
-    families: int
+    classes: int
     contexts: tuple[tuple[int, ...], ...]
     text: str
     span: Span
@@ -76,8 +76,8 @@ class Rule:
             return f'"{self.path}"'
         if self.target is not None:
             return str(self.target)
-        if self.families:
-            return "|".join(language.FAMILIES.names(self.families))
+        if self.classes:
+            return "|".join(language.RULE_KINDS[self.kind].classes.names(self.classes))
         return "-"
 
 
@@ -155,10 +155,22 @@ class Program:
         return tuple(r for r in self.rules if r.kind == kind)
 
     def rules_for(self, hook: Hook) -> tuple[Rule, ...]:
-        """The rules a hook consults: same kind, and asking for a flag the hook can request."""
+        """The rules a hook consults: same kind, and asking for a flag the hook can request;
+        and the rules of another kind that the hook's kind absorbs."""
         bits = _flag_set(hook.kind).bits
         mask = sum(bits[name] for name in hook.flags)
-        return tuple(r for r in self.rules_of(hook.kind) if r.flags & mask)
+        absorbed = self.absorbed(hook.kind)
+        return tuple(
+            r for r in self.rules if (r.kind == hook.kind and r.flags & mask) or r in absorbed
+        )
+
+    def absorbed(self, kind: str) -> tuple[Rule, ...]:
+        """The rules of another kind that decide `kind`'s accesses too (RuleKind.absorbs)."""
+        absorbs = language.RULE_KINDS[kind].absorbs
+        if absorbs is None:
+            return ()
+        flag = _flag_set(absorbs.kind).bits[absorbs.flag]
+        return tuple(r for r in self.rules_of(absorbs.kind) if r.flags & flag)
 
 
 def format_ir(program: Program) -> str:

@@ -52,7 +52,7 @@ def _identity(rule: Rule) -> tuple:
         rule.flags,
         rule.path,
         rule.target,
-        rule.families,
+        rule.classes,
         rule.contexts,
     )
 
@@ -61,7 +61,7 @@ def _covers(deny: Rule, allow: Rule, paths: _GlobCoverage, targets: _GlobCoverag
     """Does `deny` deny every flag of `allow` on every object `allow` names?"""
     if deny.kind != allow.kind or allow.flags & ~deny.flags:
         return False
-    if allow.families & ~deny.families:
+    if allow.classes & ~deny.classes:
         return False
     if allow.path is not None:
         return paths.covers(deny.path, allow.path)

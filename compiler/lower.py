@@ -74,14 +74,14 @@ def _lower_rule(rule: ast.Rule, chain, rule_id: int, resolved: Resolved) -> Rule
     kind = language.RULE_KINDS[rule.kind.text]
     values = _argument_values(kind, rule.args)
     path = target = None
-    families = flags = 0
-    for parameter, value in zip(kind.parameters, values, strict=True):
+    classes = flags = 0
+    for index, (parameter, value) in enumerate(zip(kind.parameters, values, strict=True)):
         if parameter.kind is language.Param.PATH:
             path = value
         elif parameter.kind is language.Param.TARGET:
             target = value
-        elif parameter.flags is language.FAMILIES:
-            families = parameter.flags.mask(value)
+        elif kind.object is language.Object.CLASS and index == 0:
+            classes = parameter.flags.mask(value)
         else:
             flags = parameter.flags.mask(value)
     return Rule(
@@ -92,7 +92,7 @@ def _lower_rule(rule: ast.Rule, chain, rule_id: int, resolved: Resolved) -> Rule
         flags=flags,
         path=path,
         target=target,
-        families=families,
+        classes=classes,
         contexts=_contexts(chain, resolved),
         text=rule_text(rule),
         span=rule.span,

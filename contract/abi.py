@@ -257,6 +257,88 @@ CAPABILITIES = {
     "checkpoint_restore": 40,
 }
 
+#: SysV IPC object kinds (the `ipc` rule's KINDS), numbered for the generated program.
+IPC_KINDS = {"shm": 0, "sem": 1, "msg": 2}
+#: What the `ipc` rule's OPS grant on them (docs/language.md maps each LSM hook to one).
+IPC_OPS = {
+    "create": 1 << 0,
+    "get": 1 << 1,
+    "read": 1 << 2,
+    "write": 1 << 3,
+    "getattr": 1 << 4,
+    "control": 1 << 5,
+}
+#: As for files: access to an object's contents grants its attributes.
+IPC_IMPLIED = {"read": ("getattr",), "write": ("getattr",)}
+
+#: Kernel keyring operations (the `key` rule): `create` is key_alloc, the others the
+#: KEY_NEED_* permissions of key_permission.
+KEY_OPS = {
+    "create": 1 << 0,
+    "view": 1 << 1,
+    "read": 1 << 2,
+    "write": 1 << 3,
+    "search": 1 << 4,
+    "link": 1 << 5,
+    "setattr": 1 << 6,
+}
+
+#: ioctl commands the `ioctl` rule can name (x86-64 numbers); each gets the bit of its
+#: position.  Terminal queries, terminal settings, file-descriptor flags, and the commands
+#: that `fs(PATH, ioctl)` never grants (IOCTL_DANGEROUS).
+IOCTL_COMMANDS = {
+    "tcgets": 0x5401,
+    "tcgets2": 0x802C542A,
+    "tiocgwinsz": 0x5413,
+    "tiocgpgrp": 0x540F,
+    "tiocgsid": 0x5429,
+    "tiocgetd": 0x5424,
+    "fionread": 0x541B,
+    "tiocoutq": 0x5411,
+    "tiocgptn": 0x80045430,
+    "tiocmget": 0x5415,
+    "tcsets": 0x5402,
+    "tcsetsw": 0x5403,
+    "tcsetsf": 0x5404,
+    "tiocswinsz": 0x5414,
+    "tiocspgrp": 0x5410,
+    "tiocsctty": 0x540E,
+    "tiocnotty": 0x5422,
+    "tcflsh": 0x540B,
+    "tcxonc": 0x540A,
+    "tcsbrk": 0x5409,
+    "tiocsptlck": 0x40045431,
+    "tiocgptpeer": 0x5441,
+    "tiocexcl": 0x540C,
+    "tiocnxcl": 0x540D,
+    "tiocvhangup": 0x5437,
+    "fioclex": 0x5451,
+    "fionclex": 0x5450,
+    "fionbio": 0x5421,
+    "fioasync": 0x5452,
+    "tiocsti": 0x5412,
+    "tioclinux": 0x541C,
+    "tioccons": 0x541D,
+    "tiocsetd": 0x5423,
+    "kdskbent": 0x4B47,
+    "kdskbsent": 0x4B49,
+    "kdsetkeycode": 0x4B4D,
+}
+#: Commands that type into a terminal or take over a console: granted only by an `ioctl` rule
+#: that names them, never by `fs(PATH, ioctl)` (docs/language.md says why, one by one).
+IOCTL_DANGEROUS = (
+    "tiocsti",
+    "tioclinux",
+    "tioccons",
+    "tiocsetd",
+    "kdskbent",
+    "kdskbsent",
+    "kdsetkeycode",
+)
+IOCTL_FLAGS = {name: 1 << index for index, name in enumerate(IOCTL_COMMANDS)}
+#: The request of a command with no name in IOCTL_COMMANDS: only `fs(PATH, ioctl)` grants it.
+IOCTL_UNNAMED = 1 << 63
+
 # Rule kinds and their numbers in events: contract/kinds.py.
 
 

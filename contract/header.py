@@ -71,7 +71,20 @@ def render() -> str:
             prefix = kind.name.upper()
             bits = kind.flags.bits.items()
             lines += [f"#define {prefix}_{name.upper()} {bit:#x}ULL" for name, bit in bits]
-    lines.append("")
+    lines += ["", "/* SysV IPC object kinds (the `class` of ipc rules). */"]
+    lines += [
+        f"#define IPC_CLASS_{name.upper()} {number}" for name, number in abi.IPC_KINDS.items()
+    ]
+    lines += [
+        "",
+        "/* ioctl commands: X(NAME, number) for each command an ioctl rule can name; a command",
+        " * with no name requests IOCTL_UNNAMED. */",
+        f"#define IOCTL_UNNAMED {abi.IOCTL_UNNAMED:#x}ULL",
+        "#define IOCTL_COMMANDS(X) \\",
+        *(f"\tX({name.upper()}, {number:#x}U) \\" for name, number in abi.IOCTL_COMMANDS.items()),
+        "\t/* end of IOCTL_COMMANDS */",
+        "",
+    ]
     lines += _struct("event", abi.EVENT_FIELDS, abi.EVENT_STRUCT.size, "the runtime's decoder")
     lines += _struct(
         "task_state",

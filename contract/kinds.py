@@ -30,7 +30,9 @@ class Object(Enum):
 
     PATH = "path"  # a glob over file paths: a state of the fs DFA
     TARGET = "target"  # another process, by its program: `self`, `any` or the target DFA
-    FAMILY = "family"  # a set of address families
+    #: A set of numbered classes, named by the kind's first parameter: address families
+    #: (net), SysV IPC object kinds (ipc).
+    CLASS = "class"
     NONE = "none"  # nothing: every access of the kind is a candidate
 
 
@@ -42,7 +44,8 @@ class FlagSet:
     bits: dict[str, int]
     unknown_code: str
     implied: dict[str, tuple[str, ...]] | None = None
-    #: The bits are `1 << number` of a kernel numbering (signals, capabilities, families):
+    #: The bits are `1 << number` of a kernel numbering (signals, capabilities, families,
+    #: IPC object kinds):
     #: the C side computes them from the number, so the C header has no macro for each.
     numbered: bool = False
 
@@ -85,6 +88,18 @@ class Hook:
 
 
 @dataclass(frozen=True)
+class Absorbed:
+    """Rules of `kind` with `flag` decide this kind's accesses too: an allow rule grants the
+    bits `allows`, any other decision (deny, taint, audit) applies to `applies`.  So
+    `fs(PATH, ioctl)` allows every ioctl command but the dangerous ones, and denies all."""
+
+    kind: str
+    flag: str
+    allows: int
+    applies: int
+
+
+@dataclass(frozen=True)
 class RuleKind:
     name: str
     #: Its number in events (`rule_kind`) and in the C header (RULE_NAME).
@@ -98,6 +113,10 @@ class RuleKind:
     wording: str
     #: The extra C parameters of its decide_KIND() function, after `__u64 req`.
     c_parameters: str = ""
+    #: Rules of another kind that take part in this kind's decisions (see Absorbed).
+    absorbs: Absorbed | None = None
+    #: The request bit of an access no flag names (events then show its number instead).
+    unnamed: int = 0
 
     @property
     def required(self) -> int:
@@ -112,6 +131,13 @@ class RuleKind:
         """The flag table of the last FLAGS parameter: what a rule's `flags` bits mean."""
         flag_set = self.parameters[-1].flags
         assert flag_set is not None, f"rule kind {self.name}: last parameter has no flags"
+        return flag_set
+
+    @property
+    def classes(self) -> FlagSet:
+        """The flag table of the first parameter of a CLASS kind: what `classes` bits mean."""
+        flag_set = self.parameters[0].flags
+        assert self.object is Object.CLASS and flag_set, f"rule kind {self.name}: no classes"
         return flag_set
 
     def hook_flags(self, hook: Hook) -> tuple[str, ...]:
@@ -141,6 +167,12 @@ NET_OPS = FlagSet("network operation", abi.NET_OPS, "E0102")
 FAMILIES = FlagSet("address family", _numbered(abi.FAMILIES), "E0104", numbered=True)
 SIGNALS = FlagSet("signal", _numbered(abi.SIGNALS), "E0105", numbered=True)
 CAPABILITIES = FlagSet("capability", _numbered(abi.CAPABILITIES), "E0106", numbered=True)
+IPC_CLASSES = FlagSet("IPC object kind", _numbered(abi.IPC_KINDS), "E0114", numbered=True)
+IPC_OPS = FlagSet("IPC operation", abi.IPC_OPS, "E0102", abi.IPC_IMPLIED)
+KEY_OPS = FlagSet("key operation", abi.KEY_OPS, "E0102")
+IOCTL_COMMANDS = FlagSet("ioctl command", abi.IOCTL_FLAGS, "E0115")
+_IOCTL_EVERY = sum(abi.IOCTL_FLAGS.values()) | abi.IOCTL_UNNAMED
+_IOCTL_DANGEROUS = IOCTL_COMMANDS.mask(list(abi.IOCTL_DANGEROUS))
 
 _TARGET_PARAMETERS = ", int same, __u32 target"
 
@@ -170,7 +202,6 @@ REGISTRY: dict[str, RuleKind] = {
                 Hook("path_rmdir", ("rm",)),
                 Hook("path_link", ("link", "create")),
                 Hook("path_rename", ("rm", "create")),
-                Hook("file_ioctl", ("ioctl",)),
                 # Writes beyond an append grant: fallocate, RWF_NOAPPEND, io_uring (also
                 # sockets' send/recv), clearing O_APPEND (also F_SETOWN: self-protection).
                 Hook("file_permission", ("write",)),
@@ -178,6 +209,9 @@ REGISTRY: dict[str, RuleKind] = {
                 # Connecting or sending to a pathname unix socket writes to its file.
                 Hook("unix_stream_connect", ("write",), header="hooks_net.bpf.h"),
                 Hook("unix_may_send", ("write",), header="hooks_net.bpf.h"),
+                # POSIX message queues: created and removed below the path hooks.
+                Hook("inode_create", ("create",), header="hooks_ipc.bpf.h"),
+                Hook("inode_unlink", ("rm",), header="hooks_ipc.bpf.h"),
             ),
             header="hooks_fs.bpf.h",
             wording="{access} {object}",
@@ -223,7 +257,7 @@ REGISTRY: dict[str, RuleKind] = {
                 Parameter("FAMILY", Param.FLAGS, FAMILIES),
                 Parameter("OPS", Param.FLAGS, NET_OPS),
             ),
-            Object.FAMILY,
+            Object.CLASS,
             tuple(
                 Hook(f"socket_{hook}", (op,))
                 for hook, op in (
@@ -241,7 +275,7 @@ REGISTRY: dict[str, RuleKind] = {
             + (Hook("file_permission", ("send", "recv"), header="hooks_fs.bpf.h"),),
             header="hooks_net.bpf.h",
             wording="net {family} {access}",
-            c_parameters=", __u32 family",
+            c_parameters=", __u32 class",
         ),
         RuleKind(
             "cap",
@@ -251,6 +285,55 @@ REGISTRY: dict[str, RuleKind] = {
             (Hook("capable"),),
             header="hooks_cap.bpf.h",
             wording="cap {access}",
+        ),
+        RuleKind(
+            "ipc",
+            7,
+            (
+                Parameter("KINDS", Param.FLAGS, IPC_CLASSES),
+                Parameter("OPS", Param.FLAGS, IPC_OPS),
+            ),
+            Object.CLASS,
+            (
+                *(Hook(f"{kind}_alloc_security", ("create",)) for kind in ("shm", "sem")),
+                Hook("msg_queue_alloc_security", ("create",)),
+                *(Hook(f"{kind}_associate", ("get",)) for kind in ("shm", "sem")),
+                Hook("msg_queue_associate", ("get",)),
+                Hook("shm_shmat", ("read", "write")),
+                Hook("sem_semop", ("read", "write")),
+                Hook("msg_queue_msgsnd", ("write",)),
+                Hook("msg_queue_msgrcv", ("read",)),
+                Hook("shm_shmctl", ("getattr", "control")),
+                Hook("sem_semctl", ("read", "write", "getattr", "control")),
+                Hook("msg_queue_msgctl", ("getattr", "control")),
+            ),
+            header="hooks_ipc.bpf.h",
+            wording="ipc {class} {access}",
+            c_parameters=", __u32 class",
+        ),
+        RuleKind(
+            "key",
+            8,
+            (Parameter("OPS", Param.FLAGS, KEY_OPS),),
+            Object.NONE,
+            (
+                Hook("key_alloc", ("create",)),
+                Hook("key_permission", ("view", "read", "write", "search", "link", "setattr")),
+            ),
+            header="hooks_key.bpf.h",
+            wording="key {access}",
+        ),
+        RuleKind(
+            "ioctl",
+            9,
+            (Parameter("PATH", Param.PATH), Parameter("COMMANDS", Param.FLAGS, IOCTL_COMMANDS)),
+            Object.PATH,
+            (Hook("file_ioctl"), Hook("file_ioctl_compat")),
+            header="hooks_ioctl.bpf.h",
+            wording="ioctl {access} {object}",
+            c_parameters=", __u32 state",
+            absorbs=Absorbed("fs", "ioctl", _IOCTL_EVERY & ~_IOCTL_DANGEROUS, _IOCTL_EVERY),
+            unnamed=abi.IOCTL_UNNAMED,
         ),
     )
 }
@@ -263,6 +346,7 @@ def by_number(number: int) -> RuleKind | None:
 
 def headers() -> list[str]:
     """The library files with hooks, each once: the lifecycle's, the kinds' in registry
-    order, then self-protection's."""
+    order (and those their hooks name), then self-protection's."""
     kind_headers = (k.header for k in REGISTRY.values())
-    return list(dict.fromkeys([LIFECYCLE_HEADER, *kind_headers, SELF_PROTECTION_HEADER]))
+    named = [h.header for k in REGISTRY.values() for h in k.hooks if h.header]
+    return list(dict.fromkeys([LIFECYCLE_HEADER, *kind_headers, *named, SELF_PROTECTION_HEADER]))

@@ -14,13 +14,15 @@ Text lines name who did what and point at the policy line responsible:
     event       "deny", "complain" (would have been denied), "audit", "taint" or "lost"
     profile     the profile's name;  policy: the policy file it was compiled from
     pid, tid    process id (thread group) and thread id of the acting task;  comm: its name
-    rule_kind   "fs", "proc", "signal", "ptrace", "net" or "cap"; "self" for what no rule
-                can allow (self-protection: the bpf() system call, a module request, a
-                file owner naming another process)
-    access      list of what was attempted: fs/proc/ptrace/net operations, signal names
-                ("sigterm"), capability names ("sys_admin"); for "self": "bpf_syscall",
-                "module_request" or "signal_owner"
-    object      the file (fs) or the target's executable (signal, ptrace, proc), else null
+    rule_kind   "fs", "proc", "signal", "ptrace", "net", "cap", "ipc", "key" or "ioctl";
+                "self" for what no rule can allow (self-protection: the bpf() system call,
+                a module request, a file owner naming another process)
+    access      list of what was attempted: fs/proc/ptrace/net/ipc/key operations, signal
+                names ("sigterm"), capability names ("sys_admin"), ioctl command names
+                ("tiocsti"; a command with no name as its number in hex); for "self":
+                "bpf_syscall", "module_request" or "signal_owner"
+    object      the file (fs, ioctl), the target's executable (signal, ptrace, proc), the
+                IPC object kind ("shm", "sem", "msg") for ipc, else null
     target_pid  the target process (signal, ptrace, proc; self's signal_owner), else null
     family      the address family ("inet6") for net, else null
     reason      why a deny/complain happened: "no_rule", "denied_by_rule", "outside_context",
@@ -129,6 +131,10 @@ def access_names(event: Event) -> list[str]:
     """The names of the bits in `flags` (unknown bits as hex), in the table's order."""
     if event.rule_kind == abi.SELF_PROTECTION_KIND:
         return [_PROTECTED_NAMES.get(event.object_num, f"protected{event.object_num}")]
+    kind = kinds.REGISTRY.get(event.rule_kind_name)
+    if kind and kind.unnamed and event.flags == kind.unnamed:
+        # An ioctl command with no name in the vocabulary: its number.
+        return [f"{event.object_num:#x}"]
     table = _flag_table(event.rule_kind_name)
     names = [name for name, bit in table.items() if event.flags & bit]
     rest = event.flags & ~sum(bit for name, bit in table.items() if name in names)
@@ -158,7 +164,17 @@ def describe_access(event: Event) -> str:
         target=_target(event),
         family=family_name(event),
         kind=kind.name,
+        **{"class": class_name(event)},
     )
+
+
+def class_name(event: Event) -> str:
+    """The class of an event of a kind with classes (net: "inet6", ipc: "shm"), else ""."""
+    kind = kinds.REGISTRY.get(event.rule_kind_name)
+    if kind is None or kind.object is not kinds.Object.CLASS:
+        return ""
+    names = kind.classes.names(1 << event.object_num) if event.object_num < 64 else []
+    return names[0] if names else f"#{event.object_num}"
 
 
 def _target(event: Event) -> str:
@@ -248,13 +264,21 @@ def event_record(meta: Metadata, event: Event, now: datetime) -> dict[str, Any]:
         "comm": event.comm,
         "rule_kind": kind,
         "access": access_names(event),
-        "object": event.object if targeted or _object(kind) is kinds.Object.PATH else None,
+        "object": _object_record(event, kind, targeted),
         "target_pid": event.target_pid if targeted or (kind == SELF and event.target_pid) else None,
-        "family": family_name(event) if _object(kind) is kinds.Object.FAMILY else None,
+        "family": family_name(event) if kind == "net" else None,
         "reason": event.reason_name if denial else None,
         "rule": _rule_record(rule),
         "message": message(meta, event),
     }
+
+
+def _object_record(event: Event, kind: str, targeted: bool) -> str | None:
+    if targeted or _object(kind) is kinds.Object.PATH:
+        return event.object
+    if kind != "net" and _object(kind) is kinds.Object.CLASS:
+        return class_name(event)
+    return None
 
 
 def _rule_record(rule: Rule | None) -> dict[str, Any] | None:

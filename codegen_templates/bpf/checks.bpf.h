@@ -20,9 +20,9 @@ static __noinline int protect(struct task_state *t, __u32 what, __u32 target)
 	return refuse(RULE_SELF_PROTECTION, 0, NO_RULE, REASON_SELF_PROTECTION, &o);
 }
 
-/* How check_path treats an object: PASS_INTERNAL lets one on a kernel-internal mount (a pipe,
- * a socket) pass (a detached one never does); MOVING: the object gets another path (the old
- * name of a rename, a hard link's source), so a deny rule that can match it or anything
+/* How a path check treats an object: PASS_INTERNAL lets one on a kernel-internal mount (a
+ * pipe, a socket) pass (a detached one never does); MOVING: the object gets another path (the
+ * old name of a rename, a hard link's source), so a deny rule that can match it or anything
  * beneath it refuses too (guarding_rule). */
 enum { PASS_INTERNAL = 1, MOVING = 2 };
 
@@ -32,11 +32,14 @@ static __always_inline int is_directory(struct dentry *dentry)
 	return (BPF_CORE_READ(dentry, d_inode, i_mode) & S_IFMT) == S_IFDIR;
 }
 
-static __noinline int check_path(struct task_state *t, struct vfsmount *mnt, struct dentry *dentry, __u64 req,
-				 __u32 how)
+/* Check `req` of a rule kind with a path object (fs; ioctl, whose `number` is the command) on
+ * the object at (mnt, dentry), treated as `how` says.  Inlined into one function per kind
+ * (a BPF call takes at most 5 arguments). */
+static __always_inline int check_kind_path(struct task_state *t, struct vfsmount *mnt, struct dentry *dentry,
+					   __u32 rule_kind, __u64 req, __u32 number, __u32 how)
 {
 	struct decision d = {};
-	struct object o = { .kind = RULE_FS, .has_path = 1 };
+	struct object o = { .kind = rule_kind, .has_path = 1, .number = number };
 	struct scratch *s = scratch();
 	__u32 state, guard;
 	int status;
@@ -48,18 +51,28 @@ static __noinline int check_path(struct task_state *t, struct vfsmount *mnt, str
 	if (BPF_CORE_READ(dentry, d_sb, s_magic) == BPF_FS_MAGIC) {
 		if (status != WALK_OK)
 			o.has_path = 0;
-		return refuse(RULE_FS, req, NO_RULE, REASON_SELF_PROTECTION, &o);
+		return refuse(rule_kind, req, NO_RULE, REASON_SELF_PROTECTION, &o);
 	}
 	if (status == WALK_INTERNAL && (how & PASS_INTERNAL))
 		return 0;
 	if (status != WALK_OK)
-		return unresolvable(t, RULE_FS, req);
+		return unresolvable(t, rule_kind, req);
 	state = fs_match(s);
 	guard = (how & MOVING) ? guarding_rule(state, is_directory(dentry)) : 0;
 	if (guard && !untainted(t))
-		return refuse(RULE_FS, req, guard, REASON_GUARDS_BENEATH, &o);
-	decide_fs(t, &d, req, state);
-	return verdict(t, &d, RULE_FS, req, &o);
+		return refuse(rule_kind, req, guard, REASON_GUARDS_BENEATH, &o);
+	if (rule_kind == RULE_IOCTL)
+		decide_ioctl(t, &d, req, state);
+	else
+		decide_fs(t, &d, req, state);
+	return verdict(t, &d, rule_kind, req, &o);
+}
+
+/* Check fs `req` on the object at (mnt, dentry), treated as `how` says. */
+static __noinline int check_path(struct task_state *t, struct vfsmount *mnt, struct dentry *dentry, __u64 req,
+				 __u32 how)
+{
+	return check_kind_path(t, mnt, dentry, RULE_FS, req, 0, how);
 }
 
 /* Check `req` on the object at (mnt, dentry); internal_ok: see PASS_INTERNAL. */

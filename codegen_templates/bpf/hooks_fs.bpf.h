@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * File-system hooks (fs rules; opens and stats of /proc/PID files are proc rules).
+ * File-system hooks (fs rules; opens and stats of /proc/PID files are proc rules; ioctl
+ * commands are hooks_ioctl.bpf.h's, POSIX message queues' creation hooks_ipc.bpf.h's).
  */
 #ifndef BPFBOX_HOOKS_FS_BPF_H
 #define BPFBOX_HOOKS_FS_BPF_H
@@ -239,14 +240,6 @@ int BPF_PROG(bpfbox_file_fcntl, struct file *file, unsigned int cmd, unsigned lo
 		return protect(t, PROTECTED_SIGNAL_OWNER, owner.pid > 0 ? owner.pid : 0);
 	}
 	return 0;
-}
-
-SEC("lsm/file_ioctl")
-int BPF_PROG(bpfbox_file_ioctl, struct file *file, unsigned int cmd, unsigned long arg)
-{
-	struct task_state *t = confined_current();
-
-	return t ? check_file(t, file, FS_IOCTL, 1) : 0;
 }
 
 SEC("lsm/path_chmod")

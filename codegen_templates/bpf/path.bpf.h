@@ -39,6 +39,27 @@ static __always_inline __u32 unreachable(struct mount *mnt)
 	return BPF_CORE_READ(mnt, mnt_ns) == MNT_NS_INTERNAL ? WALK_INTERNAL : WALK_DETACHED;
 }
 
+/* POSIX message queues live in an mqueue file system that each IPC namespace mounts
+ * internally (where no path leads) and that may also be mounted, conventionally at
+ * /dev/mqueue.  Wherever it is reached from, its root is named /dev/mqueue, so that one rule
+ * names a queue however it is opened (mq_open or a path). */
+#define MQUEUE_MAGIC 0x19800202
+#define MQUEUE_ROOT "/dev/mqueue"
+
+static __always_inline long at_mqueue_root(struct walk *w)
+{
+	struct scratch *s = w->s;
+	__u32 len = sizeof(MQUEUE_ROOT) - 1;
+
+	if (w->off < PATH_BUF - PATH_MAX_LEN + len || !s) {
+		w->status = WALK_TOO_LONG;
+		return 1;
+	}
+	w->off -= len;
+	__builtin_memcpy(&s->path[path_index(w->off)], MQUEUE_ROOT, sizeof(MQUEUE_ROOT) - 1);
+	return 1;
+}
+
 static long walk_step(__u32 index, void *data)
 {
 	struct walk *w = data;
@@ -49,6 +70,8 @@ static long walk_step(__u32 index, void *data)
 	struct scratch *s = w->s;
 	__u32 len, off;
 
+	if (dentry == parent && BPF_CORE_READ(dentry, d_sb, s_magic) == MQUEUE_MAGIC)
+		return at_mqueue_root(w);
 	if (dentry == root) {
 		struct mount *mnt = real_mount(vfsmnt);
 		struct mount *up = BPF_CORE_READ(mnt, mnt_parent);

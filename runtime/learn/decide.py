@@ -23,7 +23,7 @@ class Request:
     path: str | None = None  # fs: the file
     target: str | None = None  # proc, signal, ptrace: the target's executable
     target_is_self: bool = False  # the target runs the profile's program (or is the task)
-    family: str | None = None  # net
+    family: str | None = None  # net: the address family; ipc: the IPC object kind
 
 
 def allows(program: ir.Program, request: Request, inside: frozenset[str] = frozenset()) -> bool:
@@ -47,13 +47,14 @@ def allows(program: ir.Program, request: Request, inside: frozenset[str] = froze
 
 def _matching_rules(program: ir.Program, request: Request) -> list[ir.Rule]:
     rules = program.rules_of(request.kind)
-    if request.kind == "fs":
+    kind = language.RULE_KINDS[request.kind]
+    if kind.object is language.Object.PATH:
         matched = program.fs_globs.dfa.match(request.path.encode())
         return [r for r in rules if program.fs_globs.index(r.path) in matched]
-    if request.kind == "net":
-        family = language.FAMILIES.bits[request.family]
-        return [r for r in rules if r.families & family]
-    if request.kind == "cap":
+    if kind.object is language.Object.CLASS:
+        bit = kind.classes.bits.get(request.family or "", 0)
+        return [r for r in rules if r.classes & bit]
+    if kind.object is language.Object.NONE:
         return list(rules)
     matched = program.target_globs.dfa.match(request.target.encode())
     return [r for r in rules if _target_matches(program, r.target, matched, request)]

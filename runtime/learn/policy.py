@@ -82,12 +82,13 @@ class RuleObject:
 def object_of(request: Request, path_glob: str | None = None) -> RuleObject:
     """The object a rule needs to grant `request`: the path as a literal glob (or
     `path_glob`), the target (`self` for the profile's own program), the family."""
-    if request.kind == "fs":
-        return RuleObject("fs", quote(path_glob or literal(request.path)))
-    if request.kind == "net":
-        return RuleObject("net", request.family)
-    if request.kind == "cap":
-        return RuleObject("cap", None)
+    kind = language.RULE_KINDS[request.kind]
+    if kind.object is language.Object.PATH:
+        return RuleObject(request.kind, quote(path_glob or literal(request.path)))
+    if kind.object is language.Object.CLASS:
+        return RuleObject(request.kind, request.family)
+    if kind.object is language.Object.NONE:
+        return RuleObject(request.kind, None)
     target = "self" if request.target_is_self else quote(literal(request.target))
     return RuleObject(request.kind, target)
 

@@ -148,27 +148,29 @@ def _denial(
     if reason not in abi.REASONS:
         raise SuggestError(f"{where}: `reason` {reason!r} is not a denial reason")
     obj = event.get("object")
-    family = event.get("family")
-    if (kind == "fs" or kind in ("proc", "signal", "ptrace")) and not (
+    rule_kind = language.RULE_KINDS[kind]
+    # The class of a net denial is its `family`, of an ipc denial its `object` ("shm").
+    family = event.get("family") if kind == "net" else obj
+    if rule_kind.object in (language.Object.PATH, language.Object.TARGET) and not (
         isinstance(obj, str) and obj.startswith("/")
     ):
         raise SuggestError(f"{where}: a {kind} denial needs an absolute `object`")
-    if kind == "net" and family not in language.FAMILIES.bits:
-        raise SuggestError(f"{where}: `family` {family!r} is not an address family")
+    if rule_kind.object is language.Object.CLASS and family not in rule_kind.classes.bits:
+        raise SuggestError(f"{where}: `{kind}` denial names no {rule_kind.classes.what}")
     rule = event.get("rule") if isinstance(event.get("rule"), dict) else {}
     rule_id, rule_text = rule.get("id"), rule.get("text")
     if rule_id is not None and (not isinstance(rule_id, int) or isinstance(rule_id, bool)):
         raise SuggestError(f"{where}: `rule.id` must be an integer")
     if rule_text is not None and not isinstance(rule_text, str):
         raise SuggestError(f"{where}: `rule.text` must be a string")
-    targeted = kind in ("proc", "signal", "ptrace")
+    targeted = rule_kind.object is language.Object.TARGET
     request = Request(
         kind=kind,
         mask=table.mask(names),
-        path=obj if kind == "fs" else None,
+        path=obj if rule_kind.object is language.Object.PATH else None,
         target=obj if targeted else None,
         target_is_self=targeted and same_program(obj, profile, resolver),
-        family=family if kind == "net" else None,
+        family=family if rule_kind.object is language.Object.CLASS else None,
     )
     return request, reason, rule_id, rule_text
 
@@ -255,13 +257,13 @@ def _same_object_rule(program: ir.Program, request: Request, main: str) -> ir.Ru
 
 
 def _object(rule: ir.Rule) -> RuleObject:
-    if rule.kind == "fs":
-        return object_of(Request("fs", 0, path=rule.path), rule.path)
-    if rule.kind == "net":
-        names = language.FAMILIES.names(rule.families)
-        return RuleObject("net", "|".join(names))
-    if rule.kind == "cap":
-        return RuleObject("cap", None)
+    kind = language.RULE_KINDS[rule.kind]
+    if kind.object is language.Object.PATH:
+        return object_of(Request(rule.kind, 0, path=rule.path), rule.path)
+    if kind.object is language.Object.CLASS:
+        return RuleObject(rule.kind, "|".join(kind.classes.names(rule.classes)))
+    if kind.object is language.Object.NONE:
+        return RuleObject(rule.kind, None)
     return RuleObject(rule.kind, str(rule.target))
 
 

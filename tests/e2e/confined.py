@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -207,3 +209,35 @@ def _exe(pid: int) -> str | None:
         return os.readlink(f"/proc/{pid}/exe")
     except OSError:
         return None
+
+
+def on_terminal(*ops: str) -> tuple[list[str], bytes]:
+    """The probe with a new pseudo-terminal as its controlling terminal and standard input
+    (opened after setsid, so that the kernel makes it the controlling one without
+    TIOCSCTTY); its results, and what the terminal echoed."""
+    controller, terminal = pty.openpty()
+    name = os.ttyname(terminal)
+
+    def become_session_leader_on_the_terminal() -> None:
+        os.setsid()
+        fd = os.open(name, os.O_RDWR)
+        os.dup2(fd, 0)
+
+    try:
+        result = subprocess.run(
+            [str(BIN / "probe"), *ops],
+            preexec_fn=become_session_leader_on_the_terminal,
+            capture_output=True,
+            text=True,
+            timeout=scaled(60),
+        )
+        echoed = b""
+        while select.select([controller], [], [], 0.5)[0]:
+            try:
+                echoed += os.read(controller, 1024)
+            except OSError:
+                break
+        return result.stdout.splitlines(), echoed
+    finally:
+        os.close(controller)
+        os.close(terminal)

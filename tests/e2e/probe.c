@@ -76,7 +76,22 @@
  * IPC and keys
  *   shmget   semget   msgget   SysV objects (IPC_PRIVATE), created and removed
  *   mq-open:NAME            create (and unlink) the POSIX message queue /NAME
+ *   mq-create:NAME   mq-openro:NAME   mq-unlink:NAME   create (O_EXCL) and close; open an
+ *                           existing one read-only and close; remove
  *   add-key:DESC            add a "user" key DESC to the process keyring
+ *   read-key:DESC           search the process keyring for the "user" key DESC and read it
+ *   ipc-new:KIND:KEY        create a SysV object (KIND shm, sem or msg; KEY 0: IPC_PRIVATE)
+ *                           and keep it for the operations below (one of each kind)
+ *   ipc-get:KIND:KEY        look up the existing object KEY (no IPC_CREAT) and keep it
+ *   ipc-stat:KIND   ipc-rm:KIND     IPC_STAT, IPC_RMID of the kept object
+ *   shmat:r|rw              attach the kept segment read-only or read-write, and detach
+ *   semop:zero|add          wait-for-zero (IPC_NOWAIT) or increment the kept semaphore
+ *   msgsnd   msgrcv         send one message, receive one (IPC_NOWAIT) on the kept queue
+ *
+ * Terminals (standard input)
+ *   tty:tcgets  tty:winsz  tty:setwinsz  tty:fionread  tty:isatty (ENOTTY when not one)
+ *   tty:sti                 push `x` into the input queue (TIOCSTI) of standard input, which
+ *                           must already be the controlling terminal
  *
  * Sockets (loopback only), kept in slots named by one letter
  *   socket:FAMILY:TYPE      create and close; FAMILY unix, inet or inet6; TYPE stream or dgram
@@ -123,6 +138,7 @@
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/statfs.h>
+#include <termios.h>
 #include <sys/ipc.h>
 #include <sys/msg.h>
 #include <sys/sem.h>
@@ -938,18 +954,45 @@ static result_t op_msgget(char **f)
 	return 0;
 }
 
-static result_t op_mq_open(char **f)
+/* `mq-create`: create (and close) a queue; `mq-openro`: open one that exists, read-only. */
+static result_t mq_open_name(const char *name, int flags)
 {
-	char name[256];
+	char path[256];
 	mqd_t q;
 
-	snprintf(name, sizeof(name), "/%s", f[0]);
-	q = mq_open(name, O_CREAT | O_RDWR, 0600, NULL);
+	snprintf(path, sizeof(path), "/%s", name);
+	q = mq_open(path, flags, 0600, NULL);
 	if (q == (mqd_t)-1)
 		return errno;
 	mq_close(q);
-	mq_unlink(name);
 	return 0;
+}
+
+static result_t op_mq_create(char **f)
+{
+	return mq_open_name(f[0], O_CREAT | O_EXCL | O_RDWR);
+}
+
+static result_t op_mq_openro(char **f)
+{
+	return mq_open_name(f[0], O_RDONLY);
+}
+
+static result_t op_mq_unlink(char **f)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "/%s", f[0]);
+	return check(mq_unlink(path));
+}
+
+static result_t op_mq_open(char **f)
+{
+	result_t r = mq_open_name(f[0], O_CREAT | O_RDWR);
+
+	if (!r)
+		op_mq_unlink(f);
+	return r;
 }
 
 static result_t op_add_key(char **f)
@@ -1020,6 +1063,139 @@ static result_t op_flock(char **f)
 	return result;
 }
 
+static result_t op_read_key(char **f)
+{
+	char payload[16];
+	/* KEYCTL_SEARCH (10) of the process keyring (-2), then KEYCTL_READ (11) */
+	long id = syscall(SYS_keyctl, 10, -2, "user", f[0], 0);
+
+	if (id < 0)
+		return errno;
+	return check(syscall(SYS_keyctl, 11, id, payload, sizeof(payload)));
+}
+
+/* SysV objects kept between operations, one of each kind. */
+static int ipc_ids[3] = { -1, -1, -1 };
+
+static int ipc_kind(const char *name)
+{
+	if (!strcmp(name, "shm"))
+		return 0;
+	if (!strcmp(name, "sem"))
+		return 1;
+	if (!strcmp(name, "msg"))
+		return 2;
+	usage_error("unknown IPC kind", name);
+	return -1;
+}
+
+static result_t ipc_get(int kind, key_t key, int flags)
+{
+	int id = kind == 0 ? shmget(key, 4096, flags | 0600)
+		 : kind == 1 ? semget(key, 1, flags | 0600)
+			     : msgget(key, flags | 0600);
+
+	if (id < 0)
+		return errno;
+	ipc_ids[kind] = id;
+	return 0;
+}
+
+static result_t op_ipc_new(char **f)
+{
+	return ipc_get(ipc_kind(f[0]), (key_t)atoi(f[1]), IPC_CREAT | IPC_EXCL);
+}
+
+static result_t op_ipc_get(char **f)
+{
+	return ipc_get(ipc_kind(f[0]), (key_t)atoi(f[1]), 0);
+}
+
+static result_t op_ipc_stat(char **f)
+{
+	int kind = ipc_kind(f[0]);
+	struct shmid_ds shm;
+	struct msqid_ds msq;
+	struct semid_ds sem;
+
+	if (kind == 0)
+		return check(shmctl(ipc_ids[0], IPC_STAT, &shm));
+	if (kind == 1)
+		return check(semctl(ipc_ids[1], 0, IPC_STAT, &sem));
+	return check(msgctl(ipc_ids[2], IPC_STAT, &msq));
+}
+
+static result_t op_ipc_rm(char **f)
+{
+	int kind = ipc_kind(f[0]);
+
+	if (kind == 0)
+		return check(shmctl(ipc_ids[0], IPC_RMID, NULL));
+	if (kind == 1)
+		return check(semctl(ipc_ids[1], 0, IPC_RMID));
+	return check(msgctl(ipc_ids[2], IPC_RMID, NULL));
+}
+
+static result_t op_shmat(char **f)
+{
+	void *at = shmat(ipc_ids[0], NULL, strcmp(f[0], "r") ? 0 : SHM_RDONLY);
+
+	if (at == (void *)-1)
+		return errno;
+	shmdt(at);
+	return 0;
+}
+
+static result_t op_semop(char **f)
+{
+	/* `add`: V the semaphore; `zero`: wait for zero (it is zero: returns at once) */
+	struct sembuf op = { .sem_num = 0, .sem_op = strcmp(f[0], "add") ? 0 : 1, .sem_flg = IPC_NOWAIT };
+
+	return check(semop(ipc_ids[1], &op, 1));
+}
+
+static result_t op_msgsnd(char **f)
+{
+	struct { long type; char text[8]; } message = { .type = 1, .text = "x" };
+
+	(void)f;
+	return check(msgsnd(ipc_ids[2], &message, 1, IPC_NOWAIT));
+}
+
+static result_t op_msgrcv(char **f)
+{
+	struct { long type; char text[8]; } message;
+
+	(void)f;
+	return check(msgrcv(ipc_ids[2], &message, sizeof(message.text), 0, IPC_NOWAIT));
+}
+
+/* Terminal ioctls on standard input. */
+static result_t op_tty(char **f)
+{
+	struct termios termios;
+	struct winsize size;
+	int pending;
+
+	if (!strcmp(f[0], "tcgets"))
+		return check(ioctl(0, TCGETS, &termios));
+	if (!strcmp(f[0], "winsz"))
+		return check(ioctl(0, TIOCGWINSZ, &size));
+	if (!strcmp(f[0], "setwinsz")) {
+		if (ioctl(0, TIOCGWINSZ, &size))
+			return errno;
+		return check(ioctl(0, TIOCSWINSZ, &size));
+	}
+	if (!strcmp(f[0], "fionread"))
+		return check(ioctl(0, FIONREAD, &pending));
+	if (!strcmp(f[0], "isatty"))
+		return isatty(0) ? 0 : errno;
+	if (!strcmp(f[0], "sti"))
+		return check(ioctl(0, TIOCSTI, "x"));
+	usage_error("unknown tty operation", f[0]);
+	return 0;
+}
+
 static const struct op ops[] = {
 	{ "open", 2, op_open },
 	{ "openat-dirfd", 3, op_openat_dirfd },
@@ -1073,6 +1249,19 @@ static const struct op ops[] = {
 	{ "msgget", 0, op_msgget },
 	{ "mq-open", 1, op_mq_open },
 	{ "add-key", 1, op_add_key },
+	{ "read-key", 1, op_read_key },
+	{ "mq-create", 1, op_mq_create },
+	{ "mq-openro", 1, op_mq_openro },
+	{ "mq-unlink", 1, op_mq_unlink },
+	{ "ipc-new", 2, op_ipc_new },
+	{ "ipc-get", 2, op_ipc_get },
+	{ "ipc-stat", 1, op_ipc_stat },
+	{ "ipc-rm", 1, op_ipc_rm },
+	{ "shmat", 1, op_shmat },
+	{ "semop", 1, op_semop },
+	{ "msgsnd", 0, op_msgsnd },
+	{ "msgrcv", 0, op_msgrcv },
+	{ "tty", 1, op_tty },
 	{ "socket", 2, op_socket },
 	{ "sock", 3, op_sock },
 	{ "bind", 2, op_bind },

@@ -115,9 +115,10 @@ def test_a_new_rule_kind_is_one_registry_entry_and_one_header(
     header = tmp_path / "hooks_mount.bpf.h"
     header.write_text(MOUNT_HEADER)
     ops = FlagSet("mount operation", {"mount": 1 << 0, "umount": 1 << 1}, "E0102")
+    number = max(k.number for k in kinds.REGISTRY.values()) + 1
     mount = RuleKind(
         "mount",
-        7,
+        number,
         (Parameter("OPS", Param.FLAGS, ops),),
         Object.NONE,
         (Hook("sb_mount", ("mount",)), Hook("sb_umount", ("umount",))),
@@ -144,7 +145,7 @@ def test_a_new_rule_kind_is_one_registry_entry_and_one_header(
     meta = metadata.parse(json.loads(embedded_metadata(compilation.c_source)), "x")
     event = events.Event(
         kind=abi.EventKind.DENY,
-        rule_kind=7,
+        rule_kind=number,
         pid=1,
         tgid=1,
         flags=2,
@@ -156,3 +157,16 @@ def test_a_new_rule_kind_is_one_registry_entry_and_one_header(
         object="",
     )
     assert events.message(meta, event) == "denied x[1] mount umount (test.bpfbox:2 denies it)"
+
+
+def test_fs_ioctl_allows_no_dangerous_command_and_denies_every_one() -> None:
+    ioctl = kinds.REGISTRY["ioctl"]
+    dangerous = ioctl.flags.mask(list(abi.IOCTL_DANGEROUS))
+    every = sum(ioctl.flags.bits.values()) | abi.IOCTL_UNNAMED
+    assert ioctl.absorbs is not None and (ioctl.absorbs.kind, ioctl.absorbs.flag) == ("fs", "ioctl")
+    assert ioctl.absorbs.allows & dangerous == 0
+    assert ioctl.absorbs.allows == every & ~dangerous
+    assert ioctl.absorbs.applies == every
+    # The header's command numbers and the contract agree, and no two names share a number.
+    assert len(set(abi.IOCTL_COMMANDS.values())) == len(abi.IOCTL_COMMANDS)
+    assert set(abi.IOCTL_DANGEROUS) <= set(abi.IOCTL_COMMANDS)

@@ -433,6 +433,17 @@ def test_no_rule_adds_flags_to_a_rule_for_the_same_path(tmp_path: Path) -> None:
     assert after == '#![profile "/sbin/mylogin"]\nfs("/etc/hosts", read|write)\n'
 
 
+def test_no_rule_of_the_ipc_key_and_ioctl_kinds(tmp_path: Path) -> None:
+    text = '#![profile "/sbin/mylogin"]\nipc(shm, create)\n'
+    ipc = {**_event("p.bpfbox", ["read"], "shm", "no_rule", None), "rule_kind": "ipc"}
+    key = {**_event("p.bpfbox", ["search"], None, "no_rule", None), "rule_kind": "key"}
+    ioctl = _event("p.bpfbox", ["tiocgwinsz"], "/dev/pts/3", "no_rule", None)
+    after, _ = _suggest(tmp_path, text, ipc, key, {**ioctl, "rule_kind": "ioctl"})
+    assert "ipc(shm, create|read)" in after
+    assert "key(search)" in after
+    assert 'ioctl("/dev/pts/3", tiocgwinsz)' in after
+
+
 def test_suggest_refuses_events_of_an_older_policy(tmp_path: Path) -> None:
     text = '#![profile "/sbin/mylogin"]\nfs("/etc/hosts", read)\n'
     event = _event("p.bpfbox", ["write"], "/etc/hosts", "partial_grant", 1)

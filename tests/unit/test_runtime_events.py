@@ -162,6 +162,21 @@ def test_signal_denied_by_rule():
             "proc read /usr/bin/x[7]",
         ),
         ("fs", abi.FS_FLAGS["read"] | 1 << 40, {"object": "/x"}, "read,0x10000000000 /x"),
+        ("ipc", abi.IPC_OPS["create"], {"object_num": abi.IPC_KINDS["msg"]}, "ipc msg create"),
+        ("ipc", abi.IPC_OPS["read"], {"object_num": 9}, "ipc #9 read"),
+        ("key", abi.KEY_OPS["search"] | abi.KEY_OPS["read"], {}, "key read,search"),
+        (
+            "ioctl",
+            abi.IOCTL_FLAGS["tiocsti"],
+            {"object": "/dev/pts/3", "object_num": 0x5412},
+            "ioctl tiocsti /dev/pts/3",
+        ),
+        (
+            "ioctl",
+            abi.IOCTL_UNNAMED,
+            {"object": "/dev/dri/card0", "object_num": 0xC04064A0},
+            "ioctl 0xc04064a0 /dev/dri/card0",
+        ),
     ],
 )
 def test_access_descriptions(rule_kind, flags, extra, access):
@@ -200,6 +215,29 @@ def test_a_bpffs_path_is_an_fs_event_no_rule_can_allow():
         "bpfbox: denied mylogin[412] read /sys/fs/bpf/bpfbox (bpfbox protects itself and"
         " unconfined processes: no rule can allow it)"
     )
+
+
+def test_json_records_name_the_ipc_object_kind_and_the_ioctl_command():
+    ipc = events.decode(
+        pack(
+            rule_kind=kinds.REGISTRY["ipc"].number,
+            flags=abi.IPC_OPS["write"],
+            object_num=abi.IPC_KINDS["shm"],
+        )
+    )
+    record = events.event_record(META, ipc, datetime.now(timezone.utc))
+    assert (record["rule_kind"], record["object"], record["family"]) == ("ipc", "shm", None)
+    assert record["access"] == ["write"]
+    ioctl = events.decode(
+        pack(
+            rule_kind=kinds.REGISTRY["ioctl"].number,
+            flags=abi.IOCTL_UNNAMED,
+            object="/dev/x",
+            object_num=0x1234,
+        )
+    )
+    record = events.event_record(META, ioctl, datetime.now(timezone.utc))
+    assert (record["object"], record["access"]) == ("/dev/x", ["0x1234"])
 
 
 def test_unknown_rule_id_and_reason_still_print():

@@ -189,7 +189,7 @@ static __always_inline void decide_ptrace(struct task_state *t, struct decision 
 	/* No ptrace rule: every ptrace access of a confined process is denied. */
 }
 
-static __always_inline void decide_net(struct task_state *t, struct decision *d, __u64 req, __u32 family)
+static __always_inline void decide_net(struct task_state *t, struct decision *d, __u64 req, __u32 class)
 {
 	/* No net rule: every net access of a confined process is denied. */
 }
@@ -199,6 +199,21 @@ static __always_inline void decide_cap(struct task_state *t, struct decision *d,
 	/* No cap rule: every cap access of a confined process is denied. */
 }
 
+static __always_inline void decide_ipc(struct task_state *t, struct decision *d, __u64 req, __u32 class)
+{
+	/* No ipc rule: every ipc access of a confined process is denied. */
+}
+
+static __always_inline void decide_key(struct task_state *t, struct decision *d, __u64 req)
+{
+	/* No key rule: every key access of a confined process is denied. */
+}
+
+static __always_inline void decide_ioctl(struct task_state *t, struct decision *d, __u64 req, __u32 state)
+{
+	/* No ioctl rule: every ioctl access of a confined process is denied. */
+}
+
 
 #include "bpf/checks.bpf.h"
 #include "bpf/hooks_exec.bpf.h"
@@ -206,4 +221,7 @@ static __always_inline void decide_cap(struct task_state *t, struct decision *d,
 #include "bpf/hooks_task.bpf.h"
 #include "bpf/hooks_net.bpf.h"
 #include "bpf/hooks_cap.bpf.h"
+#include "bpf/hooks_ipc.bpf.h"
+#include "bpf/hooks_key.bpf.h"
+#include "bpf/hooks_ioctl.bpf.h"
 #include "bpf/hooks_self.bpf.h"

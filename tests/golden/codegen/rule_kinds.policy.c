@@ -165,10 +165,10 @@ static __always_inline void decide_ptrace(struct task_state *t, struct decision 
 		apply(d, req, 4, DECISION_ALLOW, 0, 0x1ULL, 1);
 }
 
-static __always_inline void decide_net(struct task_state *t, struct decision *d, __u64 req, __u32 family)
+static __always_inline void decide_net(struct task_state *t, struct decision *d, __u64 req, __u32 class)
 {
 	/* rule_kinds.bpfbox:7: net(inet, connect) */
-	if (family < 64 && ((0x4ULL >> family) & 1))
+	if (class < 64 && ((0x4ULL >> class) & 1))
 		apply(d, req, 5, DECISION_ALLOW, 0, 0x2ULL, 1);
 }
 
@@ -179,6 +179,21 @@ static __always_inline void decide_cap(struct task_state *t, struct decision *d,
 		apply(d, req, 6, DECISION_DENY, 0, 0x200000ULL, 1);
 }
 
+static __always_inline void decide_ipc(struct task_state *t, struct decision *d, __u64 req, __u32 class)
+{
+	/* No ipc rule: every ipc access of a confined process is denied. */
+}
+
+static __always_inline void decide_key(struct task_state *t, struct decision *d, __u64 req)
+{
+	/* No key rule: every key access of a confined process is denied. */
+}
+
+static __always_inline void decide_ioctl(struct task_state *t, struct decision *d, __u64 req, __u32 state)
+{
+	/* No ioctl rule: every ioctl access of a confined process is denied. */
+}
+
 
 #include "bpf/checks.bpf.h"
 #include "bpf/hooks_exec.bpf.h"
@@ -186,4 +201,7 @@ static __always_inline void decide_cap(struct task_state *t, struct decision *d,
 #include "bpf/hooks_task.bpf.h"
 #include "bpf/hooks_net.bpf.h"
 #include "bpf/hooks_cap.bpf.h"
+#include "bpf/hooks_ipc.bpf.h"
+#include "bpf/hooks_key.bpf.h"
+#include "bpf/hooks_ioctl.bpf.h"
 #include "bpf/hooks_self.bpf.h"
