@@ -27,7 +27,7 @@ METADATA_SYMBOL = "bpfbox_meta"
 EVENTS_MAP = "bpfbox_events"
 STATS_MAP = "bpfbox_stats"
 TASKS_MAP = "bpfbox_tasks"
-#: Per-CPU path scratch buffer (no userspace access; named here so the names cannot clash).
+#: Per-task path scratch buffer (no userspace access; named here so the names cannot clash).
 SCRATCH_MAP = "bpfbox_scratch"
 #: Keys of the u64 counters in the stats array map: events the ring buffer had no room for,
 #: and tasks alive and confined right now (+1 on confinement or inheritance, -1 at task_free).

@@ -57,19 +57,22 @@ struct {
 	__type(value, __u64);
 } STATS_MAP SEC(".maps");
 
-/* One scratch buffer per CPU: the LSM programs are not sleepable. */
+/* One scratch buffer per task, not per CPU: a BPF LSM program runs with migration disabled
+ * but can be preempted (full-preemption kernels), and another task's program on the same CPU
+ * would then overwrite the path between its resolution and its match.  Apart from the task
+ * state, so that the state's layout stays small and the same for every policy.  Created on
+ * first use; it dies with the task.  A failed allocation is an unresolvable path (denied). */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct scratch);
 } SCRATCH_MAP SEC(".maps");
 
 static __always_inline struct scratch *scratch(void)
 {
-	__u32 key = 0;
-
-	return bpf_map_lookup_elem(&SCRATCH_MAP, &key);
+	return bpf_task_storage_get(&SCRATCH_MAP, bpf_get_current_task_btf(), 0,
+				    BPF_LOCAL_STORAGE_GET_F_CREATE);
 }
 
 static __always_inline void count(__u32 stat, __s64 delta)
