@@ -112,5 +112,7 @@ struct sockaddr;
 struct msghdr;
 struct kernel_siginfo;
 struct user_namespace;
+struct mnt_idmap;
+struct posix_acl;
 
 #endif /* BPFBOX_TYPES_BPF_H */

@@ -46,6 +46,7 @@
  *   openat-fd:FD:NAME       open NAME read-only relative to the inherited descriptor FD
  *   sendfile-fd:FD:PATH     open PATH read-only, sendfile one byte from it to descriptor FD
  *   write-fd:FD             write one byte to the inherited descriptor FD
+ *   ftruncate-fd:FD         truncate the file of the inherited descriptor FD to 0 bytes
  *
  * Processes
  *   kill:PID:SIG            kill(PID, SIG); SIG is a number or a name (TERM, SIGTERM, 0)
@@ -743,6 +744,11 @@ static result_t op_write_fd(char **f)
 	return check(write(atoi(f[0]), "x", 1));
 }
 
+static result_t op_ftruncate_fd(char **f)
+{
+	return check(ftruncate(atoi(f[0]), 0));
+}
+
 static result_t op_sigio(char **f)
 {
 	int pipefd[2];
@@ -871,6 +877,7 @@ static const struct op ops[] = {
 	{ "openat-fd", 2, op_openat_fd },
 	{ "sendfile-fd", 2, op_sendfile_fd },
 	{ "write-fd", 1, op_write_fd },
+	{ "ftruncate-fd", 1, op_ftruncate_fd },
 	{ "kill", 2, op_kill },
 	{ "kill-self", 1, op_kill_self },
 	{ "ptrace-attach", 1, op_ptrace_attach },

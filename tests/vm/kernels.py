@@ -255,7 +255,7 @@ def lsm_hook_prototypes(name: str) -> dict[str, str]:
 def hook_abi(names: list[str]) -> str:
     """A table of the LSM hooks the program templates attach to whose prototype differs
     between the kernels `names` (or is missing from one)."""
-    text = "".join(path.read_text() for path in sorted(TEMPLATES.rglob("*.j2")))
+    text = "".join(path.read_text() for path in sorted(TEMPLATES.rglob("*.bpf.h")))
     used = sorted(set(re.findall(r'SEC\("lsm/(\w+)"\)', text)))
     protos = {n: lsm_hook_prototypes(n) for n in names}
     lines = [f"{len(used)} LSM hooks in {TEMPLATES.relative_to(REPO)}/; differing in BTF:"]
