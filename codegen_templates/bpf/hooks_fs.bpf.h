@@ -208,7 +208,11 @@ static __always_inline int check_xattr(struct dentry *dentry, const char *name, 
 		return 0;
 	if (!req) {
 		bpf_probe_read_kernel_str(prefix, sizeof(prefix), name);
-		req = __builtin_memcmp(prefix, "user.", 5) ? FS_SETATTR : FS_WRITE;
+		/* Byte by byte: a memcmp() would be a call to an undefined kernel symbol. */
+		if (prefix[0] == 'u' && prefix[1] == 's' && prefix[2] == 'e' && prefix[3] == 'r' && prefix[4] == '.')
+			req = FS_WRITE;
+		else
+			req = FS_SETATTR;
 	}
 	mnt = mount_of(dentry);
 	if (!mnt)

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 from bpfbox.contract import hook_abi
 from bpfbox.contract.metadata import Document
-from bpfbox.runtime import hooks, kernel
+from bpfbox.runtime import build, hooks, kernel, libbpf, loader
+
+from .helpers import compile_text
 
 ROOT = Path(__file__).parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "btf"
@@ -121,3 +123,25 @@ def test_check_kernel_names_a_missing_hook(btf_of):
     outcome = kernel.check_lsm_hooks()
     assert outcome.status == kernel.MISSING
     assert "no LSM hook bprm_creds_for_exec" in outcome.detail
+
+
+def test_the_loader_leaves_other_kernels_variants_out_of_a_real_object(tmp_path):
+    """A compiled library object, opened by libbpf: the variants the 6.1 selection disables
+    are neither loaded nor attached (`set_autoload(false)`), every other program is."""
+    source = tmp_path / "empty.bpf.c"
+    source.write_text(compile_text('#![profile "/sbin/mylogin"]\n').c_source)
+    target = tmp_path / "empty.bpf.o"
+    build.compile_object(source, target)
+    obj = libbpf.BpfObject(str(target))
+    try:
+        disabled = selection("lsm_6_1.btf").disabled
+        for program in obj.programs():
+            if program.name in disabled:
+                program.disable()
+        every = {p.name for p in obj.programs()}
+        loaded = {p.name for p in loader._loaded_programs(obj)}
+    finally:
+        obj.close()
+    assert disabled <= every
+    assert loaded == every - disabled
+    assert {"bpfbox_inode_setattr", "bpfbox_inode_setxattr_userns"} <= loaded
