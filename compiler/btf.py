@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import struct
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from bpfbox.contract import abi
@@ -34,6 +35,13 @@ _TYPE = "III"
 _TYPE_SIZE = struct.calcsize("<" + _TYPE)
 
 _KIND_FUNC = abi.BTF_KIND_FUNC
+_KIND_PTR = 2
+_KIND_ENUM = 6
+_KIND_FUNC_PROTO = 13
+#: VOLATILE, CONST, RESTRICT, TYPE_TAG: dropped when spelling a type.
+_QUALIFIERS = frozenset({9, 10, 11, 18})
+#: The C keyword in front of a named type of these kinds (FWD: a declared-only struct).
+_TAGS = {4: "struct ", 5: "union ", 6: "enum ", 7: "struct ", 19: "enum "}
 # Bytes that follow the fixed part of a record, as (fixed, per vlen item), by kind number.
 # FUNC keeps its linkage in vlen, so vlen is not a count there.
 _TRAILER_SIZES = {
@@ -134,21 +142,97 @@ def _sections(data: bytes, order: str, path: str | Path) -> tuple[bytes, bytes]:
 
 def _iter_types(types: bytes, order: str, path: str | Path) -> Iterator[tuple[int, int]]:
     """Yield (kind, name offset) of every record of the type section, in order."""
+    for record in _records(types, order, path):
+        yield record.kind, record.name_off
+
+
+@dataclass(frozen=True)
+class _Record:
+    kind: int
+    name_off: int
+    #: The size or the referenced type id (PTR, TYPEDEF, qualifiers, FUNC, FUNC_PROTO's return).
+    ref: int
+    #: FUNC_PROTO: the type ids of its parameters; ENUM: (name offset, value) pairs.
+    items: tuple[tuple[int, int], ...] = ()
+
+
+def _records(types: bytes, order: str, path: str | Path) -> Iterator[_Record]:
+    """Every record of the type section, in order (type id 1 first)."""
     pos = 0
     type_id = 1  # id 0 is the implicit `void`
     while pos < len(types):
         if pos + _TYPE_SIZE > len(types):
             raise BtfError(f"corrupt BTF in `{path}`: type section ends inside type #{type_id}")
-        name_off, info, _ = struct.unpack_from(order + _TYPE, types, pos)
+        name_off, info, ref = struct.unpack_from(order + _TYPE, types, pos)
         kind = (info >> 24) & 0x1F
         if kind not in _TRAILER_SIZES:
             raise BtfError(f"corrupt BTF in `{path}`: type #{type_id} has unknown kind {kind}")
         fixed, per_item = _TRAILER_SIZES[kind]
-        pos += _TYPE_SIZE + fixed + per_item * (info & 0xFFFF)
-        yield kind, name_off
+        vlen = info & 0xFFFF
+        end = pos + _TYPE_SIZE + fixed + per_item * vlen
+        items: tuple[tuple[int, int], ...] = ()
+        if kind in (_KIND_FUNC_PROTO, _KIND_ENUM) and end <= len(types):
+            fmt = order + ("Ii" if kind == _KIND_ENUM else "II")
+            start = pos + _TYPE_SIZE
+            items = tuple(struct.unpack_from(fmt, types, start + 8 * i) for i in range(vlen))
+        pos = end
+        yield _Record(kind, name_off, ref, items)
         type_id += 1
     if pos != len(types):
         raise BtfError(f"corrupt BTF in `{path}`: type section ends inside type #{type_id - 1}")
+
+
+class KernelTypes:
+    """The records of a raw BTF file, for questions about named functions and enums."""
+
+    def __init__(self, btf_path: str | Path = DEFAULT_BTF_PATH) -> None:
+        self.path = btf_path
+        data = _read(Path(btf_path))
+        order = _byte_order(data, btf_path)
+        types, self._strings = _sections(data, order, btf_path)
+        self._types = [_Record(0, 0, 0), *_records(types, order, btf_path)]
+        self._named: dict[tuple[int, str], int] = {}
+        for type_id, record in enumerate(self._types):
+            if record.kind in (_KIND_FUNC, _KIND_ENUM) and record.name_off:
+                self._named.setdefault((record.kind, self._name(record.name_off)), type_id)
+
+    def parameter_types(self, function: str) -> tuple[str, ...] | None:
+        """The parameter types of function `function` as `spell` writes them; None if the
+        BTF has no such function."""
+        type_id = self._named.get((_KIND_FUNC, function))
+        if type_id is None:
+            return None
+        proto = self._record(self._types[type_id].ref)
+        if proto.kind != _KIND_FUNC_PROTO:
+            raise BtfError(f"corrupt BTF in `{self.path}`: {function} has no prototype")
+        return tuple(self.spell(param_type) for _, param_type in proto.items)
+
+    def enum_names(self, enum: str) -> frozenset[str]:
+        """The value names of enum `enum` (empty if the BTF has no such enum)."""
+        type_id = self._named.get((_KIND_ENUM, enum))
+        if type_id is None:
+            return frozenset()
+        return frozenset(self._name(name_off) for name_off, _ in self._types[type_id].items)
+
+    def spell(self, type_id: int) -> str:
+        """A type as C writes it, without qualifiers: `struct dentry *`, `size_t`, `int`."""
+        record = self._record(type_id)
+        if type_id == 0:
+            return "void"
+        if record.kind == _KIND_PTR:
+            return self.spell(record.ref) + " *"
+        if record.kind in _QUALIFIERS:
+            return self.spell(record.ref)
+        name = self._name(record.name_off) if record.name_off else "(anonymous)"
+        return _TAGS.get(record.kind, "") + name
+
+    def _record(self, type_id: int) -> _Record:
+        if not 0 <= type_id < len(self._types):
+            raise BtfError(f"corrupt BTF in `{self.path}`: type id {type_id} is out of range")
+        return self._types[type_id]
+
+    def _name(self, offset: int) -> str:
+        return _string_at(self._strings, offset, self.path)
 
 
 def _string_at(strings: bytes, offset: int, path: str | Path) -> str:

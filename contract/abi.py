@@ -16,7 +16,8 @@ from enum import IntEnum
 
 #: Version of the metadata format; the runtime refuses objects with another version.
 #: 2: rules carry their source file and their granted flag bits.
-METADATA_VERSION = 2
+#: 3: `hooks`: the program of each hook prototype (contract/hook_abi.py).
+METADATA_VERSION = 3
 
 #: ELF section of the compiled object that holds the metadata JSON (NUL-terminated).
 METADATA_SECTION = ".bpfbox.meta"

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from . import abi, kinds
+from . import abi, hook_abi, kinds
 
 
 class MetadataError(Exception):
@@ -68,6 +68,9 @@ class Document:
     contexts: tuple[Context, ...]
     rules: tuple[Rule, ...]
     task_state_layout: int = abi.TASK_STATE_LAYOUT
+    #: The hooks with a program per prototype (or only on some kernels): which program of the
+    #: object expects which parameter types, so the runtime can keep the running kernel's.
+    hooks: tuple[hook_abi.HookAbi, ...] = tuple(hook_abi.HOOKS.values())
 
     def to_json(self) -> str:
         """Compact, sorted JSON: the same document always gives the same bytes."""
@@ -79,6 +82,7 @@ class Document:
             "task_state_layout": self.task_state_layout,
             "contexts": [_without_none(c.__dict__) for c in self.contexts],
             "rules": [{**r.__dict__, "contexts": list(r.contexts)} for r in self.rules],
+            "hooks": [_hook_json(h) for h in self.hooks],
         }
         return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
@@ -112,7 +116,45 @@ class Document:
             contexts=contexts,
             rules=tuple(rules.values()),
             task_state_layout=check.field(doc, "task_state_layout", int, "metadata"),
+            hooks=tuple(
+                _hook(check, h, f"hooks[{i}]")
+                for i, h in enumerate(check.field(doc, "hooks", list, "metadata"))
+            ),
         )
+
+
+def _hook_json(hook: hook_abi.HookAbi) -> dict[str, Any]:
+    variants = [{"program": v.program, "params": list(v.params)} for v in hook.variants]
+    return _without_none(
+        {
+            "hook": hook.hook,
+            "variants": variants,
+            "since": hook.since,
+            "without": hook.without or None,
+        }
+    )
+
+
+def _hook(check: _Checker, obj: Any, where: str) -> hook_abi.HookAbi:
+    if not isinstance(obj, dict):
+        raise check.fail(where, "must be a JSON object")
+    variants = []
+    for i, v in enumerate(check.field(obj, "variants", list, where)):
+        if not isinstance(v, dict):
+            raise check.fail(f"{where}.variants[{i}]", "must be a JSON object")
+        params = check.field(v, "params", list, f"{where}.variants[{i}]")
+        if not all(isinstance(p, str) for p in params):
+            raise check.fail(f"{where}.variants[{i}].params", "must be a list of strings")
+        program = check.field(v, "program", str, f"{where}.variants[{i}]")
+        variants.append(hook_abi.Variant(program, tuple(params)))
+    if not variants:
+        raise check.fail(f"{where}.variants", "must not be empty")
+    return hook_abi.HookAbi(
+        hook=check.field(obj, "hook", str, where),
+        variants=tuple(variants),
+        since=check.optional(obj, "since", str, where),
+        without=check.optional(obj, "without", str, where) or "",
+    )
 
 
 def _without_none(fields: dict[str, Any]) -> dict[str, Any]:

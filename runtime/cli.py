@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import TextIO
 
 import click
-from bpfbox.runtime import build, kernel, libbpf, loader, metadata, pins, service
+from bpfbox.runtime import build, hooks, kernel, libbpf, loader, metadata, pins, service
 from bpfbox.runtime.events import Reporter
 from bpfbox.runtime.loader import Session
 
@@ -56,6 +56,7 @@ EXPECTED_ERRORS = (
     metadata.MetadataError,
     libbpf.LibbpfError,
     kernel.KernelError,
+    hooks.HookAbiError,
     loader.LoadFailure,
 )
 

@@ -9,14 +9,16 @@ can claim support that a sandbox or lockdown then refuses.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import os
 import subprocess
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from bpfbox.contract import abi
-from bpfbox.runtime import libbpf
+from bpfbox.compiler import btf
+from bpfbox.contract import abi, hook_abi, kinds
+from bpfbox.runtime import hooks, libbpf
 
 OK = "ok"
 MISSING = "missing"
@@ -35,6 +37,19 @@ REQUIRED_CAPS = {"CAP_BPF": 39, "CAP_PERFMON": 38, "CAP_SYS_ADMIN": 21}
 #: Kernel functions the program-load probes attach to (present whenever the feature is).
 LSM_PROBE_HOOK = "bpf_lsm_file_open"
 FENTRY_PROBE_FUNC = "vfs_read"
+
+#: BPF helpers the library's programs call, with the first Linux release that has each:
+#: the newest of them sets the floor (bpf_loop: 5.17).
+HELPERS = {
+    "probe_read_kernel": "5.5",
+    "ringbuf_reserve": "5.8",
+    "task_storage_get": "5.11",
+    "get_current_task_btf": "5.11",
+    "loop": "5.17",
+}
+MINIMUM_KERNEL = max(HELPERS.values(), key=lambda v: tuple(map(int, v.split("."))))
+#: The kernels the VM suite runs on.
+TESTED_KERNELS = ("6.1", "6.12")
 
 #: Features a profile can need (metadata.SECTION_FEATURES values) plus what every one needs.
 BASE = "base"
@@ -303,6 +318,56 @@ def check_fentry_programs() -> Outcome:
     )
 
 
+@functools.cache
+def _kernel_types() -> btf.KernelTypes:
+    return btf.KernelTypes(BTF_PATH)
+
+
+def check_helpers() -> Outcome:
+    """The BPF helpers the programs call, by their ids in the kernel's `enum bpf_func_id`."""
+    try:
+        known = _kernel_types().enum_names("bpf_func_id")
+    except btf.BtfError as err:
+        return Outcome(UNKNOWN, str(err))
+    missing = [f"bpf_{h} ({since})" for h, since in HELPERS.items() if f"BPF_FUNC_{h}" not in known]
+    if not missing:
+        return Outcome(OK, ", ".join(f"bpf_{h}" for h in HELPERS))
+    return Outcome(
+        MISSING,
+        f"the kernel lacks {', '.join(missing)}",
+        f"use Linux {MINIMUM_KERNEL} or newer (tested: {', '.join(TESTED_KERNELS)})",
+    )
+
+
+def library_hooks() -> list[str]:
+    """Every LSM hook the library's programs attach to, in registry order."""
+    used = [*kinds.LIFECYCLE_HOOKS, *(h.name for k in kinds.REGISTRY.values() for h in k.hooks)]
+    return list(dict.fromkeys(used))
+
+
+def check_lsm_hooks() -> Outcome:
+    """Every hook the programs attach to exists, with a prototype the library has a program for."""
+    try:
+        prototypes = hooks.kernel_prototypes(library_hooks(), BTF_PATH)
+        selection = hooks.select(hook_abi.HOOKS.values(), prototypes)
+    except hooks.HookAbiError as err:
+        return Outcome(MISSING, str(err), err.help)
+    optional = {h.hook for h in hook_abi.HOOKS.values() if h.optional}
+    missing = [h for h, params in prototypes.items() if params is None and h not in optional]
+    if missing:
+        return Outcome(
+            MISSING,
+            f"the kernel has no LSM hook {', '.join(missing)}",
+            f"use Linux {MINIMUM_KERNEL} or newer (tested: {', '.join(TESTED_KERNELS)})",
+        )
+    detail = f"{len(prototypes) - len(selection.absent)} hooks"
+    variants = [h.hook for h in hook_abi.HOOKS.values() if len(h.variants) > 1]
+    detail += f" (prototype-dependent, matched: {', '.join(variants)})"
+    for hook in selection.absent:
+        detail += f"; {hook.hook} absent (Linux {hook.since}+): {hook.without}"
+    return Outcome(OK, detail)
+
+
 @dataclass(frozen=True)
 class _Spec:
     feature: str
@@ -315,12 +380,14 @@ class _Spec:
 _CHECKS = (
     _Spec(BASE, "privileges", check_privileges),
     _Spec(BASE, "kernel BTF", check_btf),
+    _Spec(BASE, "BPF helpers", check_helpers),
     _Spec(BASE, "ring buffer maps", check_ringbuf, probes=True),
     _Spec(BASE, "task storage maps", check_task_storage, probes=True),
     _Spec("lsm", "BPF LSM compiled in", check_lsm_config),
     _Spec("lsm", "securityfs", check_securityfs),
     _Spec("lsm", "bpf in the active LSMs", check_lsm_active),
     _Spec("lsm", "LSM programs load", check_lsm_programs, probes=True),
+    _Spec("lsm", "LSM hooks", check_lsm_hooks),
     _Spec("tracing", "fentry programs load", check_fentry_programs, probes=True),
     _Spec("uprobe", "uprobes", check_uprobes),
 )

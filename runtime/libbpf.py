@@ -192,6 +192,8 @@ class _Library:
             "bpf_program__name": (s, [p]),
             "bpf_program__section_name": (s, [p]),
             "bpf_program__attach": (p, [p]),
+            "bpf_program__set_autoload": (i, [p, ctypes.c_bool]),
+            "bpf_program__autoload": (ctypes.c_bool, [p]),
             "bpf_program__attach_uprobe": (p, [p, ctypes.c_bool, i, s, sz]),
             "bpf_link__destroy": (i, [p]),
             "bpf_link__fd": (i, [p]),
@@ -266,6 +268,17 @@ class Program:
         lib = library().bpf
         self.name: str = lib.bpf_program__name(ptr).decode()
         self.section: str = lib.bpf_program__section_name(ptr).decode()
+
+    @property
+    def autoload(self) -> bool:
+        """Whether the object's load loads this program."""
+        return bool(library().bpf.bpf_program__autoload(self._ptr))
+
+    def disable(self) -> None:
+        """Leave the program out of the object's load (before the load only)."""
+        rc = library().bpf.bpf_program__set_autoload(self._ptr, False)
+        if rc < 0:
+            raise ConfigError(f"disabling program '{self.name}' failed: {errno_text(rc)}")
 
     def attach(self) -> Link:
         """Attach as the section name says (lsm/, fentry/, fexit/ ...)."""

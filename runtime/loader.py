@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from bpfbox.contract import abi
-from bpfbox.runtime import build, kernel, libbpf, metadata, pins
+from bpfbox.runtime import build, hooks, kernel, libbpf, metadata, pins
 from bpfbox.runtime.events import Event, EventError, decode
 from bpfbox.runtime.metadata import Metadata
 from bpfbox.runtime.pins import Record
@@ -245,8 +245,12 @@ def _record(meta: Metadata, source: str, mode: str, owner: str, service_dir: str
 
 def _stage(path: str, meta: Metadata, rec: Record, complain: bool) -> _Staged:
     identity = identity_of(meta)
+    selection = hooks.for_running_kernel(meta.hooks)
     obj = libbpf.BpfObject(path)
     try:
+        for program in obj.programs():
+            if program.name in selection.disabled:
+                program.disable()
         configure(obj, meta, identity, complain)
         if pins.is_pinned(meta.name):
             _reuse_pinned_maps(obj, meta)
@@ -429,7 +433,7 @@ def attach_all(obj: libbpf.BpfObject, meta: Metadata) -> list[libbpf.Link]:
     failure are destroyed before the error propagates.
     """
     probes = _uprobe_targets(meta)
-    programs = list(obj.programs())
+    programs = _loaded_programs(obj)
     names = {p.name for p in programs}
     for program_name in probes:
         if program_name not in names:
@@ -453,9 +457,14 @@ def _attach_order(
     return sorted(programs, key=lambda p: p.name not in probes)
 
 
+def _loaded_programs(obj: libbpf.BpfObject) -> list[libbpf.Program]:
+    """The programs the load loaded: all but the variants for other kernels' hook ABIs."""
+    return [p for p in obj.programs() if p.autoload]
+
+
 def _link_programs(obj: libbpf.BpfObject, meta: Metadata) -> list[str]:
     """The program names of `attach_all`'s links, in the same order."""
-    return [p.name for p in _attach_order(list(obj.programs()), _uprobe_targets(meta))]
+    return [p.name for p in _attach_order(_loaded_programs(obj), _uprobe_targets(meta))]
 
 
 def _uprobe_targets(meta: Metadata) -> dict[str, tuple[str, int, bool]]:

@@ -299,8 +299,11 @@ static __always_inline __u64 setattr_flags(unsigned int ia_valid)
 	return (ia_valid & ATTR_TIMES) ? FS_SETATTR : 0;
 }
 
-SEC("lsm/inode_setattr")
-int BPF_PROG(bpfbox_inode_setattr, struct dentry *dentry, struct iattr *attr)
+/* The programs of hooks whose prototype changed between kernels come in variants, one per
+ * prototype (contract/hook_abi.py); the runtime loads only the one matching the running
+ * kernel's BTF.  Each variant hands its arguments to one shared body. */
+
+static __always_inline int check_setattr(struct dentry *dentry, struct iattr *attr)
 {
 	struct task_state *t;
 	struct vfsmount *mnt;
@@ -315,6 +318,106 @@ int BPF_PROG(bpfbox_inode_setattr, struct dentry *dentry, struct iattr *attr)
 	if (!mnt)
 		return unresolvable(t, RULE_FS, req);
 	return check_fs(t, mnt, dentry, req, 0);
+}
+
+SEC("lsm/inode_setattr")
+int BPF_PROG(bpfbox_inode_setattr, struct dentry *dentry, struct iattr *attr)
+{
+	return check_setattr(dentry, attr);
+}
+
+SEC("lsm/inode_setattr")
+int BPF_PROG(bpfbox_inode_setattr_idmap, struct mnt_idmap *idmap, struct dentry *dentry, struct iattr *attr)
+{
+	return check_setattr(dentry, attr);
+}
+
+/* Changing an extended attribute needs `write` in the `user.` namespace (the file's own
+ * data) and `setattr` in every other (`security.`, `trusted.`, `system.`: labels, file
+ * capabilities, POSIX ACLs, which change who may do what with the file).  Like time updates,
+ * these hooks have a dentry and no mount: mount_of() finds it.  `name` NULL: `setattr`. */
+static __always_inline int check_xattr(struct dentry *dentry, const char *name, __u64 req)
+{
+	struct task_state *t = confined_current();
+	struct vfsmount *mnt;
+	char prefix[6] = {};
+
+	if (!t)
+		return 0;
+	if (!req) {
+		bpf_probe_read_kernel_str(prefix, sizeof(prefix), name);
+		/* Byte by byte: a memcmp() would be a call to an undefined kernel symbol. */
+		if (prefix[0] == 'u' && prefix[1] == 's' && prefix[2] == 'e' && prefix[3] == 'r' && prefix[4] == '.')
+			req = FS_WRITE;
+		else
+			req = FS_SETATTR;
+	}
+	mnt = mount_of(dentry);
+	if (!mnt)
+		return unresolvable(t, RULE_FS, req);
+	return check_fs(t, mnt, dentry, req, 0);
+}
+
+SEC("lsm/inode_setxattr")
+int BPF_PROG(bpfbox_inode_setxattr_userns, struct user_namespace *userns, struct dentry *dentry, const char *name,
+	     const void *value, __u64 size, int flags)
+{
+	return check_xattr(dentry, name, 0);
+}
+
+SEC("lsm/inode_setxattr")
+int BPF_PROG(bpfbox_inode_setxattr_idmap, struct mnt_idmap *idmap, struct dentry *dentry, const char *name,
+	     const void *value, __u64 size, int flags)
+{
+	return check_xattr(dentry, name, 0);
+}
+
+SEC("lsm/inode_removexattr")
+int BPF_PROG(bpfbox_inode_removexattr_userns, struct user_namespace *userns, struct dentry *dentry, const char *name)
+{
+	return check_xattr(dentry, name, 0);
+}
+
+SEC("lsm/inode_removexattr")
+int BPF_PROG(bpfbox_inode_removexattr_idmap, struct mnt_idmap *idmap, struct dentry *dentry, const char *name)
+{
+	return check_xattr(dentry, name, 0);
+}
+
+/* 6.2+: POSIX ACLs no longer go through the xattr hooks. */
+SEC("lsm/inode_set_acl")
+int BPF_PROG(bpfbox_inode_set_acl_userns, struct user_namespace *userns, struct dentry *dentry, const char *acl_name,
+	     struct posix_acl *kacl)
+{
+	return check_xattr(dentry, acl_name, FS_SETATTR);
+}
+
+SEC("lsm/inode_set_acl")
+int BPF_PROG(bpfbox_inode_set_acl_idmap, struct mnt_idmap *idmap, struct dentry *dentry, const char *acl_name,
+	     struct posix_acl *kacl)
+{
+	return check_xattr(dentry, acl_name, FS_SETATTR);
+}
+
+SEC("lsm/inode_remove_acl")
+int BPF_PROG(bpfbox_inode_remove_acl_userns, struct user_namespace *userns, struct dentry *dentry, const char *acl_name)
+{
+	return check_xattr(dentry, acl_name, FS_SETATTR);
+}
+
+SEC("lsm/inode_remove_acl")
+int BPF_PROG(bpfbox_inode_remove_acl_idmap, struct mnt_idmap *idmap, struct dentry *dentry, const char *acl_name)
+{
+	return check_xattr(dentry, acl_name, FS_SETATTR);
+}
+
+/* 6.2+: ftruncate() and open(O_TRUNC) reach file_truncate instead of path_truncate. */
+SEC("lsm/file_truncate")
+int BPF_PROG(bpfbox_file_truncate, struct file *file)
+{
+	struct task_state *t = confined_current();
+
+	return t ? check_file(t, file, FS_WRITE, 0) : 0;
 }
 
 SEC("lsm/path_mknod")

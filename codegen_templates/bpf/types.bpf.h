@@ -161,5 +161,7 @@ union bpf_attr;
 struct msghdr;
 struct kernel_siginfo;
 struct user_namespace;
+struct mnt_idmap;
+struct posix_acl;
 
 #endif /* BPFBOX_TYPES_BPF_H */

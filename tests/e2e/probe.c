@@ -51,6 +51,7 @@
  *   sendfile-fd:FD:PATH     open PATH read-only, sendfile one byte from it to descriptor FD
  *   write-fd:FD             write one byte to the inherited descriptor FD
  *   read-fd:FD              read up to 64 bytes from the inherited descriptor FD
+ *   ftruncate-fd:FD         truncate the file of the inherited descriptor FD to 0 bytes
  *
  * Processes
  *   kill:PID:SIG            kill(PID, SIG); SIG is a number or a name (TERM, SIGTERM, 0)
@@ -859,6 +860,11 @@ static result_t op_read_fd(char **f)
 	return check(read(atoi(f[0]), buffer, sizeof(buffer)));
 }
 
+static result_t op_ftruncate_fd(char **f)
+{
+	return check(ftruncate(atoi(f[0]), 0));
+}
+
 static pid_t pid_or_self(const char *text)
 {
 	return strcmp(text, "self") ? (pid_t)atoi(text) : getpid();
@@ -1232,6 +1238,7 @@ static const struct op ops[] = {
 	{ "sendfile-fd", 2, op_sendfile_fd },
 	{ "write-fd", 1, op_write_fd },
 	{ "read-fd", 1, op_read_fd },
+	{ "ftruncate-fd", 1, op_ftruncate_fd },
 	{ "kill", 2, op_kill },
 	{ "kill-self", 1, op_kill_self },
 	{ "ptrace-attach", 1, op_ptrace_attach },

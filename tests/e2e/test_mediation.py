@@ -31,6 +31,8 @@ FILES = {
     "appendonly": "0123456789",
     "readappend": "0123456789",
     "readonly": "0123456789",
+    "userattrs": "0123456789",
+    "perms": "0123456789",
     "trunc": "0123456789",
     "log": "",
     "writable": "0123456789",
@@ -51,6 +53,11 @@ def session():
     fresh_data(FILES)
     with Enforcing("mediation") as running:
         yield running
+
+
+def kernel_at_least(major: int, minor: int) -> bool:
+    release = os.uname().release.split(".")
+    return (int(release[0]), int(release[1].split("-")[0])) >= (major, minor)
 
 
 def d(name: str) -> str:
@@ -111,14 +118,53 @@ class TestAppendOnly:
 
 
 class TestXattrs:
-    """A `read` grant does not change a file's permissions or security labels."""
+    """A `read` grant does not change a file's permissions or security labels.
+
+    POSIX ACLs reach inode_setxattr on 6.1 and inode_set_acl/inode_remove_acl on 6.2+; the
+    xattr hooks' first parameter changed type in 6.3: run on both kernels.
+    """
 
     def test_posix_acl(self, session):
         assert probe(f"setxattr:{d('readonly')}:system.posix_acl_access") == ["EPERM"]
+        assert probe(f"removexattr:{d('readonly')}:system.posix_acl_access") == ["EPERM"]
+
+    def test_posix_acl_with_setattr(self, session):
+        ops = [f"setxattr:{d('perms')}:system.posix_acl_access"]
+        ops += [f"removexattr:{d('perms')}:system.posix_acl_access"]
+        assert probe(*ops) == ["ok", "ok"]
 
     def test_security_xattr(self, session):
         assert probe(f"setxattr:{d('readonly')}:security.bpfbox") == ["EPERM"]
         assert probe(f"removexattr:{d('readonly')}:security.bpfbox") == ["EPERM"]
+        # `write` is not enough outside the user. namespace.
+        assert probe(f"setxattr:{d('userattrs')}:trusted.bpfbox") == ["EPERM"]
+
+    def test_user_xattr_needs_write(self, session):
+        ops = [f"setxattr:{d('userattrs')}:user.bpfbox", f"setxattr:{d('readonly')}:user.bpfbox"]
+        # tmpfs stores user. attributes since 6.6: on 6.1 the file system itself refuses,
+        # after bpfbox allowed it.
+        allowed = "ok" if kernel_at_least(6, 6) else "EOPNOTSUPP"
+        assert probe(*ops) == [allowed, "EPERM"]
+
+
+class TestTruncateInheritedFile:
+    """ftruncate() of a descriptor passed in needs `write` on its path: path_truncate checks it
+    on 6.1, file_truncate (6.2+) on 6.12."""
+
+    def test_ftruncate_of_an_inherited_descriptor(self, session):
+        fd = os.open(d("readonly"), os.O_WRONLY)
+        try:
+            assert probe_with(f"ftruncate-fd:{fd}", pass_fds=(fd,)) == ["EPERM"]
+        finally:
+            os.close(fd)
+        assert Path(d("readonly")).read_text() == "0123456789"
+
+    def test_ftruncate_with_write(self, session):
+        fd = os.open(d("userattrs"), os.O_WRONLY)
+        try:
+            assert probe_with(f"ftruncate-fd:{fd}", pass_fds=(fd,)) == ["ok"]
+        finally:
+            os.close(fd)
 
 
 class TestInheritedSockets:

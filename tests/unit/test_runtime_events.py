@@ -19,6 +19,8 @@ META = metadata.parse(
         "name": "mylogin",
         "task_state_layout": abi.TASK_STATE_LAYOUT,
         "contexts": [],
+        "hooks": [{"hook": "inode_setattr",
+               "variants": [{"program": "p", "params": ["struct dentry *"]}]}],
         "rules": [
             {"id": 3, "file": "mylogin.bpfbox", "line": 3, "column": 1, "kind": "fs",
              "action": "taint", "audit": False, "flags": 0x11, "text": 'fs("/etc/passwd", read)'},

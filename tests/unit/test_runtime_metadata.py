@@ -20,6 +20,8 @@ VALID = {
     "profile": "/sbin/mylogin",
     "name": "mylogin",
     "task_state_layout": abi.TASK_STATE_LAYOUT,
+    "hooks": [{"hook": "inode_setattr",
+               "variants": [{"program": "p", "params": ["struct dentry *"]}]}],
     "contexts": [
         {"index": 0, "kind": "func", "symbol": "check_password", "binary": "/sbin/mylogin",
          "offset": 4660, "enter_program": "bpfbox_func_enter_0",
@@ -52,7 +54,7 @@ def broken(edit) -> dict:
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda d: d.update(version=1), "metadata version 1, but this bpfbox-run reads version 2"),
+        (lambda d: d.update(version=1), "metadata version 1, but this bpfbox-run reads version 3"),
         (lambda d: d.pop("profile"), "metadata field metadata.profile is missing"),
         (lambda d: d.update(profile="sbin/x"), "must be an absolute path"),
         (lambda d: d.update(rules={}), "metadata.rules must be of type list"),

@@ -15,8 +15,28 @@ char LICENSE[] SEC("license") = "GPL";
 
 /* Metadata for the runtime: profile, probes, and each rule's source file and line. */
 const char bpfbox_meta[] SEC(".bpfbox.meta") __attribute__((used)) =
-	"{\"contexts\":[],\"name\":\"mylogin\",\"policy\":\"empty.bpfbox\",\"profile\":\"/sbin/mylogin\","
-	"\"rules\":[],\"task_state_layout\":2,\"version\":2}";
+	"{\"contexts\":[],\"hooks\":[{\"hook\":\"inode_setattr\",\"variants\":[{\"params\":[\"struct dent"
+	"ry *\",\"struct iattr *\"],\"program\":\"bpfbox_inode_setattr\"},{\"params\":[\"struct mnt_idmap"
+	" *\",\"struct dentry *\",\"struct iattr *\"],\"program\":\"bpfbox_inode_setattr_idmap\"}]},{\"ho"
+	"ok\":\"inode_setxattr\",\"variants\":[{\"params\":[\"struct user_namespace *\",\"struct dentry *"
+	"\",\"char *\",\"void *\",\"size_t\",\"int\"],\"program\":\"bpfbox_inode_setxattr_userns\"},{\"pa"
+	"rams\":[\"struct mnt_idmap *\",\"struct dentry *\",\"char *\",\"void *\",\"size_t\",\"int\"],\"p"
+	"rogram\":\"bpfbox_inode_setxattr_idmap\"}]},{\"hook\":\"inode_removexattr\",\"variants\":[{\"par"
+	"ams\":[\"struct user_namespace *\",\"struct dentry *\",\"char *\"],\"program\":\"bpfbox_inode_re"
+	"movexattr_userns\"},{\"params\":[\"struct mnt_idmap *\",\"struct dentry *\",\"char *\"],\"progra"
+	"m\":\"bpfbox_inode_removexattr_idmap\"}]},{\"hook\":\"inode_set_acl\",\"since\":\"6.2\",\"varian"
+	"ts\":[{\"params\":[\"struct user_namespace *\",\"struct dentry *\",\"char *\",\"struct posix_acl"
+	" *\"],\"program\":\"bpfbox_inode_set_acl_userns\"},{\"params\":[\"struct mnt_idmap *\",\"struct "
+	"dentry *\",\"char *\",\"struct posix_acl *\"],\"program\":\"bpfbox_inode_set_acl_idmap\"}],\"wit"
+	"hout\":\"POSIX ACL changes go through inode_setxattr (which checks them) instead\"},{\"hook\":\""
+	"inode_remove_acl\",\"since\":\"6.2\",\"variants\":[{\"params\":[\"struct user_namespace *\",\"st"
+	"ruct dentry *\",\"char *\"],\"program\":\"bpfbox_inode_remove_acl_userns\"},{\"params\":[\"struc"
+	"t mnt_idmap *\",\"struct dentry *\",\"char *\"],\"program\":\"bpfbox_inode_remove_acl_idmap\"}],"
+	"\"without\":\"POSIX ACL removals go through inode_removexattr (which checks them) instead\"},{\""
+	"hook\":\"file_truncate\",\"since\":\"6.2\",\"variants\":[{\"params\":[\"struct file *\"],\"progr"
+	"am\":\"bpfbox_file_truncate\"}],\"without\":\"ftruncate() and open(O_TRUNC) go through path_trun"
+	"cate (which checks them)\"}],\"name\":\"mylogin\",\"policy\":\"empty.bpfbox\",\"profile\":\"/sbi"
+	"n/mylogin\",\"rules\":[],\"task_state_layout\":2,\"version\":3}";
 
 /* 1: the policy has taint rules, and enforces nothing before a process is tainted. */
 #define TAINT_MODE 0

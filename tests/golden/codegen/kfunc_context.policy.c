@@ -16,11 +16,31 @@ char LICENSE[] SEC("license") = "GPL";
 /* Metadata for the runtime: profile, probes, and each rule's source file and line. */
 const char bpfbox_meta[] SEC(".bpfbox.meta") __attribute__((used)) =
 	"{\"contexts\":[{\"enter_program\":\"bpfbox_kfunc_enter_0\",\"index\":0,\"kind\":\"kfunc\",\"leav"
-	"e_program\":\"bpfbox_kfunc_leave_0\",\"symbol\":\"vfs_read\"}],\"name\":\"mylogin\",\"policy\":\""
-	"kfunc_context.bpfbox\",\"profile\":\"/sbin/mylogin\",\"rules\":[{\"action\":\"allow\",\"audit\":"
-	"false,\"column\":1,\"contexts\":[\"vfs_read\"],\"file\":\"kfunc_context.bpfbox\",\"flags\":17,\""
-	"id\":1,\"kind\":\"fs\",\"line\":4,\"text\":\"fs(\\\"/etc/shadow\\\", read)\"}],\"task_state_layo"
-	"ut\":2,\"version\":2}";
+	"e_program\":\"bpfbox_kfunc_leave_0\",\"symbol\":\"vfs_read\"}],\"hooks\":[{\"hook\":\"inode_seta"
+	"ttr\",\"variants\":[{\"params\":[\"struct dentry *\",\"struct iattr *\"],\"program\":\"bpfbox_in"
+	"ode_setattr\"},{\"params\":[\"struct mnt_idmap *\",\"struct dentry *\",\"struct iattr *\"],\"pro"
+	"gram\":\"bpfbox_inode_setattr_idmap\"}]},{\"hook\":\"inode_setxattr\",\"variants\":[{\"params\":"
+	"[\"struct user_namespace *\",\"struct dentry *\",\"char *\",\"void *\",\"size_t\",\"int\"],\"pro"
+	"gram\":\"bpfbox_inode_setxattr_userns\"},{\"params\":[\"struct mnt_idmap *\",\"struct dentry *\""
+	",\"char *\",\"void *\",\"size_t\",\"int\"],\"program\":\"bpfbox_inode_setxattr_idmap\"}]},{\"hoo"
+	"k\":\"inode_removexattr\",\"variants\":[{\"params\":[\"struct user_namespace *\",\"struct dentry"
+	" *\",\"char *\"],\"program\":\"bpfbox_inode_removexattr_userns\"},{\"params\":[\"struct mnt_idma"
+	"p *\",\"struct dentry *\",\"char *\"],\"program\":\"bpfbox_inode_removexattr_idmap\"}]},{\"hook\""
+	":\"inode_set_acl\",\"since\":\"6.2\",\"variants\":[{\"params\":[\"struct user_namespace *\",\"st"
+	"ruct dentry *\",\"char *\",\"struct posix_acl *\"],\"program\":\"bpfbox_inode_set_acl_userns\"},"
+	"{\"params\":[\"struct mnt_idmap *\",\"struct dentry *\",\"char *\",\"struct posix_acl *\"],\"pro"
+	"gram\":\"bpfbox_inode_set_acl_idmap\"}],\"without\":\"POSIX ACL changes go through inode_setxatt"
+	"r (which checks them) instead\"},{\"hook\":\"inode_remove_acl\",\"since\":\"6.2\",\"variants\":["
+	"{\"params\":[\"struct user_namespace *\",\"struct dentry *\",\"char *\"],\"program\":\"bpfbox_in"
+	"ode_remove_acl_userns\"},{\"params\":[\"struct mnt_idmap *\",\"struct dentry *\",\"char *\"],\"p"
+	"rogram\":\"bpfbox_inode_remove_acl_idmap\"}],\"without\":\"POSIX ACL removals go through inode_r"
+	"emovexattr (which checks them) instead\"},{\"hook\":\"file_truncate\",\"since\":\"6.2\",\"varian"
+	"ts\":[{\"params\":[\"struct file *\"],\"program\":\"bpfbox_file_truncate\"}],\"without\":\"ftrun"
+	"cate() and open(O_TRUNC) go through path_truncate (which checks them)\"}],\"name\":\"mylogin\",\""
+	"policy\":\"kfunc_context.bpfbox\",\"profile\":\"/sbin/mylogin\",\"rules\":[{\"action\":\"allow\""
+	",\"audit\":false,\"column\":1,\"contexts\":[\"vfs_read\"],\"file\":\"kfunc_context.bpfbox\",\"fl"
+	"ags\":17,\"id\":1,\"kind\":\"fs\",\"line\":4,\"text\":\"fs(\\\"/etc/shadow\\\", read)\"}],\"task"
+	"_state_layout\":2,\"version\":3}";
 
 /* 1: the policy has taint rules, and enforces nothing before a process is tainted. */
 #define TAINT_MODE 0
