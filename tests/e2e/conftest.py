@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 from bpfbox.contract.abi import CLANG_FLAGS
+from stall import Watchdog
 from timing import measure, scaled, worst
 
 HERE = Path(__file__).parent
@@ -45,12 +46,19 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+#: In the VM: reports a test that stops making progress (tests/e2e/stall.py).
+_watchdog: Watchdog | None = None
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """In the VM: measure the slowness now, and tell the host which kernel this boot ran."""
+    """In the VM: measure the slowness now, watch for stalls, and tell the host which kernel
+    this boot ran."""
+    global _watchdog
     if os.environ.get("BPFBOX_IN_VM") != "1":
         return
     measure()
     results = os.environ.get("BPFBOX_VM_RESULTS")
+    _watchdog = Watchdog(Path(results) if results else None)
     if results:
         # For tests/vm/matrix.py: proof of which kernel this boot really ran.
         (Path(results) / KERNEL_FILE).write_text(os.uname().release + "\n")
@@ -77,6 +85,13 @@ def _progress(line: str) -> None:
 
 def pytest_runtest_logstart(nodeid: str, location: tuple) -> None:
     _progress(f"START {nodeid}")
+    if _watchdog:
+        _watchdog.started(nodeid)
+
+
+def pytest_runtest_logfinish(nodeid: str, location: tuple) -> None:
+    if _watchdog:
+        _watchdog.finished()
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

@@ -193,14 +193,58 @@ def test_matrix_summary_fails_a_boot_of_the_wrong_kernel(kernels, monkeypatch, t
     out.mkdir(parents=True)
     (out / "progress").write_text("START a\nPASSED a 1.0\n")
     (out / "kernel").write_text("6.12.9+deb12-amd64\n")
-    assert matrix.summarise([("6.12", group, 0)], tmp_path / "results") == 0
+    assert matrix.summarise([matrix.Outcome("6.12", group, 0)], tmp_path / "results") == 0
     assert capsys.readouterr().err.splitlines()[-1] == "matrix: 1 passed, 0 failed"
     (out / "kernel").write_text("6.1.0-57-amd64\n")
-    assert matrix.summarise([("6.12", group, 0)], tmp_path / "results") == 1
+    assert matrix.summarise([matrix.Outcome("6.12", group, 0)], tmp_path / "results") == 1
     err = capsys.readouterr().err
     assert "WRONG KERNEL (6.1.0-57-amd64, not 6.12.9+deb12-amd64)" in err
     # The closing line CI reads: the boot that failed without naming a test counts as one.
     assert err.splitlines()[-1] == "matrix: 1 passed, 1 failed"
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "retried"),
+    [
+        ((9, "START a\nPASSED a 1.0\nSTART b\n"), (0, "START b\nPASSED b 1.0\n"), True),
+        ((124, "START a\nPASSED a 1.0\nSTART b\n"), (1, "START b\nFAILED b 1.0\n"), True),
+        ((9, "START a\nFAILED a 1.0\nSTART b\n"), None, False),
+        ((1, "START a\nFAILED a 1.0\n"), None, False),
+    ],
+)
+def test_matrix_boots_again_once_after_a_stall_with_no_failure(
+    kernels, monkeypatch, tmp_path, capsys, first, second, retried
+):
+    """run_group stands in for the VM: each boot writes its progress log and returns a status."""
+    matrix = load(TESTS / "vm" / "matrix.py", "matrix")
+    monkeypatch.setattr(matrix, "kernels", kernels)
+    boots = [first, second]
+    calls = []
+
+    def fake_run_group(kernel, group, out, pytest_args):
+        status, progress = boots[len(calls)]
+        calls.append(pytest_args)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "progress").write_text(progress)
+        return status
+
+    monkeypatch.setattr(matrix, "run_group", fake_run_group)
+    group = matrix.GROUPS[0]
+    outcome = matrix.run_with_one_retry("6.1", group, tmp_path, ["-x"])
+    assert len(calls) == (2 if retried else 1)
+    if not retried:
+        assert outcome.status == first[0] and outcome.stalled is None
+        return
+    assert calls[1] == ["-x", "--deselect=a"]
+    assert (tmp_path / "6.1" / f"{group.name}-stalled" / "progress").read_text() == first[1]
+    assert (outcome.status, outcome.passed_before, outcome.stalled) == (second[0], ["a"], "b")
+    monkeypatch.setattr(matrix, "_booted_release", lambda out: kernels.image("6.1").name[8:])
+    code = matrix.summarise([outcome], tmp_path)
+    err = capsys.readouterr().err
+    assert "stalled in a first boot, run again: b" in err
+    passed_b = second[0] == 0
+    assert code == (0 if passed_b else 1)
+    assert err.splitlines()[-1] == f"matrix: {1 + passed_b} passed, {0 if passed_b else 1} failed"
 
 
 def test_vm_killed_at_its_timeout_still_names_failures_and_the_running_test(tmp_path):
@@ -226,3 +270,44 @@ def test_vm_killed_at_its_timeout_still_names_failures_and_the_running_test(tmp_
     assert "timed out after 2 s (1 s x slowness 2.00)" in result.stderr
     assert "run_in_vm:   FAILED t::a" in result.stderr
     assert "running when the VM stopped: t::b" in result.stderr
+
+
+def test_a_stalled_test_gets_the_guest_state_reported_and_ends_the_suite(tmp_path):
+    """The watchdog of tests/e2e/stall.py, in a process of its own (it ends it): a 'test'
+    that outlives the stall limit gets the processes, kernel log and Python stacks written."""
+    script = (
+        "import time, stall\n"
+        "stall.STALL_SECONDS = 0.1\n"
+        "from pathlib import Path\n"
+        f"dog = stall.Watchdog(Path({str(tmp_path)!r}))\n"
+        "dog.started('t.py::quick')\n"
+        "dog.finished()\n"
+        "dog.started('t.py::stuck')\n"
+        "time.sleep(60)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=TESTS / "e2e",
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(TESTS / "e2e")},
+    )
+    report = (tmp_path / "stall").read_text()
+    assert result.returncode == 9, result.stderr
+    assert report.startswith("stall: t.py::stuck has run for ")
+    assert "pid state wchan command" in report
+    assert 'File "<string>", line 8' in report  # the stuck thread's Python stack
+    assert "t.py::quick" not in report
+    assert report.split("--- python stacks")[0] in result.stderr
+
+
+def test_vm_results_print_the_stall_report(vm, tmp_path, capsys):
+    (tmp_path / "progress").write_text("START t::a\n")
+    vm._print_progress(tmp_path, killed=False)
+    assert "stall" not in capsys.readouterr().err
+    (tmp_path / "stall").write_text("stall: t::a has run for 700 s\n1 D - probe\n")
+    vm._print_progress(tmp_path, killed=False)
+    err = capsys.readouterr().err
+    assert "the guest's watchdog reported a stall" in err
+    assert "1 D - probe" in err

@@ -5,7 +5,9 @@ The suite is split into groups so that no single VM boot comes near its timeout 
 for minutes under software emulation); every group runs on every kernel named, even after a
 failure, and a summary at the end names each failing test by kernel and group.  Results, as
 the tests run, are kept under --results (default build/vm-results/KERNEL/GROUP: `progress`,
-`slowness`, pytest's `junit.xml`), so a VM killed half way still tells what happened.
+`slowness`, pytest's `junit.xml`, a watchdog's `stall` report), so a VM killed half way still
+tells what happened.  A boot that stalls or times out with no test failed is booted once more
+for the tests that had not passed; the summary names the test that stalled.
 
     python3 tests/vm/matrix.py 6.1 6.12
     python3 tests/vm/matrix.py --group enforcement 6.12 -- -k setattr
@@ -19,7 +21,7 @@ import argparse
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -59,8 +61,7 @@ GROUPS = (
 )
 
 
-def run_group(kernel: str, group: Group, results: Path, pytest_args: list[str]) -> int:
-    out = results / kernel / group.name
+def run_group(kernel: str, group: Group, out: Path, pytest_args: list[str]) -> int:
     shutil.rmtree(out, ignore_errors=True)  # nothing of an earlier run may pass for this one
     print(f"matrix: kernel {kernel}, group {group.name}", file=sys.stderr, flush=True)
     pytest = [sys.executable, "-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider"]
@@ -99,18 +100,52 @@ def main(argv: list[str] | None = None) -> int:
     outcomes = []
     for kernel in args.kernels:
         for group in groups:
-            status = run_group(kernel, group, args.results, pytest_args)
-            outcomes.append((kernel, group, status))
+            outcomes.append(run_with_one_retry(kernel, group, args.results, pytest_args))
     return summarise(outcomes, args.results)
 
 
-def summarise(outcomes: list[tuple[str, Group, int]], results: Path) -> int:
+@dataclass
+class Outcome:
+    kernel: str
+    group: Group
+    status: int
+    #: Passed in a first boot that stalled or timed out with no failure, and the test then
+    #: running (run again, with the rest, in a second boot).
+    passed_before: list[str] = field(default_factory=list)
+    stalled: str | None = None
+
+
+def run_with_one_retry(kernel: str, group: Group, results: Path, pytest_args: list[str]) -> Outcome:
+    """Run `group`; if the boot stalled or timed out with no test failed (the guest stuck, most
+    likely in the emulator), boot once more for the tests that had not passed.  The first
+    boot's results stay in GROUP-stalled, and the summary names the stalled test."""
+    out = results / kernel / group.name
+    status = run_group(kernel, group, out, pytest_args)
+    passed, failures, running = run_in_vm.progress(out)
+    if status not in (run_in_vm.EXIT_TIMEOUT, run_in_vm.EXIT_STALL) or failures:
+        return Outcome(kernel, group, status)
+    kept = out.with_name(f"{group.name}-stalled")
+    shutil.rmtree(kept, ignore_errors=True)
+    out.rename(kept)
+    print(
+        f"matrix: {running or 'the boot'} stalled; once more without the tests that passed",
+        file=sys.stderr,
+        flush=True,
+    )
+    deselect = [f"--deselect={nodeid}" for nodeid in passed]
+    status = run_group(kernel, group, out, [*pytest_args, *deselect])
+    return Outcome(kernel, group, status, passed, running or "the boot")
+
+
+def summarise(outcomes: list[Outcome], results: Path) -> int:
     print("\nmatrix: summary", file=sys.stderr)
     failed = False
     total_passed = total_failed = 0
-    for kernel, group, status in outcomes:
+    for outcome in outcomes:
+        kernel, group, status = outcome.kernel, outcome.group, outcome.status
         out = results / kernel / group.name
         passed, failures, running = run_in_vm.progress(out)
+        passed = outcome.passed_before + passed
         verdict = {0: "ok", run_in_vm.EXIT_TIMEOUT: "TIMED OUT"}.get(status, f"FAILED ({status})")
         booted = _booted_release(out)
         expected = kernels.image(kernel).name.removeprefix("vmlinuz-")
@@ -127,6 +162,12 @@ def summarise(outcomes: list[tuple[str, Group, int]], results: Path) -> int:
         )
         for line in failures:
             print(f"      {line}", file=sys.stderr)
+        if outcome.stalled:
+            print(
+                f"      stalled in a first boot, run again: {outcome.stalled} (its report: "
+                f"{results / kernel / (group.name + '-stalled')})",
+                file=sys.stderr,
+            )
         if status != 0 and running:
             print(f"      still running when the VM stopped: {running}", file=sys.stderr)
     print(f"matrix: results in {results}", file=sys.stderr)

@@ -49,6 +49,10 @@ STATUS_FILE = "status"
 #: Written by the e2e suite into --results (tests/e2e/conftest.py, tests/e2e/timing.py).
 PROGRESS_FILE = "progress"
 SLOWNESS_FILE = "slowness"
+#: Written by the guest's watchdog (tests/e2e/stall.py) when a test stops making progress.
+STALL_FILE = "stall"
+#: The suite's exit status when that watchdog ended it.
+EXIT_STALL = 9
 
 
 class HarnessError(Exception):
@@ -183,7 +187,7 @@ def run(vng: str, kernel: str, args: argparse.Namespace) -> int:
             args.results = args.results.resolve()
             args.results.mkdir(parents=True, exist_ok=True)
             # Left by an earlier run, they would mislead the deadline and the summary.
-            for stale in (PROGRESS_FILE, SLOWNESS_FILE):
+            for stale in (PROGRESS_FILE, SLOWNESS_FILE, STALL_FILE):
                 (args.results / stale).unlink(missing_ok=True)
         (shared / "run.sh").write_text(guest_script(args.command, shared, args.results))
         print(f"run_in_vm: booting {kernel} (software emulation, ~30 s)", file=sys.stderr)
@@ -321,6 +325,10 @@ def _print_progress(results: Path | None, killed: bool) -> None:
         print(f"run_in_vm:   {line}", file=sys.stderr)
     if killed and running:
         print(f"run_in_vm: running when the VM stopped: {running}", file=sys.stderr)
+    stall = results / STALL_FILE
+    if stall.exists():
+        print(f"run_in_vm: the guest's watchdog reported a stall ({stall}):", file=sys.stderr)
+        print(stall.read_text(errors="replace"), file=sys.stderr)
 
 
 if __name__ == "__main__":
