@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 import click
-from bpfbox.runtime import build
+from bpfbox.compiler import clang
 
 from . import ast, files, ir
 from .diagnostics import render_all
@@ -160,13 +160,13 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 def _write_object(path: Path, c_source: str) -> None:
-    """Compile the C with clang (runtime.build's flags) straight into the object `path`."""
+    """Compile the C with clang (compiler/clang.py) straight into the object `path`."""
     with tempfile.TemporaryDirectory(prefix="bpfboxc-") as scratch:
         source = Path(scratch) / (path.name[: -len(OBJECT_SUFFIX)] + ".bpf.c")
         source.write_text(c_source)
         try:
-            build.compile_object(source, path)
-        except build.BuildError as error:
+            clang.compile_object(source, path)
+        except clang.BuildError as error:
             click.echo(f"bpfboxc: error: {error}", err=True)
             click.echo(f"help: {error.help}", err=True)
             sys.exit(error.exit_code)

@@ -20,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bpfbox.runtime.build import CLANG_FLAGS
+from bpfbox.contract.abi import CLANG_FLAGS
 
 REPO = Path(__file__).resolve().parent.parent
 BUILD = REPO / "build" / "demo"

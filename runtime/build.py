@@ -1,49 +1,31 @@
 """Turn a generated `.bpf.c` into a loadable `.bpf.o`, compiling at most once.
 
 bpfbox-run accepts either the C that bpfboxc emits or an object built from it.  C sources
-are compiled with clang using the flags the compiler's output is written for, and the
-object is cached under a key of (source hash, kernel release, clang version): restarting a
-confined service must not pay for a compile, while a new clang or kernel gets a fresh build.
+are compiled by the compiler's clang step (compiler/clang.py), and the object is cached
+under a key of (source hash, kernel release, clang version): restarting a confined service
+must not pay for a compile, while a new clang or kernel gets a fresh build.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
-import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
 from bpfbox.compiler import files
-from bpfbox.contract import abi
+from bpfbox.compiler.clang import (
+    BuildError,
+    ClangMissing,
+    clang_path,
+    clang_version,
+    compile_object,
+)
+from bpfbox.contract.abi import CLANG_FLAGS
 
-#: The flags bpfboxc's output is written for (self-contained CO-RE C, no vmlinux.h).
-CLANG_FLAGS = abi.CLANG_FLAGS
-#: How many lines of clang's complaint an error shows.
-ERROR_LINES = 15
+__all__ = ["BuildError", "ClangMissing", "ProfileFileError", "object_for", "compile_cached"]
 
 _ELF_MAGIC = b"\x7fELF"
-
-
-class BuildError(Exception):
-    """A profile could not be turned into a BPF object."""
-
-    exit_code = 1
-    help = "regenerate the file with bpfboxc; if it persists, report it with the lines above"
-
-    def __init__(self, message: str, help: str | None = None) -> None:
-        super().__init__(message)
-        if help is not None:
-            self.help = help
-
-
-class ClangMissing(BuildError):
-    """No clang to compile with: an environment problem."""
-
-    exit_code = 2
-    help = "install clang (Debian/Ubuntu: apt-get install clang), or pass a prebuilt .bpf.o"
 
 
 class ProfileFileError(BuildError):
@@ -69,20 +51,15 @@ def object_for(path: str) -> str:
 
 def compile_cached(source: Path) -> str:
     """Compile `source` unless an object for the same source, kernel and clang is cached."""
-    clang = _clang()
+    clang = clang_path()
     try:
         text = files.read_regular(source, "PROFILE", files.MAX_SOURCE_BYTES)
     except OSError as err:
         raise ProfileFileError(str(err)) from None
     target = cache_dir() / f"{_stem(source)}-{cache_key(text, clang_version(clang))}.bpf.o"
     if not target.exists():
-        _compile(clang, source, target)
+        compile_object(source, target, clang)
     return str(target)
-
-
-def compile_object(source: Path, target: Path) -> None:
-    """Compile `source` (bpfboxc's C) into the BPF object `target`, all or nothing."""
-    _compile(_clang(), source, target)
 
 
 def cache_key(source: bytes, clang_id: str) -> str:
@@ -126,47 +103,3 @@ def _stem(source: Path) -> str:
         if name.endswith(suffix):
             return name[: -len(suffix)] or "profile"
     return name
-
-
-def _clang() -> str:
-    clang = shutil.which("clang")
-    if clang is None:
-        raise ClangMissing("clang not found on PATH; it is needed to compile .bpf.c profiles")
-    return clang
-
-
-@functools.cache
-def clang_version(clang: str) -> str:
-    """The first line of `clang --version`, which names the exact release."""
-    try:
-        out = subprocess.run(
-            [clang, "--version"], capture_output=True, text=True, check=True
-        ).stdout
-    except (OSError, subprocess.CalledProcessError) as err:
-        raise ClangMissing(f"{clang} does not run: {err}") from None
-    return out.splitlines()[0] if out else clang
-
-
-def _compile(clang: str, source: Path, target: Path) -> None:
-    # Compile next to the target and rename: a concurrent start never sees half an object.
-    fd, partial = tempfile.mkstemp(dir=target.parent, prefix=".partial-", suffix=".o")
-    os.close(fd)
-    try:
-        result = subprocess.run(
-            [clang, *CLANG_FLAGS, "-c", str(source), "-o", partial],
-            capture_output=True,
-            text=True,
-        )
-        if result.returncode != 0:
-            raise BuildError(_compile_failure(source, result.stderr))
-        os.replace(partial, target)
-    finally:
-        if os.path.exists(partial):
-            os.unlink(partial)
-
-
-def _compile_failure(source: Path, stderr: str) -> str:
-    lines = stderr.strip().splitlines()
-    shown = "\n".join("  " + line for line in lines[:ERROR_LINES])
-    more = f"\n  ... ({len(lines) - ERROR_LINES} more lines)" if len(lines) > ERROR_LINES else ""
-    return f"clang could not compile {source}:\n{shown}{more}"

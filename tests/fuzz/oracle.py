@@ -7,7 +7,7 @@ with the golden sysroot and BTF fixture) and asserts, raising `Violation` otherw
 - an input under 100 KB compiles in under 2 s of CPU time (the machine may be busy), in a
   fresh process (a time over the limit measured here is confirmed in one);
 - a second run gives the same status and byte-identical output;
-- accepted output compiles with clang (`runtime.build.CLANG_FLAGS`).  Each distinct output
+- accepted output compiles with clang (`contract.abi.CLANG_FLAGS`).  Each distinct output
   is checked once: clang's front end (`-fsyntax-only`, everything the pasted text can break)
   on every one, and the full build on every `full_build_every`-th, chosen by hash so that
   runs are reproducible.

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 from bpfbox.compiler import c_text
-from bpfbox.runtime.build import CLANG_FLAGS
+from bpfbox.contract.abi import CLANG_FLAGS
 
 HOSTILE = [
     "*/ int injected; /*",

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from bpfbox.compiler.codegen import metadata, policy_part
 from bpfbox.contract import abi
-from bpfbox.runtime.build import CLANG_FLAGS
+from bpfbox.contract.abi import CLANG_FLAGS
 
 from .helpers import TESTS, compile_text
 from .test_contract import embedded_metadata

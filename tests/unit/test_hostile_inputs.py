@@ -18,8 +18,8 @@ import pytest
 from bpfbox.compiler import lint
 from bpfbox.compiler.cli import main
 from bpfbox.contract import abi
+from bpfbox.contract.abi import CLANG_FLAGS
 from bpfbox.runtime import bounded_json, cli, metadata
-from bpfbox.runtime.build import CLANG_FLAGS
 from click.testing import CliRunner
 
 from .helpers import GOLDEN_ROOT, TINY_BTF, compile_text

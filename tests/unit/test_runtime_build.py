@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from bpfbox.compiler import clang
 from bpfbox.runtime import build
 
 SOURCE = """\
@@ -35,13 +36,13 @@ def cache(tmp_path, monkeypatch) -> Path:
 def compiles(monkeypatch) -> list[Path]:
     """Records every compile bpfbox-run does (and still does it)."""
     seen: list[Path] = []
-    real = build._compile
+    real = build.compile_object
 
-    def counting(clang, source, target):
+    def counting(source, target, clang_program=None):
         seen.append(source)
-        real(clang, source, target)
+        real(source, target, clang_program)
 
-    monkeypatch.setattr(build, "_compile", counting)
+    monkeypatch.setattr(build, "compile_object", counting)
     return seen
 
 
@@ -103,13 +104,13 @@ def test_compile_error_shows_clangs_first_lines(tmp_path, cache):
     assert message.startswith(f"clang could not compile {source}:")
     assert "undefined_name" in message
     assert "more lines)" in message.splitlines()[-1]
-    assert len(message.splitlines()) == build.ERROR_LINES + 2
+    assert len(message.splitlines()) == clang.ERROR_LINES + 2
     assert err.value.exit_code == 1
     assert not list(cache.glob("*.o"))
 
 
 def test_clang_missing(tmp_path, cache, monkeypatch):
-    monkeypatch.setattr(build.shutil, "which", lambda name: None)
+    monkeypatch.setattr(clang.shutil, "which", lambda name: None)
     with pytest.raises(build.ClangMissing) as err:
         build.object_for(str(write(tmp_path / "demo.bpf.c")))
     assert err.value.exit_code == 2
