@@ -24,7 +24,8 @@ setup-apt:
 setup-py:
 	$(PYTHON) -m pip install -q -e '.[dev]'
 
-test: setup test-host test-vm
+# Lint first: cheap, and a red lint needs no VM to say so.
+test: setup lint test-host test-vm
 
 test-host:
 	$(PYTEST) -q -m "not vm" tests
