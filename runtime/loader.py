@@ -234,6 +234,7 @@ def _record(meta: Metadata, source: str, mode: str, owner: str, service_dir: str
         loaded_since=pins.now(),
         owner=owner,
         service_dir=service_dir,
+        task_state_layout=meta.task_state_layout,
     )
     previous = pins.record(meta.name) if pins.is_pinned(meta.name) else None
     if previous is not None and previous.persistent and not rec.persistent:
@@ -276,13 +277,21 @@ def _stage(path: str, meta: Metadata, rec: Record, complain: bool) -> _Staged:
     return _Staged(rec, path, identity, staging, obj, links)
 
 
+_INCOMPATIBLE_HELP = (
+    "the per-task state of the two versions is not compatible; run `bpfbox unload {name}` "
+    "first (processes it confines lose their confinement), then load the new version"
+)
+
+
 def _reuse_pinned_maps(obj: libbpf.BpfObject, meta: Metadata) -> None:
     """Share the pinned profile's task state, counters and events with the replacement.
 
     Confined tasks stay confined (their state is in the task storage map), the live-task
     counter keeps counting them, and `bpfbox events` followers keep reading.  Maps of another
-    shape cannot be shared: the replacement is refused rather than loaded with fresh state.
+    shape, or task state of another layout version (the same size, read differently), cannot
+    be shared: the replacement is refused rather than loaded with fresh state.
     """
+    check_layout(pins.record(meta.name), meta, obj.path)
     for role, map_name in pins.PINNED_MAPS.items():
         new = obj.map(map_name)
         fd = pins.open_map(meta.name, role)
@@ -293,13 +302,23 @@ def _reuse_pinned_maps(obj: libbpf.BpfObject, meta: Metadata) -> None:
                     f"cannot replace the loaded profile {meta.name}: its {role} map "
                     f"({pinned.describe()}) differs from {obj.path}'s "
                     f"({new.shape().describe()})",
-                    f"the per-task state of the two versions is not compatible; run "
-                    f"`bpfbox unload {meta.name}` first (processes it confines lose their "
-                    "confinement), then load the new version",
+                    _INCOMPATIBLE_HELP.format(name=meta.name),
                 )
             new.reuse_fd(fd)
         finally:
             os.close(fd)
+
+
+def check_layout(pinned: Record, meta: Metadata, path: str) -> None:
+    """Refuse to share the pinned profile's task state with a program that lays it out
+    differently (0: a record that does not say, which is not trusted either)."""
+    if pinned.task_state_layout != meta.task_state_layout:
+        raise LoadFailure(
+            f"cannot replace the loaded profile {meta.name}: its per-task state has layout "
+            f"version {pinned.task_state_layout or 'unknown'}, {path}'s has "
+            f"{meta.task_state_layout}",
+            _INCOMPATIBLE_HELP.format(name=meta.name),
+        )
 
 
 def release(records: Iterable[Record]) -> list[str]:

@@ -84,6 +84,9 @@ class Record:
     owner: str
     #: The policy directory of a service-mode profile.
     service_dir: str | None = None
+    #: The layout version of its per-task state (abi.TASK_STATE_LAYOUT when compiled); 0 in
+    #: records of a bpfbox that did not write it.
+    task_state_layout: int = 0
 
     @property
     def persistent(self) -> bool:
