@@ -7,7 +7,7 @@ absolute, well-formed glob.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from . import ast, glob, language
@@ -65,7 +65,9 @@ def _check_item(item: ast.Item, placement: _Placement, diag: Diagnostics) -> Non
         raise TypeError(f"check: no handling for {type(item).__name__}")
 
 
-def _unknown(diag: Diagnostics, code: str, what: str, name: ast.Name, known: Iterable[str]) -> None:
+def _unknown(
+    diag: Diagnostics, code: str, what: str, name: ast.Name, known: Collection[str]
+) -> None:
     """Report a word that is not in the vocabulary `known`, with the nearest one or the list."""
     listing = " and ".join((", ".join(f"`{k}`" for k in list(known)[:-1]), f"`{list(known)[-1]}`"))
     diag.add(
