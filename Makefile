@@ -58,6 +58,7 @@ golden:
 lint:
 	$(PYTHON) -m black --check .
 	$(PYTHON) -m ruff check .
+	$(PYTHON) tools/typecheck.py
 
 format:
 	$(PYTHON) -m black .

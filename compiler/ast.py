@@ -5,6 +5,7 @@ Every node carries the span of the source it came from, so that any later pass c
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .source import Span
@@ -110,7 +111,19 @@ class Policy:
     span: Span
 
 
-def directed_rules(items: tuple[Item, ...], outer: tuple[tuple[Directive, ...], ...] = ()):
+def attribute_args(attribute: FileAttribute | Directive) -> AttributeArgs:
+    """The arguments of an attribute that takes some (`profile`, `include`, `func`, `kfunc`),
+    for the passes after the checks, which report every such attribute written without them."""
+    args = attribute.args
+    assert args is not None, f"`{attribute.name.text}` without arguments passed the checks"
+    return args
+
+
+#: The directive lists of every `Directed` around a rule, from outermost to innermost.
+Chain = tuple[tuple[Directive, ...], ...]
+
+
+def directed_rules(items: tuple[Item, ...], outer: Chain = ()) -> Iterator[tuple[Rule, Chain]]:
     """Yield `(rule, chain)` for every rule, where `chain` holds the directive lists of every
     enclosing `Directed` from outermost to innermost (include fragments are transparent)."""
     for item in items:
@@ -124,7 +137,7 @@ def directed_rules(items: tuple[Item, ...], outer: tuple[tuple[Directive, ...], 
             yield from directed_rules((body,), chain)
 
 
-def file_attributes(items: tuple[Item, ...], name: str):
+def file_attributes(items: tuple[Item, ...], name: str) -> list[FileAttribute]:
     """Every `#![name ...]` at the top level of the main file, in order."""
     return [i for i in items if isinstance(i, FileAttribute) and i.name.text == name]
 
@@ -136,7 +149,7 @@ def format_ast(policy: Policy) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _format_items(items, depth: int, lines: list[str]) -> None:
+def _format_items(items: tuple[Item, ...], depth: int, lines: list[str]) -> None:
     pad = "  " * depth
     for item in items:
         where = f"@{item.span.line}:{item.span.column}"

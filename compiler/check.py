@@ -7,6 +7,7 @@ absolute, well-formed glob.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from . import ast, glob, language
@@ -38,12 +39,12 @@ def check_policy(policy: ast.Policy, diagnostics: Diagnostics) -> None:
         )
 
 
-def _check_items(items, placement: _Placement, diag: Diagnostics) -> None:
+def _check_items(items: Iterable[ast.Item], placement: _Placement, diag: Diagnostics) -> None:
     for item in items:
         _check_item(item, placement, diag)
 
 
-def _check_item(item, placement: _Placement, diag: Diagnostics) -> None:
+def _check_item(item: ast.Item, placement: _Placement, diag: Diagnostics) -> None:
     if isinstance(item, ast.FileAttribute):
         _check_file_attribute(item, placement, diag)
     elif isinstance(item, ast.Included):
@@ -64,7 +65,9 @@ def _check_item(item, placement: _Placement, diag: Diagnostics) -> None:
         raise TypeError(f"check: no handling for {type(item).__name__}")
 
 
-def _unknown(diag: Diagnostics, code: str, what: str, name: ast.Name, known) -> None:
+def _unknown(
+    diag: Diagnostics, code: str, what: str, name: ast.Name, known: Collection[str]
+) -> None:
     """Report a word that is not in the vocabulary `known`, with the nearest one or the list."""
     listing = " and ".join((", ".join(f"`{k}`" for k in list(known)[:-1]), f"`{list(known)[-1]}`"))
     diag.add(
@@ -75,7 +78,9 @@ def _unknown(diag: Diagnostics, code: str, what: str, name: ast.Name, known) -> 
     )
 
 
-def _check_file_attribute(attr: ast.FileAttribute, placement: _Placement, diag: Diagnostics):
+def _check_file_attribute(
+    attr: ast.FileAttribute, placement: _Placement, diag: Diagnostics
+) -> None:
     name = attr.name.text
     if name not in language.FILE_ATTRIBUTES:
         _unknown(diag, "E0109", "file attribute", attr.name, language.FILE_ATTRIBUTES)
@@ -114,7 +119,7 @@ def _check_profile(attr: ast.FileAttribute, placement: _Placement, diag: Diagnos
         )
         return
     placement.profile = attr.span
-    path = attr.args.value
+    path = ast.attribute_args(attr).value
     if not path.value.startswith("/"):
         diag.add(
             "E0201",
@@ -144,7 +149,9 @@ def _check_no_nul(path: ast.String, what: str, diag: Diagnostics) -> None:
         )
 
 
-def _check_attribute_args(name: ast.Name, args, span: Span, diag: Diagnostics, library: bool):
+def _check_attribute_args(
+    name: ast.Name, args: ast.AttributeArgs | None, span: Span, diag: Diagnostics, library: bool
+) -> bool:
     """Attributes that take a string have exactly one (plus `in "LIB"` where `library`)."""
     word = name.text
     takes_value = word in ("profile", "include", *language.CONTEXTS)
@@ -189,7 +196,7 @@ def _example(word: str) -> str:
     }[word]
 
 
-def _check_directives(directives, diag: Diagnostics) -> None:
+def _check_directives(directives: Iterable[ast.Directive], diag: Diagnostics) -> None:
     decisions: list[ast.Directive] = []
     for directive in directives:
         word = directive.name.text
@@ -249,7 +256,12 @@ def _check_rule(rule: ast.Rule, diag: Diagnostics) -> None:
         _CHECKERS[parameter.kind](parameter, argument, kind, diag)
 
 
-def _check_path_argument(parameter, argument, kind, diag: Diagnostics) -> None:
+def _check_path_argument(
+    parameter: language.Parameter,
+    argument: ast.Argument,
+    kind: language.RuleKind,
+    diag: Diagnostics,
+) -> None:
     if not isinstance(argument, ast.String):
         diag.add(
             "E0108",
@@ -290,11 +302,16 @@ def _inside(argument: ast.String, offset: int) -> Span:
     return Span(span.file, span.line, column, span.line, column + 1)
 
 
-def _flat(argument) -> str:
+def _flat(argument: ast.Argument) -> str:
     return "|".join(n.text for n in argument.names) if isinstance(argument, ast.Flags) else ""
 
 
-def _check_target_argument(parameter, argument, kind, diag: Diagnostics) -> None:
+def _check_target_argument(
+    parameter: language.Parameter,
+    argument: ast.Argument,
+    kind: language.RuleKind,
+    diag: Diagnostics,
+) -> None:
     if isinstance(argument, ast.String):
         check_glob(argument, diag)
         return
@@ -308,8 +325,13 @@ def _check_target_argument(parameter, argument, kind, diag: Diagnostics) -> None
         )
 
 
-def _check_flags_argument(parameter, argument, kind, diag: Diagnostics) -> None:
-    flags = parameter.flags
+def _check_flags_argument(
+    parameter: language.Parameter,
+    argument: ast.Argument,
+    kind: language.RuleKind,
+    diag: Diagnostics,
+) -> None:
+    flags = parameter.flag_set
     if isinstance(argument, ast.String):
         diag.add(
             "E0108",

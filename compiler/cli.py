@@ -6,13 +6,14 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import NoReturn
 
 import click
 from bpfbox.compiler import clang
 
 from . import ast, files, ir
 from .diagnostics import render_all
-from .pipeline import FRONT_END, PASSES, Compilation, run
+from .pipeline import FRONT_END, PASSES, Compilation, produced, run
 from .resolve import DEFAULT_BTF, ElfResolver, EnvironmentProblem
 from .source import read_policy
 
@@ -83,7 +84,15 @@ The language is described in docs/language.md.
     show_default=True,
     help="Look the profile program and libraries up under this root (e.g. a container image).",
 )
-def main(policy: Path, output, check: bool, emit, btf, symbols, sysroot) -> None:
+def main(
+    policy: Path,
+    output: Path | None,
+    check: bool,
+    emit: str | None,
+    btf: Path | None,
+    symbols: Path | None,
+    sysroot: Path,
+) -> None:
     try:
         _compile(policy, output, check, emit, btf, symbols, sysroot)
     except click.ClickException:
@@ -96,7 +105,15 @@ def main(policy: Path, output, check: bool, emit, btf, symbols, sysroot) -> None
         )
 
 
-def _compile(policy: Path, output, check: bool, emit, btf, symbols, sysroot) -> None:
+def _compile(
+    policy: Path,
+    output: Path | None,
+    check: bool,
+    emit: str | None,
+    btf: Path | None,
+    symbols: Path | None,
+    sysroot: Path,
+) -> None:
     if check and (emit or output):
         raise click.UsageError("--check writes nothing; drop --emit and -o")
     if not (check or emit or output):
@@ -127,9 +144,9 @@ def _compile(policy: Path, output, check: bool, emit, btf, symbols, sysroot) -> 
     if check:
         return
     text = {
-        "ast": lambda: ast.format_ast(compilation.policy),
-        "ir": lambda: ir.format_ir(compilation.program),
-    }.get(emit, lambda: compilation.c_source)()
+        "ast": lambda: ast.format_ast(produced(compilation.policy, "policy")),
+        "ir": lambda: ir.format_ir(produced(compilation.program, "program")),
+    }.get(emit or "c", lambda: produced(compilation.c_source, "C source"))()
     if output and not emit and output.name.endswith(OBJECT_SUFFIX):
         _write_object(output, text)
     elif output:
@@ -172,6 +189,6 @@ def _write_object(path: Path, c_source: str) -> None:
             sys.exit(error.exit_code)
 
 
-def _fail(message: str, status: int) -> None:
+def _fail(message: str, status: int) -> NoReturn:
     click.echo(f"bpfboxc: error: {message}", err=True)
     sys.exit(status)

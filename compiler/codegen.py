@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from functools import cache
 from importlib import resources
+from importlib.abc import Traversable
 from pathlib import PurePosixPath
 
 import jinja2
@@ -22,7 +23,7 @@ from bpfbox.contract import metadata as contract_metadata
 from bpfbox.contract.kinds import Object, RuleKind
 
 from . import c_text, glob, language
-from .ir import GlobTable, Program, Rule
+from .ir import Context, GlobTable, Program, Rule
 
 TEMPLATE = "program.bpf.c.j2"
 DFA_TEMPLATE = "dfa.c.j2"
@@ -100,7 +101,7 @@ def paste_library(source: str) -> str:
     return expand(source, PurePosixPath("."))
 
 
-def _library_file(root, name: str) -> str:
+def _library_file(root: Traversable, name: str) -> str:
     if PurePosixPath(name).name == header.FILE_NAME:
         return header.render()
     return root.joinpath(name).read_text()
@@ -243,7 +244,7 @@ def _match_expression(rule: Rule, kind: Object, fs_table: GlobTable, targets: Gl
             return "same"
         if rule.target.kind == "any":
             return "1"
-        return f"target_has(target, {targets.index(rule.target.glob)})"
+        return f"target_has(target, {targets.index(rule.target.path_glob)})"
     if kind is Object.CLASS:
         return f"class < 64 && (({rule.classes:#x}ULL >> class) & 1)"
     if kind is Object.NONE:
@@ -268,7 +269,7 @@ def _inside(context_kind: str, index: int) -> str:
     return f"{test}(t, {index})"
 
 
-def _context_view(context) -> dict:
+def _context_view(context: Context) -> dict:
     enter, leave = abi.probe_names(context.kind, context.index)
     if context.kind == "func":
         comment = f"inside {context.symbol}() of {context.binary}, file offset {context.offset:#x}"

@@ -30,7 +30,7 @@ class InputFileError(OSError):
     its last part ("a FIFO, not a regular file"), for messages that name the input already.
     """
 
-    def __init__(self, message: str, reason: str, error: int = errno.EINVAL) -> None:
+    def __init__(self, message: str, reason: str, error: int | None = errno.EINVAL) -> None:
         super().__init__(error, message)
         self.message = message
         self.reason = reason

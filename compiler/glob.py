@@ -13,6 +13,7 @@ Glob syntax: `*` any run of characters within one path component, `**` any run i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 #: Longest path the kernel side resolves (bytes, without the NUL).
@@ -342,7 +343,7 @@ def compile_globs(globs: list[str]) -> Dfa:
     return Dfa(tuple(classes), tuple(transitions), accepts)
 
 
-def _closure_function(nfa: _Nfa):
+def _closure_function(nfa: _Nfa) -> Callable[[frozenset[int]], frozenset[int]]:
     cache: dict[frozenset[int], frozenset[int]] = {}
 
     def closure(states: frozenset[int]) -> frozenset[int]:

@@ -54,7 +54,7 @@ def expand_includes(policy: ast.Policy, sources: SourceMap, diagnostics: Diagnos
 
     A fragment is spliced in where it is first included; including it again (directly, or
     through another fragment) adds nothing, as its rules are already part of the policy."""
-    main = sources.get(policy.file)
+    main = sources.files[policy.file]  # the pipeline's first file
     expansion = _Expansion(sources, diagnostics, [_identity(main)])
     items = _expand_items(policy.items, main, expansion)
     return ast.Policy(policy.file, items, policy.span)
@@ -64,11 +64,13 @@ def _identity(source: SourceFile) -> str:
     return str(source.path.resolve()) if source.path else f"<library>/{source.name}"
 
 
-def _expand_items(items, including: SourceFile, expansion: _Expansion) -> tuple:
-    expanded = []
+def _expand_items(
+    items: tuple[ast.Item, ...], including: SourceFile, expansion: _Expansion
+) -> tuple[ast.Item, ...]:
+    expanded: list[ast.Item] = []
     for item in items:
         if isinstance(item, ast.FileAttribute) and item.name.text == "include" and item.args:
-            fragment = _load(item, including, expansion)
+            fragment = _load(item, item.args.value, including, expansion)
             if fragment is not None:
                 expanded.append(fragment)
         else:
@@ -76,9 +78,11 @@ def _expand_items(items, including: SourceFile, expansion: _Expansion) -> tuple:
     return tuple(expanded)
 
 
-def _load(attribute, including: SourceFile, expansion: _Expansion) -> ast.Included | None:
-    name = attribute.args.value.value
-    where = attribute.args.value.span
+def _load(
+    attribute: ast.FileAttribute, fragment: ast.String, including: SourceFile, expansion: _Expansion
+) -> ast.Included | None:
+    name = fragment.value
+    where = fragment.span
     diagnostics = expansion.diagnostics
     try:
         source = _find(name, including)
@@ -142,7 +146,7 @@ def _find(name: str, including: SourceFile) -> SourceFile | None:
     if "/" not in name and "." not in name:
         if not _LIBRARY_NAME.fullmatch(name):
             return None
-        resource = resources.files(LIBRARY_PACKAGE).joinpath(LIBRARY_FOLDER, f"{name}.bpfbox")
+        resource = resources.files(LIBRARY_PACKAGE) / LIBRARY_FOLDER / f"{name}.bpfbox"
         if not resource.is_file():
             return None
         return SourceFile(f"<bpfbox>/{name}.bpfbox", None, resource.read_text())

@@ -39,6 +39,12 @@ class Target:
     kind: str  # "self", "any" or "path"
     glob: str | None = None
 
+    @property
+    def path_glob(self) -> str:
+        """The glob of a "path" target (the others name no program)."""
+        assert self.kind == "path" and self.glob is not None, f"a `{self.kind}` target has no glob"
+        return self.glob
+
     def __str__(self) -> str:
         return f'"{self.glob}"' if self.kind == "path" else self.kind
 

@@ -63,13 +63,16 @@ def _covers(deny: Rule, allow: Rule, paths: _GlobCoverage, targets: _GlobCoverag
         return False
     if allow.classes & ~deny.classes:
         return False
+    # Rules of one kind name the same objects: both a path, or both a target.
     if allow.path is not None:
-        return paths.covers(deny.path, allow.path)
+        return deny.path is not None and paths.covers(deny.path, allow.path)
     if allow.target is not None:
+        if deny.target is None:
+            return False
         if deny.target.kind == "any" or deny.target == allow.target:
             return True
         return allow.target.kind == "path" == deny.target.kind and targets.covers(
-            deny.target.glob, allow.target.glob
+            deny.target.path_glob, allow.target.path_glob
         )
     return True
 

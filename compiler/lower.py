@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TypeVar
 
 from bpfbox.contract import abi
 
@@ -38,7 +39,7 @@ def lower(policy: ast.Policy, resolved: Resolved, diagnostics: Diagnostics) -> P
         for rule_id, (rule, chain) in enumerate(ast.directed_rules(policy.items), start=1)
     )
     paths = sorted({r.path for r in rules if r.path is not None})
-    targets = sorted({r.target.glob for r in rules if r.target and r.target.kind == "path"})
+    targets = sorted({r.target.path_glob for r in rules if r.target and r.target.kind == "path"})
     try:
         fs_globs = _glob_table("fs", "file path", paths)
         target_globs = _glob_table("target", "target", targets)
@@ -70,20 +71,22 @@ def profile_name(profile: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", Path(profile).name) or "profile"
 
 
-def _lower_rule(rule: ast.Rule, chain, rule_id: int, resolved: Resolved) -> Rule:
+def _lower_rule(rule: ast.Rule, chain: ast.Chain, rule_id: int, resolved: Resolved) -> Rule:
     kind = language.RULE_KINDS[rule.kind.text]
     values = _argument_values(kind, rule.args)
-    path = target = None
+    path: str | None = None
+    target: Target | None = None
     classes = flags = 0
     for index, (parameter, value) in enumerate(zip(kind.parameters, values, strict=True)):
-        if parameter.kind is language.Param.PATH:
+        # The value's type follows the parameter's kind (_argument_values).
+        if isinstance(value, str):
             path = value
-        elif parameter.kind is language.Param.TARGET:
+        elif isinstance(value, Target):
             target = value
         elif kind.object is language.Object.CLASS and index == 0:
-            classes = parameter.flags.mask(value)
+            classes = parameter.flag_set.mask(value)
         else:
-            flags = parameter.flags.mask(value)
+            flags = parameter.flag_set.mask(value)
     return Rule(
         id=rule_id,
         kind=kind.name,
@@ -99,26 +102,38 @@ def _lower_rule(rule: ast.Rule, chain, rule_id: int, resolved: Resolved) -> Rule
     )
 
 
-def _argument_values(kind: language.RuleKind, args: tuple) -> list:
+def _argument_values(
+    kind: language.RuleKind, args: tuple[ast.Argument, ...]
+) -> list[str | Target | list[str]]:
     """Each parameter's value: a path string, a Target, or a list of flag names."""
-    values = []
+    values: list[str | Target | list[str]] = []
     for index, parameter in enumerate(kind.parameters):
         argument = args[index] if index < len(args) else None
         if parameter.kind is language.Param.PATH:
-            values.append(argument.value)
+            values.append(_checked(argument, ast.String).value)
         elif parameter.kind is language.Param.TARGET:
             if isinstance(argument, ast.String):
                 values.append(Target("path", argument.value))
             else:
-                values.append(Target(argument.names[0].text))
+                values.append(Target(_checked(argument, ast.Flags).names[0].text))
         elif argument is None:
-            values.append([parameter.default])
+            values.append([_checked(parameter.default, str)])
         else:
-            values.append([n.text for n in argument.names])
+            values.append([n.text for n in _checked(argument, ast.Flags).names])
     return values
 
 
-def _decision(chain) -> str | None:
+_Shape = TypeVar("_Shape")
+
+
+def _checked(value: object, shape: type[_Shape]) -> _Shape:
+    """An argument (or a left-out one's default) as the checks let it through: of the shape
+    its parameter takes, and present unless the parameter has a default."""
+    assert isinstance(value, shape), f"the checks let {value!r} through"
+    return value
+
+
+def _decision(chain: ast.Chain) -> str | None:
     """The innermost decision directive; `allow` when there is none and no `audit` either."""
     decision = None
     audit = False
@@ -132,7 +147,7 @@ def _decision(chain) -> str | None:
     return decision
 
 
-def _contexts(chain, resolved: Resolved) -> tuple[tuple[int, ...], ...]:
+def _contexts(chain: ast.Chain, resolved: Resolved) -> tuple[tuple[int, ...], ...]:
     clauses = []
     for directives in chain:
         clause = sorted({resolved.index(d) for d in directives if d.name.text in language.CONTEXTS})

@@ -11,9 +11,11 @@ from __future__ import annotations
 import re
 from functools import cache
 from importlib import resources
+from typing import Any
 
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.tree import Meta
 
 from . import ast, files
 from .diagnostics import Diagnostics
@@ -227,57 +229,65 @@ def _expected_help(expected: set[str]) -> tuple[str, ...]:
 
 
 def _token_span(file: str, token: Token) -> Span:
-    return Span(file, token.line, token.column, token.end_line, token.end_column)
+    # lark types a token's position Optional (for tokens made by hand); its lexer sets all.
+    line, column, end_line, end_column = token.line, token.column, token.end_line, token.end_column
+    assert line is not None and column is not None, f"token {token!r} has no position"
+    assert end_line is not None and end_column is not None, f"token {token!r} has no end"
+    return Span(file, line, column, end_line, end_column)
 
 
-def _meta_span(file: str, meta) -> Span:
+def _meta_span(file: str, meta: Meta) -> Span:
     return Span(file, meta.line, meta.column, meta.end_line, meta.end_column)
 
 
 @v_args(meta=True)
 class _AstBuilder(Transformer):
-    """lark tree to AST, decoding string escapes on the way."""
+    """lark tree to AST, decoding string escapes on the way.
+
+    Each method gets the children of one grammar rule, already built bottom-up: tokens and
+    AST nodes mixed as the grammar (grammar/policy.lark) orders them, hence `Any`.
+    """
 
     def __init__(self, file: str, diagnostics: Diagnostics) -> None:
         super().__init__()
         self.file = file
         self.diagnostics = diagnostics
 
-    def start(self, meta, items):
+    def start(self, meta: Meta, items: list[Any]) -> Tree:
         return Tree("items", items)
 
-    def file_attribute(self, meta, children):
+    def file_attribute(self, meta: Meta, children: list[Any]) -> ast.FileAttribute:
         name, *args = children
         return ast.FileAttribute(self._name(name), args[0] if args else None, self._span(meta))
 
-    def directive(self, meta, children):
+    def directive(self, meta: Meta, children: list[Any]) -> ast.Directive:
         name, *args = children
         return ast.Directive(self._name(name), args[0] if args else None, self._span(meta))
 
-    def attribute_args(self, meta, children):
+    def attribute_args(self, meta: Meta, children: list[Token]) -> ast.AttributeArgs:
         value = self._string(children[0])
         library = self._string(children[2]) if len(children) == 3 else None
         return ast.AttributeArgs(value, library)
 
-    def directed(self, meta, children):
+    def directed(self, meta: Meta, children: list[Any]) -> ast.Directed:
         *directives, body = children
         return ast.Directed(tuple(directives), body, self._span(meta))
 
-    def block(self, meta, children):
+    def block(self, meta: Meta, children: list[Any]) -> ast.Block:
         items = tuple(c for c in children if not isinstance(c, Token))
         return ast.Block(items, self._span(meta))
 
-    def rule(self, meta, children):
+    def rule(self, meta: Meta, children: list[Any]) -> ast.Rule:
         kind, *args = children
         return ast.Rule(self._name(kind), tuple(args), self._span(meta))
 
-    def string_argument(self, meta, children):
+    def string_argument(self, meta: Meta, children: list[Token]) -> ast.String:
         return self._string(children[0])
 
-    def flags_argument(self, meta, children):
+    def flags_argument(self, meta: Meta, children: list[Token]) -> ast.Flags:
         return ast.Flags(tuple(self._name(t) for t in children), self._span(meta))
 
-    def _span(self, meta) -> Span:
+    def _span(self, meta: Meta) -> Span:
         return _meta_span(self.file, meta)
 
     def _name(self, token: Token) -> ast.Name:

@@ -11,6 +11,7 @@ fixture binaries, so that their output does not depend on this machine.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,7 +74,7 @@ class ElfResolver:
 
 
 @contextmanager
-def _policy_paths(located: Path, path: str):
+def _policy_paths(located: Path, path: str) -> Iterator[None]:
     """Make errors name files as the policy does, not by where the sysroot put them."""
     try:
         yield
@@ -95,20 +96,23 @@ class Resolved:
 
 
 def _context_key(directive: ast.Directive) -> tuple[str, str, str | None]:
-    library = directive.args.library.value if directive.args.library else None
-    return directive.name.text, directive.args.value.value, library
+    args = ast.attribute_args(directive)
+    library = args.library.value if args.library else None
+    return directive.name.text, args.value.value, library
 
 
 def _key_of(context: Context) -> tuple[str, str, str | None]:
     return context.kind, context.symbol, context.library
 
 
-def resolve_symbols(policy: ast.Policy, resolver, diagnostics: Diagnostics) -> Resolved | None:
+def resolve_symbols(
+    policy: ast.Policy, resolver: ElfResolver, diagnostics: Diagnostics
+) -> Resolved | None:
     """Check the profile program and resolve every context directive; None on errors."""
     profile_attr = ast.file_attributes(policy.items, "profile")[0]
-    profile = profile_attr.args.value
+    profile = ast.attribute_args(profile_attr).value
     profile_ok = _check_profile_program(profile, resolver, diagnostics)
-    contexts: dict[tuple, Context] = {}
+    contexts: dict[tuple[str, str, str | None], Context] = {}
     for _, chain in ast.directed_rules(policy.items):
         for directive in (d for directives in chain for d in directives):
             if directive.name.text not in ("func", "kfunc"):
@@ -118,7 +122,7 @@ def resolve_symbols(policy: ast.Policy, resolver, diagnostics: Diagnostics) -> R
                 continue
             if directive.name.text == "kfunc":
                 context = _resolve_kfunc(directive, len(contexts), resolver, diagnostics)
-            elif profile_ok or directive.args.library:
+            elif profile_ok or ast.attribute_args(directive).library:
                 context = _resolve_func(
                     directive, profile.value, len(contexts), resolver, diagnostics
                 )
@@ -142,7 +146,7 @@ _SYMBOL_NAME = {
 def _is_symbol_name(directive: ast.Directive, diagnostics: Diagnostics) -> bool:
     """Refuse names no symbol table holds before looking them up (they would also reach the
     generated C, which must not be given a quote or a comment end from a crafted BTF)."""
-    name = directive.args.value
+    name = ast.attribute_args(directive).value
     if _SYMBOL_NAME[directive.name.text].fullmatch(name.value):
         return True
     diagnostics.add(
@@ -154,7 +158,9 @@ def _is_symbol_name(directive: ast.Directive, diagnostics: Diagnostics) -> bool:
     return False
 
 
-def _check_profile_program(profile: ast.String, resolver, diagnostics: Diagnostics) -> bool:
+def _check_profile_program(
+    profile: ast.String, resolver: ElfResolver, diagnostics: Diagnostics
+) -> bool:
     try:
         resolver.check_program(profile.value)
     except symbols.NotFoundError:
@@ -176,9 +182,16 @@ def _check_profile_program(profile: ast.String, resolver, diagnostics: Diagnosti
     return True
 
 
-def _resolve_func(directive, profile: str, index: int, resolver, diagnostics) -> Context | None:
-    name = directive.args.value
-    library = directive.args.library
+def _resolve_func(
+    directive: ast.Directive,
+    profile: str,
+    index: int,
+    resolver: ElfResolver,
+    diagnostics: Diagnostics,
+) -> Context | None:
+    args = ast.attribute_args(directive)
+    name = args.value
+    library = args.library
     binary = library.value if library else profile
     try:
         found = resolver.function(binary, name.value, is_profile=library is None)
@@ -229,12 +242,20 @@ def _resolve_func(directive, profile: str, index: int, resolver, diagnostics) ->
         )
         return None
     return Context(
-        index, "func", name.value, binary, found.offset, directive.span, library and library.value
+        index,
+        "func",
+        name.value,
+        binary,
+        found.offset,
+        directive.span,
+        library.value if library else None,
     )
 
 
-def _resolve_kfunc(directive, index: int, resolver, diagnostics) -> Context | None:
-    name = directive.args.value
+def _resolve_kfunc(
+    directive: ast.Directive, index: int, resolver: ElfResolver, diagnostics: Diagnostics
+) -> Context | None:
+    name = ast.attribute_args(directive).value
     known = resolver.kernel_functions()
     if name.value not in known:
         diagnostics.add(

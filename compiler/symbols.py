@@ -21,12 +21,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from elftools.common.exceptions import ELFError
 from elftools.construct.core import ConstructError
+from elftools.elf.dynamic import DynamicSegment
 from elftools.elf.elffile import ELFFile
-from elftools.elf.sections import Section, Symbol
+from elftools.elf.gnuversions import GNUVerDefSection
+from elftools.elf.sections import NoteSection, Symbol, SymbolTableSection
 
 from .btf import nearest_names
 
@@ -336,7 +338,8 @@ def _open_elf(path: Path) -> Iterator[ELFFile]:
             if file.read(len(_ELF_MAGIC)) != _ELF_MAGIC:
                 raise NotElfError(f"`{path}` is not an ELF file")
             with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as image:
-                yield ELFFile(image)
+                # pyelftools reads its stream with read/seek/tell, which a mapping has.
+                yield ELFFile(cast(BinaryIO, image))
         except ELF_PARSE_ERRORS as error:
             raise NotElfError(f"`{path}` is a malformed or truncated ELF file") from error
 
@@ -385,6 +388,7 @@ def _is_runnable_shared_object(elf: ELFFile) -> bool:
     return any(
         tag["d_tag"] == "DT_FLAGS_1" and tag["d_val"] & _DF_1_PIE
         for segment in elf.iter_segments(type="PT_DYNAMIC")
+        if isinstance(segment, DynamicSegment)  # what pyelftools makes of every PT_DYNAMIC
         for tag in segment.iter_tags()
     )
 
@@ -405,6 +409,8 @@ def _load_segments(elf: ELFFile) -> list[_Segment]:
 def _build_id(elf: ELFFile) -> str | None:
     """Return the GNU build ID (hex), read from note sections: debug files keep those."""
     for section in elf.iter_sections(type="SHT_NOTE"):
+        if not isinstance(section, NoteSection):  # what pyelftools makes of every SHT_NOTE
+            continue
         for note in section.iter_notes():
             if note["n_type"] == "NT_GNU_BUILD_ID":
                 return str(note["n_desc"])
@@ -428,6 +434,8 @@ def _function_table(elf: ELFFile, path: Path) -> _FunctionTable:
     has_symtab = False
     # A debug file's `.dynsym` is NOBITS, so matching on the section type skips it.
     for index, section in enumerate(elf.iter_sections()):
+        if not isinstance(section, SymbolTableSection):  # SHT_SYMTAB and SHT_DYNSYM are
+            continue
         if section["sh_type"] == "SHT_SYMTAB":
             has_symtab = True
             entries.extend(_symtab_entries(section))
@@ -459,7 +467,7 @@ def _make_entry(
     )
 
 
-def _symtab_entries(section: Section) -> Iterator[_Entry]:
+def _symtab_entries(section: SymbolTableSection) -> Iterator[_Entry]:
     # The static linker writes versioned definitions into `.symtab` as `NAME@@V` / `NAME@V`.
     for symbol in section.iter_symbols():
         if _is_defined_function(symbol):
@@ -467,7 +475,9 @@ def _symtab_entries(section: Section) -> Iterator[_Entry]:
             yield _make_entry(symbol, base, version, default, ".symtab")
 
 
-def _dynsym_entries(elf: ELFFile, section: Section, section_index: int) -> Iterator[_Entry]:
+def _dynsym_entries(
+    elf: ELFFile, section: SymbolTableSection, section_index: int
+) -> Iterator[_Entry]:
     # `.dynsym` names are bare; their versions live in the parallel `.gnu.version` array.
     versions = _dynsym_versions(elf, section_index)
     for index, symbol in enumerate(section.iter_symbols()):
@@ -508,6 +518,8 @@ def _version_names(elf: ELFFile) -> dict[int, str]:
     """Map version indexes to the names this file defines (`.gnu.version_d`)."""
     names: dict[int, str] = {}
     for section in elf.iter_sections(type="SHT_GNU_verdef"):
+        if not isinstance(section, GNUVerDefSection):  # what pyelftools makes of them
+            continue
         for verdef, auxiliaries in section.iter_versions():
             first = next(iter(auxiliaries), None)
             if first is not None and verdef["vd_ndx"] >= _FIRST_VERSION_INDEX:

@@ -106,7 +106,7 @@ FS_FLAGS = {
 }
 #: `write` grants `append` too: appending is a restricted form of writing.  Access to a file's
 #: contents grants its metadata: programs `fstat` what they open (glibc's `opendir` does).
-FS_IMPLIED = {
+FS_IMPLIED: dict[str, tuple[str, ...]] = {
     "read": ("getattr",),
     "write": ("append", "getattr"),
     "append": ("getattr",),
@@ -270,7 +270,7 @@ IPC_OPS = {
     "control": 1 << 5,
 }
 #: As for files: access to an object's contents grants its attributes.
-IPC_IMPLIED = {"read": ("getattr",), "write": ("getattr",)}
+IPC_IMPLIED: dict[str, tuple[str, ...]] = {"read": ("getattr",), "write": ("getattr",)}
 
 #: Kernel keyring operations (the `key` rule): `create` is key_alloc, the others the
 #: KEY_NEED_* permissions of key_permission.

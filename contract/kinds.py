@@ -76,6 +76,12 @@ class Parameter:
     flags: FlagSet | None = None
     default: str | None = None  # for an optional trailing parameter: its value when omitted
 
+    @property
+    def flag_set(self) -> FlagSet:
+        """The names of a FLAGS parameter (each has its table; only FLAGS parameters do)."""
+        assert self.flags is not None, f"parameter {self.name}: no flags"
+        return self.flags
+
 
 @dataclass(frozen=True)
 class Hook:

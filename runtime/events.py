@@ -58,7 +58,8 @@ _FAMILY_NAMES = {value: name for name, value in abi.FAMILIES.items()}
 _PROTECTED_NAMES = {value: name for name, value in abi.PROTECTED.items()}
 #: The rule_kind name of self-protection events (abi.SELF_PROTECTION_KIND: no rule kind).
 SELF = "self"
-_PROTECTED_WORDING = {
+#: By `object_num`: Protected is an IntEnum, so a plain number finds its entry.
+_PROTECTED_WORDING: dict[int, str] = {
     abi.Protected.BPF_SYSCALL: "the bpf() system call",
     abi.Protected.MODULE_REQUEST: "a kernel module request",
     abi.Protected.SIGNAL_OWNER: "a file owner (F_SETOWN) naming process {target}",
@@ -356,7 +357,10 @@ class Reporter:
 
     def _write_failed(self, err: OSError | ValueError) -> None:
         self.failed_writes += 1
-        what = errno.errorcode.get(err.errno, "error") if isinstance(err, OSError) else "closed"
+        if isinstance(err, OSError):
+            what = errno.errorcode.get(err.errno, "error") if err.errno is not None else "error"
+        else:
+            what = "closed"
         if what in self._reported:
             return
         self._reported.add(what)
@@ -367,6 +371,8 @@ class Reporter:
             "enforcement continues, further failed lines are only counted"
         )
         syslog.syslog(syslog.LOG_WARNING, warning)
-        with contextlib.suppress(OSError, ValueError):
-            sys.__stderr__.write(warning + "\n")
-            sys.__stderr__.flush()
+        # None when bpfbox-run started without a standard error (`2>&-`).
+        if sys.__stderr__ is not None:
+            with contextlib.suppress(OSError, ValueError):
+                sys.__stderr__.write(warning + "\n")
+                sys.__stderr__.flush()

@@ -263,8 +263,8 @@ def _stage(path: str, meta: Metadata, rec: Record, complain: bool) -> _Staged:
     staging: pins.Staging | None = None
     try:
         staging = pins.Staging(meta.name)
-        for link, program in zip(links, _link_programs(obj, meta), strict=True):
-            staging.pin_link(link, program)
+        for link, program_name in zip(links, _link_programs(obj, meta), strict=True):
+            staging.pin_link(link, program_name)
         for role, map_name in pins.PINNED_MAPS.items():
             staging.pin_map(role, obj.map(map_name).fd())
     except BaseException:

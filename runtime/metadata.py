@@ -12,7 +12,7 @@ from __future__ import annotations
 import mmap
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from bpfbox.compiler import files, symbols
 from bpfbox.contract import abi
@@ -63,7 +63,8 @@ def read(path: str) -> Metadata:
             os.fdopen(files.open_regular(path, "profile object"), "rb") as f,
             mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as image,
         ):
-            elf = ELFFile(image)
+            # pyelftools reads its stream with read/seek/tell, which a mapping has.
+            elf = ELFFile(cast(BinaryIO, image))
             raw = _metadata_bytes(elf, path)
             features = _features(elf)
             rodata = _rodata_variables(elf)

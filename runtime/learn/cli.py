@@ -122,7 +122,14 @@ def learn() -> None:
 @click.option("--no-base", is_flag=True, help='Do not `#![include "base"]`: list everything.')
 @_sysroot
 @_symbols
-def draft(logs, output, profile, no_base, sysroot, symbols) -> int:
+def draft(
+    logs: tuple[Path, ...],
+    output: Path | None,
+    profile: str | None,
+    no_base: bool,
+    sysroot: Path,
+    symbols: Path | None,
+) -> int:
     runs, accesses = read_logs(list(logs))
     text = drafting.draft(
         runs,
@@ -146,7 +153,7 @@ def draft(logs, output, profile, no_base, sysroot, symbols) -> int:
 @click.option("--apply", is_flag=True, help="Ask y/n for each edit and write the accepted ones.")
 @_sysroot
 @_symbols
-def suggest(policy: Path, log: Path, apply: bool, sysroot, symbols) -> int:
+def suggest(policy: Path, log: Path, apply: bool, sysroot: Path, symbols: Path | None) -> int:
     resolver = ElfResolver(symbols_file=symbols, sysroot=sysroot)
     text = policy.read_bytes().decode("utf-8", errors="replace")  # the parser refuses U+FFFD
     profile = compile_text(text, policy.name, policy, resolver, warnings_ok=True).program.profile

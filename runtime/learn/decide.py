@@ -25,6 +25,23 @@ class Request:
     target_is_self: bool = False  # the target runs the profile's program (or is the task)
     family: str | None = None  # net: the address family; ipc: the IPC object kind
 
+    # Whoever makes a request sets the object its kind names (the learning log requires it).
+    @property
+    def known_path(self) -> str:
+        """`path`, of a request of a kind whose rules name a path."""
+        return _named(self.path, "path", self.kind)
+
+    @property
+    def known_target(self) -> str:
+        """`target`, of a request of a kind whose rules name a target."""
+        return _named(self.target, "target", self.kind)
+
+
+def _named(name: str | None, what: str, kind: str) -> str:
+    if name is None:
+        raise ValueError(f"a `{kind}` request without its {what}")
+    return name
+
 
 def allows(program: ir.Program, request: Request, inside: frozenset[str] = frozenset()) -> bool:
     """Whether `program` grants `request` to a thread inside calls to the functions `inside`
@@ -49,15 +66,21 @@ def _matching_rules(program: ir.Program, request: Request) -> list[ir.Rule]:
     rules = program.rules_of(request.kind)
     kind = language.RULE_KINDS[request.kind]
     if kind.object is language.Object.PATH:
-        matched = program.fs_globs.dfa.match(request.path.encode())
-        return [r for r in rules if program.fs_globs.index(r.path) in matched]
+        matched = program.fs_globs.dfa.match(request.known_path.encode())
+        return [
+            r for r in rules if r.path is not None and program.fs_globs.index(r.path) in matched
+        ]
     if kind.object is language.Object.CLASS:
         bit = kind.classes.bits.get(request.family or "", 0)
         return [r for r in rules if r.classes & bit]
     if kind.object is language.Object.NONE:
         return list(rules)
-    matched = program.target_globs.dfa.match(request.target.encode())
-    return [r for r in rules if _target_matches(program, r.target, matched, request)]
+    matched = program.target_globs.dfa.match(request.known_target.encode())
+    return [
+        r
+        for r in rules
+        if r.target is not None and _target_matches(program, r.target, matched, request)
+    ]
 
 
 def _target_matches(
@@ -67,4 +90,4 @@ def _target_matches(
         return True
     if target.kind == "self":
         return request.target_is_self
-    return program.target_globs.index(target.glob) in matched
+    return program.target_globs.index(target.path_glob) in matched

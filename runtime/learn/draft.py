@@ -151,7 +151,11 @@ def _function_index(
 
 
 def _request(access: Access, profile: str, resolver: ElfResolver) -> Request:
-    is_self = access.kind in TARGETED_KINDS and same_program(access.object, profile, resolver)
+    is_self = (
+        access.kind in TARGETED_KINDS
+        and access.object is not None
+        and same_program(access.object, profile, resolver)
+    )
     return Request(
         kind=access.kind,
         mask=access.mask(),
@@ -188,7 +192,12 @@ def _choose_scopes(attributed: list[_Attributed], index: symbols.FunctionIndex) 
         item.scope = candidates[-1] if candidates else None
 
 
-def _note_unattributed(uncovered: list[_Attributed], profile: str, index, notes: list[str]) -> None:
+def _note_unattributed(
+    uncovered: list[_Attributed],
+    profile: str,
+    index: symbols.FunctionIndex | None,
+    notes: list[str],
+) -> None:
     if index is None:
         return
     own = [a for a in uncovered if a.own]
@@ -219,8 +228,9 @@ def _group(items: list[_Attributed]) -> dict[str | None, dict[RuleObject, _Group
     seen: dict[str, paths.Seen] = {}
     for item in items:
         if item.request.kind == "fs":
-            before = seen.get(item.request.path, paths.Seen(0, frozenset()))
-            seen[item.request.path] = paths.Seen(
+            path = item.request.known_path
+            before = seen.get(path, paths.Seen(0, frozenset()))
+            seen[path] = paths.Seen(
                 before.mask | item.request.mask, before.pids | {item.access.pid}
             )
     globs = paths.collapse(seen)

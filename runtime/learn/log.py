@@ -69,6 +69,8 @@ from bpfbox.compiler import language
 VERSION = 1
 RECORD_RUN = "run"
 RECORD_ACCESS = "access"
+#: The kinds a version-1 log records (above); drafts have no rules of the others yet.
+LOGGED_KINDS = ("fs", "proc", "signal", "ptrace", "net", "cap")
 #: Kinds whose object is another process's executable.
 TARGETED_KINDS = ("proc", "signal", "ptrace")
 _HEX = re.compile(r"[0-9a-f]+")
@@ -200,6 +202,11 @@ def _access(record: dict[str, Any], run: Run, where: str) -> Access:
     if kind not in language.RULE_KINDS:
         raise LogError(
             f"{where}: `kind` is {kind!r}, not a rule kind ({', '.join(language.RULE_KINDS)})"
+        )
+    if kind not in LOGGED_KINDS:
+        raise LogError(
+            f"{where}: `kind` {kind!r} is not in learning logs of version {VERSION} "
+            f"(their kinds are {', '.join(LOGGED_KINDS)})"
         )
     table = language.RULE_KINDS[kind].flags
     names = _field(record, "access", (list,), where)

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from bpfbox.compiler import language
+from bpfbox.compiler import ast, ir, language
 from bpfbox.compiler.diagnostics import render_all
-from bpfbox.compiler.pipeline import FRONT_END, Compilation, run
+from bpfbox.compiler.pipeline import FRONT_END, Compilation, produced, run
 from bpfbox.compiler.resolve import ElfResolver
 from bpfbox.compiler.source import SourceFile
 
@@ -24,9 +24,17 @@ class PolicyProblem(Exception):
     """A policy (the user's, or one bpfbox-learn wrote) does not compile cleanly."""
 
 
+@dataclass(frozen=True)
+class Compiled:
+    """What the compiler's front end made of a policy that compiles cleanly."""
+
+    policy: ast.Policy
+    program: ir.Program
+
+
 def compile_text(
     text: str, name: str, path: Path | None, resolver: ElfResolver, warnings_ok: bool = False
-) -> Compilation:
+) -> Compiled:
     """Run the compiler's front end on `text` (named `name`; includes relative to `path`).
 
     Raises PolicyProblem, with the compiler's own rendering, on errors (and on warnings too,
@@ -37,7 +45,9 @@ def compile_text(
     if diagnostics.error_count() or (diagnostics.sorted() and not warnings_ok):
         report = render_all(compilation.diagnostics, compilation.sources)
         raise PolicyProblem(f"`{name}` does not compile cleanly:\n{report.rstrip()}")
-    return compilation
+    return Compiled(
+        produced(compilation.policy, "policy"), produced(compilation.program, "program")
+    )
 
 
 def quote(text: str) -> str:
@@ -84,12 +94,12 @@ def object_of(request: Request, path_glob: str | None = None) -> RuleObject:
     `path_glob`), the target (`self` for the profile's own program), the family."""
     kind = language.RULE_KINDS[request.kind]
     if kind.object is language.Object.PATH:
-        return RuleObject(request.kind, quote(path_glob or literal(request.path)))
+        return RuleObject(request.kind, quote(path_glob or literal(request.known_path)))
     if kind.object is language.Object.CLASS:
         return RuleObject(request.kind, request.family)
     if kind.object is language.Object.NONE:
         return RuleObject(request.kind, None)
-    target = "self" if request.target_is_self else quote(literal(request.target))
+    target = "self" if request.target_is_self else quote(literal(request.known_target))
     return RuleObject(request.kind, target)
 
 

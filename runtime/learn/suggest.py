@@ -157,7 +157,9 @@ def _denial(
         raise SuggestError(f"{where}: a {kind} denial needs an absolute `object`")
     if rule_kind.object is language.Object.CLASS and family not in rule_kind.classes.bits:
         raise SuggestError(f"{where}: `{kind}` denial names no {rule_kind.classes.what}")
-    rule = event.get("rule") if isinstance(event.get("rule"), dict) else {}
+    rule = event.get("rule")
+    if not isinstance(rule, dict):
+        rule = {}
     rule_id, rule_text = rule.get("id"), rule.get("text")
     if rule_id is not None and (not isinstance(rule_id, int) or isinstance(rule_id, bool)):
         raise SuggestError(f"{where}: `rule.id` must be an integer")
@@ -169,7 +171,7 @@ def _denial(
         mask=table.mask(names),
         path=obj if rule_kind.object is language.Object.PATH else None,
         target=obj if targeted else None,
-        target_is_self=targeted and same_program(obj, profile, resolver),
+        target_is_self=targeted and isinstance(obj, str) and same_program(obj, profile, resolver),
         family=family if rule_kind.object is language.Object.CLASS else None,
     )
     return request, reason, rule_id, rule_text
@@ -281,6 +283,11 @@ def _offset(lines: list[int], line: int, column: int) -> int:
 def _edit(rule: ir.Rule, tree: ast.Policy, lines: list[int], program: ir.Program) -> Change:
     node = next(r for r, _ in ast.directed_rules(tree.items) if r.span == rule.span)
     flags = node.args[-1]
+    # Only a rule that grants part of a request is edited, and a rule that leaves its flags
+    # out grants them all (`ptrace(self)`): the rule lists its flags last.
+    assert isinstance(flags, ast.Flags) and len(node.args) == len(
+        language.RULE_KINDS[rule.kind].parameters
+    ), f"the rule at line {rule.span.line} names no flags to extend"
     last = flags.names[-1]
     functions = _context_names(program, rule)
     return Change(

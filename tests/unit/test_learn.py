@@ -13,7 +13,7 @@ from bpfbox.runtime.learn import draft as drafting
 from bpfbox.runtime.learn import suggest as suggesting
 from bpfbox.runtime.learn.cli import run_cli
 from bpfbox.runtime.learn.decide import Request, allows
-from bpfbox.runtime.learn.log import LogError, read_logs
+from bpfbox.runtime.learn.log import LOGGED_KINDS, LogError, read_logs
 from bpfbox.runtime.learn.paths import MANY_SIBLINGS, Seen, collapse, literal
 from bpfbox.runtime.learn.policy import compile_text
 
@@ -196,6 +196,10 @@ def test_log_reads_runs_and_accesses(tmp_path: Path) -> None:
         (("{",), ":1: not JSON"),
         ((RUN, {**ACCESS, "kind": "file"}), ":2: `kind` is 'file', not a rule kind"),
         (
+            (RUN, {**ACCESS, "kind": "ioctl", "access": ["tcgets"]}),
+            ":2: `kind` 'ioctl' is not in learning logs of version 1",
+        ),
+        (
             (RUN, {**ACCESS, "access": ["reed"]}),
             ":2: `access` must be a non-empty list of fs " 'access flags; ["reed"] are not',
         ),
@@ -216,6 +220,11 @@ def test_log_errors_say_where(tmp_path: Path, records, message: str) -> None:
         read_logs([_log(tmp_path, *records)])
     assert message in str(error.value)
     assert str(tmp_path / "run.jsonl") in str(error.value)
+
+
+def test_every_kind_a_log_records_has_a_heading_in_drafts() -> None:
+    # The reader refuses the other kinds: a draft would have nowhere to put their rules.
+    assert set(LOGGED_KINDS) == set(drafting._HEADINGS)
 
 
 def test_a_log_without_runs_is_refused(tmp_path: Path) -> None:

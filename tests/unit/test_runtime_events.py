@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import sys
 from datetime import datetime, timezone
 
 import pytest
@@ -362,3 +363,14 @@ def test_failed_log_writes_are_reported_once_and_counted(capfd, target, errno_na
     assert f"({errno_name}); enforcement continues" in warnings[0]
     if not stream.closed:
         stream.close()
+
+
+def test_a_failed_log_write_without_a_standard_error_is_still_counted(monkeypatch):
+    # Python's sys.__stderr__ is None in a bpfbox-run started with `2>&-`: the warning then
+    # goes to syslog alone, and enforcement goes on.
+    monkeypatch.setattr(sys, "__stderr__", None)
+    with open("/dev/full", "w") as stream:  # a real device that is always full
+        reporter = events.Reporter(stream)
+        reporter.event(META, events.decode(AUDIT))
+        reporter.lost(META, 1, 1)
+        assert reporter.failed_writes == 2
