@@ -309,13 +309,14 @@ def _reuse_pinned_maps(obj: libbpf.BpfObject, meta: Metadata) -> None:
             os.close(fd)
 
 
-def check_layout(pinned: Record, meta: Metadata, path: str) -> None:
+def check_layout(pinned: Record | None, meta: Metadata, path: str) -> None:
     """Refuse to share the pinned profile's task state with a program that lays it out
-    differently (0: a record that does not say, which is not trusted either)."""
-    if pinned.task_state_layout != meta.task_state_layout:
+    differently (0, or no record: a version that is not known, which is not trusted either)."""
+    layout = pinned.task_state_layout if pinned else 0
+    if layout != meta.task_state_layout:
         raise LoadFailure(
             f"cannot replace the loaded profile {meta.name}: its per-task state has layout "
-            f"version {pinned.task_state_layout or 'unknown'}, {path}'s has "
+            f"version {layout or 'unknown'}, {path}'s has "
             f"{meta.task_state_layout}",
             _INCOMPATIBLE_HELP.format(name=meta.name),
         )
