@@ -30,7 +30,7 @@ def test_exec_of_a_dynamically_linked_program_maps_its_loader_without_a_rule(ses
     # The probe itself started under the policy (its loader mapped during its exec), and it
     # executes the helper, whose loader is mapped the same way (task_struct.in_execve).
     # The helper's own line (its sleep) comes first, then the probe's for the exec.
-    assert probe(f"exec:{BIN / 'helper'},sleep:1") == ["ok", "ok"]
+    assert probe(f"exec-with:{BIN / 'helper'}", "sleep:1") == ["ok", "ok"]
 
 
 def test_the_loader_itself_is_not_granted(session):

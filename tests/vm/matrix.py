@@ -47,14 +47,26 @@ class Group:
     bpf_lsm: bool = True
 
 
-#: test_enforcement.py is half the suite's time; everything else with the BPF LSM is the
-#: other half (new files land there by themselves), and the no-bpf tests need a boot of their own.
+#: test_enforcement.py, the mediation files (escapes through unhooked paths) and everything
+#: else with the BPF LSM (new files land there by themselves) each take some ten minutes on an
+#: idle machine; the no-bpf tests need a boot of their own.
+MEDIATION = tuple(
+    f"{E2E}/{name}.py"
+    for name in (
+        "test_mediation",
+        "test_self_protection",
+        "test_known_gaps",
+        "test_ipc",
+        "test_ipc_base",
+    )
+)
 GROUPS = (
     Group("enforcement", "vm and not vm_nobpf", (f"{E2E}/test_enforcement.py",), 1500),
+    Group("mediation", "vm and not vm_nobpf", MEDIATION, 1500),
     Group(
         "loader-functions",
         "vm and not vm_nobpf",
-        (E2E, f"--ignore={E2E}/test_enforcement.py"),
+        (E2E, f"--ignore={E2E}/test_enforcement.py", *(f"--ignore={m}" for m in MEDIATION)),
         1500,
     ),
     Group("no-bpf-lsm", "vm_nobpf", (E2E,), 600, bpf_lsm=False),
