@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+import pytest
 from bpfbox.compiler import ast
-from bpfbox.compiler.pipeline import PASSES, check_pass, include_pass, parse_pass
+from bpfbox.compiler.pipeline import (
+    PASSES,
+    Compilation,
+    PipelineError,
+    check_pass,
+    codegen_pass,
+    compiler_pass,
+    include_pass,
+    lower_pass,
+    parse_pass,
+    pipeline,
+)
 from bpfbox.contract import abi
 
 from .helpers import codes, compile_text, front_end
@@ -81,7 +93,7 @@ def test_all_errors_of_one_pass_are_reported_together() -> None:
 
 
 def test_passes_have_one_job_each_and_are_listed_in_order() -> None:
-    names = [p.__name__ for p in PASSES]
+    names = [p.name for p in PASSES]
     assert names == [
         "parse_pass",
         "include_pass",
@@ -91,7 +103,24 @@ def test_passes_have_one_job_each_and_are_listed_in_order() -> None:
         "lint_pass",
         "codegen_pass",
     ]
-    assert all(p.__doc__ and "->" in p.__doc__ for p in PASSES)
+    assert all(p.run.__doc__ and "->" in p.run.__doc__ for p in PASSES)
+
+
+def test_a_pipeline_whose_pass_reads_what_none_before_produced_is_refused() -> None:
+    with pytest.raises(PipelineError, match="pass lower_pass reads resolved, which no earlier"):
+        pipeline(parse_pass, lower_pass)
+    with pytest.raises(PipelineError, match="pass codegen_pass reads program"):
+        run_pipeline = (parse_pass, include_pass, codegen_pass)
+        compile_text(PROFILE, run_pipeline)
+    assert pipeline(parse_pass, include_pass, check_pass) == (parse_pass, include_pass, check_pass)
+
+
+def test_a_pass_can_only_name_fields_of_the_compilation() -> None:
+    with pytest.raises(PipelineError, match=r"pass typo_pass names \['polcy'\]"):
+
+        @compiler_pass(reads="polcy")
+        def typo_pass(c: Compilation) -> None:
+            """polcy -> nothing"""
 
 
 def test_directed_rules_walks_blocks_includes_and_directives() -> None:
