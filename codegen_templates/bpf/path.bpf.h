@@ -12,8 +12,9 @@
 /* WALK_INTERNAL: the object lives on a kernel-internal mount (pipes, sockets, anonymous
  * inodes, memfds, overlayfs' private clones of its layers), which no process reaches by a path.
  * WALK_DETACHED: on a mount no rule can name for this process: a lazily unmounted tree, a
- * mount of another mount namespace, a dentry disconnected from its file system's tree. */
-enum { WALK_OK = 0, WALK_TOO_LONG = 1, WALK_DETACHED = 2, WALK_INTERNAL = 3 };
+ * mount of another mount namespace, a dentry disconnected from its file system's tree.
+ * WALK_MQUEUE: inside the walk only, at the root of an mqueue file system (below). */
+enum { WALK_OK = 0, WALK_TOO_LONG = 1, WALK_DETACHED = 2, WALK_INTERNAL = 3, WALK_MQUEUE = 4 };
 
 /* fs/mount.h: the mnt_ns of the kernel's own mounts (kern_mount, clone_private_mount), the
  * same ERR_PTR(-EINVAL) in 6.1 and 6.12. */
@@ -42,22 +43,22 @@ static __always_inline __u32 unreachable(struct mount *mnt)
 /* POSIX message queues live in an mqueue file system that each IPC namespace mounts
  * internally (where no path leads) and that may also be mounted, conventionally at
  * /dev/mqueue.  Wherever it is reached from, its root is named /dev/mqueue, so that one rule
- * names a queue however it is opened (mq_open or a path). */
+ * names a queue however it is opened (mq_open or a path).  The walk only stops there
+ * (WALK_MQUEUE); resolve_path writes the name after the loop: a callback that moved the
+ * offset by a second, constant step would keep the verifiers of 6.7 and later (which verify
+ * a bpf_loop callback until its states converge) from ever converging. */
 #define MQUEUE_MAGIC 0x19800202
 #define MQUEUE_ROOT "/dev/mqueue"
 
-static __always_inline long at_mqueue_root(struct walk *w)
+static __always_inline __u32 name_mqueue_root(struct scratch *s, __u32 *off)
 {
-	struct scratch *s = w->s;
 	__u32 len = sizeof(MQUEUE_ROOT) - 1;
 
-	if (w->off < PATH_BUF - PATH_MAX_LEN + len || !s) {
-		w->status = WALK_TOO_LONG;
-		return 1;
-	}
-	w->off -= len;
-	__builtin_memcpy(&s->path[path_index(w->off)], MQUEUE_ROOT, sizeof(MQUEUE_ROOT) - 1);
-	return 1;
+	if (*off < PATH_BUF - PATH_MAX_LEN + len || *off > PATH_BUF - 1)
+		return WALK_TOO_LONG;
+	*off -= len;
+	__builtin_memcpy(&s->path[path_index(*off)], MQUEUE_ROOT, sizeof(MQUEUE_ROOT) - 1);
+	return WALK_OK;
 }
 
 static long walk_step(__u32 index, void *data)
@@ -70,8 +71,10 @@ static long walk_step(__u32 index, void *data)
 	struct scratch *s = w->s;
 	__u32 len, off;
 
-	if (dentry == parent && BPF_CORE_READ(dentry, d_sb, s_magic) == MQUEUE_MAGIC)
-		return at_mqueue_root(w);
+	if (dentry == parent && BPF_CORE_READ(dentry, d_sb, s_magic) == MQUEUE_MAGIC) {
+		w->status = WALK_MQUEUE;
+		return 1;
+	}
 	if (dentry == root) {
 		struct mount *mnt = real_mount(vfsmnt);
 		struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
@@ -126,6 +129,8 @@ static __noinline int resolve_path(struct scratch *s, struct vfsmount *mnt, stru
 	s->path[PATH_BUF - 1] = 0;
 	if (bpf_loop(WALK_STEPS, walk_step, &w, 0) == WALK_STEPS && w.status == WALK_OK)
 		w.status = WALK_TOO_LONG;
+	if (w.status == WALK_MQUEUE)
+		w.status = name_mqueue_root(s, &w.off);
 	if (w.off == PATH_BUF - 1) {
 		w.off -= 1;
 		s->path[PATH_BUF - 2] = '/';

@@ -86,6 +86,7 @@ class Enforcing:
         self.process: subprocess.Popen | None = None
         self._reader: threading.Thread | None = None
         self._ready = threading.Event()
+        self._enforcing = False
 
     def __enter__(self) -> Enforcing:
         self.process = subprocess.Popen(
@@ -97,7 +98,9 @@ class Enforcing:
         )
         self._reader = threading.Thread(target=self._read_stderr, daemon=True)
         self._reader.start()
-        if not self._ready.wait(timeout=scaled(300)) or self.process.poll() is not None:
+        # Set by the "enforcing" line, or by the end of stderr (bpfbox-run exited): only the
+        # line means it enforces.
+        if not self._ready.wait(timeout=scaled(300)) or not self._enforcing:
             self.stop()
             raise RuntimeError("bpfbox-run did not start enforcing:\n" + self.stderr)
         return self
@@ -105,7 +108,8 @@ class Enforcing:
     def _read_stderr(self) -> None:
         for line in self.process.stderr:
             self.stderr_lines.append(line)
-            if "enforcing" in line:
+            if line.startswith("bpfbox-run: enforcing "):
+                self._enforcing = True
                 self._ready.set()
         self._ready.set()
 
