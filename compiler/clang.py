@@ -15,21 +15,17 @@ import tempfile
 from pathlib import Path
 
 from bpfbox.contract.abi import CLANG_FLAGS
+from bpfbox.contract.errors import BpfboxError
 
 #: How many lines of clang's complaint an error shows.
 ERROR_LINES = 15
 
 
-class BuildError(Exception):
+class BuildError(BpfboxError):
     """A profile could not be turned into a BPF object."""
 
     exit_code = 1
     help = "regenerate the file with bpfboxc; if it persists, report it with the lines above"
-
-    def __init__(self, message: str, help: str | None = None) -> None:
-        super().__init__(message)
-        if help is not None:
-            self.help = help
 
 
 class ClangMissing(BuildError):

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import abi, hook_abi, kinds
+from .errors import BpfboxError
 
 
-class MetadataError(Exception):
+class MetadataError(BpfboxError):
     """The object's metadata is missing or does not follow the contract."""
 
     exit_code = 1

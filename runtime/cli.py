@@ -19,7 +19,8 @@ from collections.abc import Callable, Iterator
 from typing import TextIO
 
 import click
-from bpfbox.runtime import build, hooks, kernel, libbpf, loader, metadata, pins, service
+from bpfbox.contract.errors import BpfboxError
+from bpfbox.runtime import kernel, loader, pins, service
 from bpfbox.runtime.events import Reporter
 from bpfbox.runtime.loader import Session
 
@@ -50,15 +51,6 @@ POLL_MS = 100
 SI_KERNEL = 0x80
 PR_SET_CHILD_SUBREAPER = 36
 
-#: Exceptions that carry a user-facing message, `help` and `exit_code`.
-EXPECTED_ERRORS = (
-    build.BuildError,
-    metadata.MetadataError,
-    libbpf.LibbpfError,
-    kernel.KernelError,
-    hooks.HookAbiError,
-    loader.LoadFailure,
-)
 
 HELP = """Enforce compiled bpfbox profiles (PROFILE: the .bpf.c that bpfboxc wrote, or a
 .bpf.o built from it; C is compiled once and cached).
@@ -112,14 +104,10 @@ internal error (a bug in bpfbox-run: please report it).
 """
 
 
-class UsageProblem(Exception):
+class UsageProblem(BpfboxError):
     """A command-line or setup problem found after parsing (exit status 2)."""
 
     exit_code = EXIT_USAGE
-
-    def __init__(self, message: str, help: str) -> None:
-        super().__init__(message)
-        self.help = help
 
 
 def main() -> None:
@@ -145,7 +133,7 @@ def run_click(command: click.Command, prog: str, argv: list[str], obj: dict | No
         return fail(prog, err.format_message(), f"see `{prog} --help`", err.exit_code)
     except (click.Abort, KeyboardInterrupt):
         return EXIT_INTERRUPTED
-    except (*EXPECTED_ERRORS, UsageProblem) as err:
+    except BpfboxError as err:
         return fail(prog, str(err), err.help, err.exit_code)
     except Exception as err:  # the user must never see a traceback
         return fail(
@@ -406,7 +394,7 @@ def _serve(directory: str, reporter: Reporter, complain: bool) -> int:
             return EXIT_OK
         try:
             names = service.sync(directory, _warn, complain)
-        except (*EXPECTED_ERRORS, UsageProblem) as err:
+        except BpfboxError as err:
             _warn(f"reloading {directory} failed, the loaded profiles stay as they were: {err}")
             names = [name for name in names if pins.is_pinned(name)]
 

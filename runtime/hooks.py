@@ -14,20 +14,17 @@ from dataclasses import dataclass
 
 from bpfbox.compiler import btf
 from bpfbox.contract import abi
+from bpfbox.contract.errors import BpfboxError
 from bpfbox.contract.hook_abi import HookAbi
 
 #: The kernel function a BPF LSM program of hook H attaches to.
 LSM_FUNC_PREFIX = "bpf_lsm_"
 
 
-class HookAbiError(Exception):
+class HookAbiError(BpfboxError):
     """The running kernel has a hook prototype the profile's programs were not written for."""
 
     exit_code = 2
-
-    def __init__(self, message: str, help: str) -> None:
-        super().__init__(message)
-        self.help = help
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from bpfbox.compiler import btf
 from bpfbox.contract import abi, hook_abi, kinds
+from bpfbox.contract.errors import BpfboxError
 from bpfbox.runtime import hooks, libbpf
 
 OK = "ok"
@@ -56,14 +57,10 @@ BASE = "base"
 ALL_FEATURES = frozenset({BASE, "lsm", "tracing", "uprobe"})
 
 
-class KernelError(Exception):
+class KernelError(BpfboxError):
     """The environment cannot run bpfbox: exit status 2, with the failing checks listed."""
 
     exit_code = 2
-
-    def __init__(self, message: str, help: str) -> None:
-        super().__init__(message)
-        self.help = help
 
 
 @dataclass(frozen=True)

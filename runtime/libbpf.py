@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from bpfbox.contract import abi
+from bpfbox.contract.errors import BpfboxError
 
 LIBBPF_SONAME = "libbpf.so.1"
 
@@ -49,16 +50,11 @@ _VERIFIER_LOG = re.compile(
 )
 
 
-class LibbpfError(Exception):
+class LibbpfError(BpfboxError):
     """A libbpf step failed; `help` says what the user can do about it."""
 
     exit_code = 1
     help = "run with a kernel that passes `bpfbox-run --check-kernel` and report the message"
-
-    def __init__(self, message: str, help: str | None = None) -> None:
-        super().__init__(message)
-        if help is not None:
-            self.help = help
 
 
 class LibbpfUnavailable(LibbpfError):

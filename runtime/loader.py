@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from bpfbox.contract import abi
+from bpfbox.contract.errors import BpfboxError
 from bpfbox.runtime import build, hooks, kernel, libbpf, metadata, pins
 from bpfbox.runtime.events import Event, EventError, decode
 from bpfbox.runtime.metadata import Metadata
@@ -32,14 +33,10 @@ LostHandler = Callable[[Metadata, int, int], None]
 WarningHandler = Callable[[str], None]
 
 
-class LoadFailure(Exception):
+class LoadFailure(BpfboxError):
     """A profile could not be loaded or attached (exit status 1)."""
 
     exit_code = 1
-
-    def __init__(self, message: str, help: str) -> None:
-        super().__init__(message)
-        self.help = help
 
 
 class ProfileProgramMissing(LoadFailure):
