@@ -111,8 +111,9 @@ static __noinline int map_executable(struct file *file)
 	return check_file(t, file, FS_EXEC, 0);
 }
 
-SEC("lsm/mmap_file")
-int BPF_PROG(bpfbox_mmap_file, struct file *file, unsigned long reqprot, unsigned long prot, unsigned long flags)
+/* A mapping of `file` with `prot`: an executable one as map_executable says; a shared
+ * writable one (`shared`) needs `write` when that goes beyond what the open was granted. */
+static __always_inline int check_mapping(struct file *file, unsigned long prot, int shared)
 {
 	struct task_state *t;
 	int ret;
@@ -124,31 +125,22 @@ int BPF_PROG(bpfbox_mmap_file, struct file *file, unsigned long reqprot, unsigne
 		if (ret)
 			return ret;
 	}
-	if (!(prot & PROT_WRITE) || (flags & MAP_TYPE) == MAP_PRIVATE || !shared_write_beyond_open(file))
+	if (!(prot & PROT_WRITE) || !shared || !shared_write_beyond_open(file))
 		return 0;
 	t = confined_current();
 	return t ? check_file(t, file, FS_WRITE, 0) : 0;
 }
 
+SEC("lsm/mmap_file")
+int BPF_PROG(bpfbox_mmap_file, struct file *file, unsigned long reqprot, unsigned long prot, unsigned long flags)
+{
+	return check_mapping(file, prot, (flags & MAP_TYPE) != MAP_PRIVATE);
+}
+
 SEC("lsm/file_mprotect")
 int BPF_PROG(bpfbox_file_mprotect, struct vm_area_struct *vma, unsigned long reqprot, unsigned long prot)
 {
-	struct task_state *t;
-	struct file *file;
-	int ret;
-
-	file = BPF_CORE_READ(vma, vm_file);
-	if (!file)
-		return 0;
-	if (prot & PROT_EXEC) {
-		ret = map_executable(file);
-		if (ret)
-			return ret;
-	}
-	if (!(prot & PROT_WRITE) || !(BPF_CORE_READ(vma, vm_flags) & VM_MAYSHARE) || !shared_write_beyond_open(file))
-		return 0;
-	t = confined_current();
-	return t ? check_file(t, file, FS_WRITE, 0) : 0;
+	return check_mapping(BPF_CORE_READ(vma, vm_file), prot, !!(BPF_CORE_READ(vma, vm_flags) & VM_MAYSHARE));
 }
 
 /* Does the current system call write only at the end of an O_APPEND file?  The system call

@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 from bpfbox.contract.abi import CLANG_FLAGS
+from confined import install_tree, remove_tree
 from stall import Watchdog
 from timing import measure, scaled, worst
 
@@ -201,3 +202,12 @@ def _bpftool(kind: str) -> list[dict[str, Any]]:
 def e2e(scratch: Path, probe: Path) -> E2E:
     """The helpers, bound to this run's scratch tmpfs and probe binary."""
     return E2E(scratch, probe)
+
+
+@pytest.fixture(scope="module")
+def installed_tree() -> Iterator[None]:
+    """The e2e programs under /mnt/e2e for one test module (tests/e2e/confined.py), removed
+    after it; a module asks with `pytest.mark.usefixtures("installed_tree")`."""
+    install_tree()
+    yield
+    remove_tree()

@@ -17,22 +17,13 @@ from confined import (
     E2E,
     Enforcing,
     fresh_data,
-    install_tree,
     probe,
-    remove_tree,
     run,
     start_target,
 )
 from timing import scaled
 
-pytestmark = pytest.mark.vm
-
-
-@pytest.fixture(scope="module", autouse=True)
-def tree():
-    install_tree()
-    yield
-    remove_tree()
+pytestmark = [pytest.mark.vm, pytest.mark.usefixtures("installed_tree")]
 
 
 def enforcing(*names: str, files: dict | None = None, dirs: tuple = (), options: tuple = ()):

@@ -7,18 +7,11 @@ funcs_pie/funcs_nopie grant each file only inside one function.
 from __future__ import annotations
 
 import pytest
-from confined import DATA, Enforcing, fresh_data, install_tree, probe, remove_tree, run
+from confined import DATA, Enforcing, fresh_data, probe, run
 
-pytestmark = pytest.mark.vm
+pytestmark = [pytest.mark.vm, pytest.mark.usefixtures("installed_tree")]
 
 FILES = ("gated", "deep", "hidden", "lib", "k")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def tree():
-    install_tree()
-    yield
-    remove_tree()
 
 
 @pytest.fixture(scope="module", params=["pie", "nopie"])

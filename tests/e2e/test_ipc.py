@@ -7,16 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from confined import Enforcing, fresh_data, install_tree, on_terminal, probe, remove_tree, run
+from confined import Enforcing, fresh_data, on_terminal, probe, run
 
-pytestmark = pytest.mark.vm
-
-
-@pytest.fixture(scope="module", autouse=True)
-def tree():
-    install_tree()
-    yield
-    remove_tree()
+pytestmark = [pytest.mark.vm, pytest.mark.usefixtures("installed_tree")]
 
 
 @pytest.fixture(scope="module")

@@ -8,17 +8,10 @@ import pty
 import subprocess
 
 import pytest
-from confined import Enforcing, fresh_data, install_tree, on_terminal, probe, remove_tree
+from confined import Enforcing, fresh_data, on_terminal, probe
 from timing import scaled
 
-pytestmark = pytest.mark.vm
-
-
-@pytest.fixture(scope="module", autouse=True)
-def tree():
-    install_tree()
-    yield
-    remove_tree()
+pytestmark = [pytest.mark.vm, pytest.mark.usefixtures("installed_tree")]
 
 
 class TestWithoutRules:

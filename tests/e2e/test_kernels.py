@@ -6,18 +6,11 @@ Run on every kernel of the matrix (`run_in_vm.py --kernel 6.12`): the same answe
 from __future__ import annotations
 
 import pytest
-from confined import BIN, Enforcing, install_tree, probe, remove_tree
+from confined import BIN, Enforcing, probe
 
-pytestmark = pytest.mark.vm
+pytestmark = [pytest.mark.vm, pytest.mark.usefixtures("installed_tree")]
 
 LOADER = "/lib64/ld-linux-x86-64.so.2"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def tree():
-    install_tree()
-    yield
-    remove_tree()
 
 
 @pytest.fixture(scope="module")

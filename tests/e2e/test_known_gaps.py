@@ -12,18 +12,11 @@ from __future__ import annotations
 import os
 
 import pytest
-from confined import DATA, Enforcing, fresh_data, install_tree, probe, remove_tree, start_target
+from confined import DATA, Enforcing, fresh_data, probe, start_target
 
-pytestmark = pytest.mark.vm
+pytestmark = [pytest.mark.vm, pytest.mark.usefixtures("installed_tree")]
 
 UNRULED = DATA / "unruled"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def tree():
-    install_tree()
-    yield
-    remove_tree()
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,9 @@ import threading
 import time
 
 import pytest
-from confined import BIN, BPFBOX_RUN, DATA, MOUNT, fresh_data, install_tree, policy, remove_tree
+from confined import BIN, BPFBOX_RUN, DATA, MOUNT, fresh_data, policy
 
-pytestmark = pytest.mark.vm
+pytestmark = [pytest.mark.vm, pytest.mark.usefixtures("installed_tree")]
 
 BPFBOX = [sys.executable, "-m", "bpfbox.runtime.manage"]
 PROBE = str(BIN / "probe")
@@ -27,13 +27,6 @@ PROBE = str(BIN / "probe")
 NAME, OTHER = "probe", "probe_other"
 SECRET = str(DATA / "secret")
 PUBLIC = str(DATA / "public")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def tree():
-    install_tree()
-    yield
-    remove_tree()
 
 
 @pytest.fixture(autouse=True)

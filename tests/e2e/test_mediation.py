@@ -19,13 +19,11 @@ from confined import (
     DATA,
     Enforcing,
     fresh_data,
-    install_tree,
     probe,
-    remove_tree,
     start_target,
 )
 
-pytestmark = pytest.mark.vm
+pytestmark = [pytest.mark.vm, pytest.mark.usefixtures("installed_tree")]
 
 FILES = {
     "appendonly": "0123456789",
@@ -39,13 +37,6 @@ FILES = {
     "tree/secret/file": "secret",
     "tree/open": "open",
 }
-
-
-@pytest.fixture(scope="module", autouse=True)
-def tree():
-    install_tree()
-    yield
-    remove_tree()
 
 
 @pytest.fixture(scope="module")

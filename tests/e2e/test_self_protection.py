@@ -12,20 +12,13 @@ import os
 import stat
 
 import pytest
-from confined import DATA, Enforcing, fresh_data, install_tree, probe, remove_tree, start_target
+from confined import DATA, Enforcing, fresh_data, probe, start_target
 
-pytestmark = pytest.mark.vm
+pytestmark = [pytest.mark.vm, pytest.mark.usefixtures("installed_tree")]
 
 #: A character device major no driver registers (majors go up to 4095): opening a node of
 #: it makes the kernel ask for the module `char-major-4000-0`.
 UNCLAIMED_MAJOR = 4000
-
-
-@pytest.fixture(scope="module", autouse=True)
-def tree():
-    install_tree()
-    yield
-    remove_tree()
 
 
 @pytest.fixture(scope="module")
