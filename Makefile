@@ -8,7 +8,7 @@ PYTEST ?= $(PYTHON) -m pytest
 # bookworm-backports' 6.12 (fetched into build/kernels); `make test KERNELS=6.1` for one.
 KERNELS ?= 6.1 6.12
 
-.PHONY: setup setup-apt setup-py test test-host test-vm kernels golden lint format demo bench fuzz
+.PHONY: setup setup-apt setup-py check test test-host test-vm kernels golden lint format demo bench fuzz
 
 setup: setup-apt setup-py
 
@@ -22,8 +22,11 @@ setup-apt:
 setup-py:
 	$(PYTHON) -m pip install -q -e '.[dev]'
 
-# Lint first: cheap, and a red lint needs no VM to say so.
-test: setup lint test-host test-vm
+# The host-side gate: formatting, lint, types, host tests and goldens; no VM.  `make test`
+# runs it first: cheap, and a red check needs no VM to say so.
+check: lint test-host
+
+test: setup check test-vm
 
 test-host:
 	$(PYTEST) -q -m "not vm" tests
