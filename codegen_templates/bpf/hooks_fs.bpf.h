@@ -38,6 +38,17 @@ static __always_inline __u64 proc_flags(__u64 req)
 	return out ? out : PROC_READ;
 }
 
+/* Is the kernel loading a new program image for this task?  Its mappings of the program and
+ * interpreter are part of the exec, whose permission bprm_check_security already decided. */
+static __always_inline int loading_image(void)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+
+	if (!bpf_core_field_exists(task->in_execve))
+		return 0;
+	return BPF_CORE_READ_BITFIELD_PROBED(task, in_execve);
+}
+
 SEC("lsm/file_open")
 int BPF_PROG(bpfbox_file_open, struct file *file)
 {
@@ -52,6 +63,11 @@ int BPF_PROG(bpfbox_file_open, struct file *file)
 	if (BPF_CORE_READ(file, f_mode) & FMODE_NOACCOUNT)
 		return 0;
 	req = open_flags(file);
+	/* The kernel's own opens while it loads a program image: the program, whose exec
+	 * bprm_check_security decides, and its ELF interpreter, allowed as its mapping is (a
+	 * script's or binfmt_misc interpreter goes through bprm_check_security again). */
+	if ((req & FS_EXEC) && loading_image())
+		return 0;
 	task = proc_task(BPF_CORE_READ(file, f_inode));
 	if (task)
 		return check_task(t, task, RULE_PROC, proc_flags(req), 0);
@@ -70,17 +86,6 @@ int BPF_PROG(bpfbox_inode_getattr, const struct path *path)
 	if (task)
 		return check_task(t, task, RULE_PROC, PROC_GETATTR, 0);
 	return check_fs(t, BPF_CORE_READ(path, mnt), BPF_CORE_READ(path, dentry), FS_GETATTR, 1);
-}
-
-/* Is the kernel loading a new program image for this task?  Its mappings of the program and
- * interpreter are part of the exec, whose permission bprm_check_security already decided. */
-static __always_inline int loading_image(void)
-{
-	struct task_struct *task = bpf_get_current_task_btf();
-
-	if (!bpf_core_field_exists(task->in_execve))
-		return 0;
-	return BPF_CORE_READ_BITFIELD_PROBED(task, in_execve);
 }
 
 /* Would writing through a shared mapping of `file` go beyond what its open was granted?  An
