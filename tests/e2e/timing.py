@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import statistics
+import threading
 import time
 from pathlib import Path
 
@@ -30,6 +31,9 @@ SLOWNESS_FILE = "slowness"
 
 _last: tuple[float, float] | None = None  # (time measured, factor)
 _worst = 1.0
+#: The tests and the stall watchdog (tests/e2e/stall.py) both ask from their own threads: one
+#: measurement and one write of SLOWNESS_FILE at a time.
+_measuring = threading.Lock()
 
 
 def _loop_seconds() -> float:
@@ -42,6 +46,11 @@ def _loop_seconds() -> float:
 
 def measure() -> float:
     """Measure the slowness factor now: >= 1, 1 meaning as fast as the idle reference."""
+    with _measuring:
+        return _measure()
+
+
+def _measure() -> float:
     global _last, _worst
     seconds = statistics.median(_loop_seconds() for _ in range(3))
     factor = max(1.0, seconds / REFERENCE_SECONDS)
@@ -59,9 +68,10 @@ def measure() -> float:
 
 def slowness() -> float:
     """The slowness factor, measured again if the last measurement is stale."""
-    if _last is None or time.monotonic() - _last[0] > REMEASURE_SECONDS:
+    last = _last
+    if last is None or time.monotonic() - last[0] > REMEASURE_SECONDS:
         return measure()
-    return _last[1]
+    return last[1]
 
 
 def worst() -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -311,3 +312,26 @@ def test_vm_results_print_the_stall_report(vm, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "the guest's watchdog reported a stall" in err
     assert "1 D - probe" in err
+
+
+def test_measurements_from_two_threads_never_collide(timing, monkeypatch, tmp_path):
+    """The watchdog's thread and the tests measure at once: each write-then-rename of the
+    slowness file completes (the temporary file is shared, so unserialised they raced)."""
+    monkeypatch.setenv("BPFBOX_VM_RESULTS", str(tmp_path))
+    monkeypatch.setattr(timing, "_loop_seconds", lambda: timing.REFERENCE_SECONDS)
+    errors = []
+
+    def measure_often():
+        try:
+            for _ in range(200):
+                timing.measure()
+        except OSError as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=measure_often) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert (tmp_path / "slowness").read_text() == "1.00 0.035\n"
