@@ -134,6 +134,8 @@ def _summary(recorder: Recorder, profile: str, output: Path) -> None:
         )
         for why, count in sorted(recorder.unrecorded.items()):
             click.echo(f"{PROG}: not recorded: {count} {why}", err=True)
+    if not recorder.recorded:
+        _warn(f"no access recorded: {profile} did not run in the command's tree")
     if recorder.lost:
         _warn(
             f"{recorder.lost} accesses were LOST (the kernel's ring buffer was full): the "

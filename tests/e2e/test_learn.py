@@ -176,12 +176,8 @@ def workload(env: dict[str, str]) -> list[str]:
     return out
 
 
-def test_applied_suggestions_make_the_denials_go_away() -> None:
-    install_tree()
-    try:
-        record_apply_and_rerun()
-    finally:
-        remove_tree()
+def test_applied_suggestions_make_the_denials_go_away(tree) -> None:
+    record_apply_and_rerun()
 
 
 def record_apply_and_rerun() -> None:
@@ -209,20 +205,11 @@ def record_apply_and_rerun() -> None:
     subprocess.run(
         [sys.executable, "-m", "bpfbox.compiler", str(policy), "-o", str(compiled)], check=True
     )
-    log = LOGS / "after.jsonl"
     script = (
         f"{E2E}/bin/mylogin add carol; {E2E}/bin/mylogin peek; "
         f"MYLOGIN_PASSWD={ETC}/passwd2 {E2E}/bin/mylogin check root"
     )
-    after = subprocess.run(
-        [*BPFBOX_RUN, str(compiled), "--log", str(log), "--log-format", "json", "--"]
-        + ["sh", "-c", script],
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
+    after, denials = under(compiled, script)
     assert "EPERM" not in after.stdout, after.stdout + after.stderr
     assert after.stdout.count(": ok") == 5, after.stdout + after.stderr
-    denials = [line for line in log.read_text().splitlines() if '"deny"' in line]
     assert denials == []
