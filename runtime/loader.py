@@ -256,8 +256,6 @@ def _stage(path: str, meta: Metadata, rec: Record, complain: bool, learn: bool) 
             if program.name in selection.disabled:
                 program.disable()
         configure(obj, meta, identity, complain, learn)
-        if learn:
-            obj.map(abi.EVENTS_MAP).set_max_entries(abi.LEARN_RING_BYTES)
         if pins.is_pinned(meta.name):
             _reuse_pinned_maps(obj, meta)
         _load(obj, meta)
@@ -351,7 +349,8 @@ def configure(
     obj: libbpf.BpfObject, meta: Metadata, identity: Identity, complain: bool, learn: bool = False
 ) -> None:
     """Write the profile's identity (and complain or learning mode) into the object's
-    read-only data.  Learning implies complain mode: a learning run denies nothing.
+    read-only data.  Learning implies complain mode (a learning run denies nothing) and
+    takes a ring buffer of abi.LEARN_RING_BYTES.
 
     The inode and device are required; the resolved path and its name length are written
     when the object has them (objects that do not check paths need not carry them).
@@ -373,6 +372,9 @@ def configure(
     data = _rodata(obj).initial_value()
     for name, value in values.items():
         _write_variable(obj.path, meta, data, name, value)
+    if learn:
+        # Learning events are five times larger, and a lost one is a rule the draft misses.
+        obj.map(abi.EVENTS_MAP).set_max_entries(abi.LEARN_RING_BYTES)
 
 
 def _write_variable(

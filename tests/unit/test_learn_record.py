@@ -14,9 +14,10 @@ import json
 from pathlib import Path
 
 import pytest
+from bpfbox.compiler.clang import clang_path, compile_object
 from bpfbox.compiler.resolve import ElfResolver
 from bpfbox.contract import abi, kinds
-from bpfbox.runtime import events
+from bpfbox.runtime import events, libbpf, loader, metadata
 from bpfbox.runtime.learn import draft as drafting
 from bpfbox.runtime.learn import record as recording
 from bpfbox.runtime.learn.cli import run_cli
@@ -216,3 +217,24 @@ def test_record_of_a_missing_command_exits_127(tmp_path: Path, capsys) -> None:
 def test_record_needs_a_command(tmp_path: Path, capsys) -> None:
     assert run_cli(["record", "-o", str(tmp_path / "app.log")]) == 2
     assert "Missing argument" in capsys.readouterr().err
+
+
+def test_learning_mode_is_configured_before_load(tmp_path: Path) -> None:
+    """The learning profile, compiled by clang and opened by libbpf (no load: this host's
+    kernel refuses LSM programs): learning sets complain mode too, and the big ring."""
+    cat = str(Path("/usr/bin/cat").resolve())
+    c_file = recording.build_learning_profile(cat, tmp_path)
+    obj_path = str(tmp_path / "learn-cat.bpf.o")
+    compile_object(c_file, Path(obj_path), clang_path())
+    meta = metadata.read(obj_path)
+    obj = libbpf.BpfObject(obj_path)
+    try:
+        loader.configure(obj, meta, loader.identity_of(meta), complain=False, learn=True)
+        data = bytes(loader._rodata(obj).initial_value())
+        ring = obj.map(abi.EVENTS_MAP).shape().max_entries
+    finally:
+        obj.close()
+    for name in (abi.CFG_LEARN, abi.CFG_COMPLAIN):
+        offset, size = meta.rodata[name]
+        assert int.from_bytes(data[offset : offset + size], "little") == 1
+    assert ring == abi.LEARN_RING_BYTES
