@@ -1,0 +1,102 @@
+"""User stacks as this host's kernel reports them, decoded and symbolised as a learning run's.
+
+This host refuses LSM programs, so the learning mode of the generated program runs in the
+VM (tests/e2e/test_learn.py).  Its stack capture does not need an LSM hook: a uprobe at the
+C library's open() (tests/e2e/fixtures/user_stack.bpf.c) takes the stack exactly as
+`learn_extras` does, and sends it in a `struct learn_event`.  The example program, built as
+docs/writing-policies.md says (frame pointers), then opens the password file: the decoded
+frames must name check_password() and main() through the program's build ID and symbols,
+which is what `bpfbox-learn draft` scopes rules by.  Needs root, clang and gcc.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from bpfbox.compiler import symbols
+from bpfbox.contract import abi
+from bpfbox.runtime import events, libbpf
+from bpfbox.runtime.learn import record as recording
+from elftools.elf.elffile import ELFFile
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = REPO / "tests" / "e2e" / "fixtures"
+CLANG = ["clang", "-O2", "-g", "-target", "bpf", "-D__TARGET_ARCH_x86", "-I/usr/include"]
+LIBC = Path("/lib/x86_64-linux-gnu/libc.so.6")
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="loading BPF programs needs root")
+
+
+def dynamic_symbol_offset(library: Path, name: str) -> int:
+    """The file offset of a function exported by `library` (what a uprobe attaches to)."""
+    with library.open("rb") as f:
+        elf = ELFFile(f)
+        address = elf.get_section_by_name(".dynsym").get_symbol_by_name(name)[0]["st_value"]
+        for segment in elf.iter_segments():
+            start = segment["p_vaddr"]
+            if segment["p_type"] == "PT_LOAD" and start <= address < start + segment["p_memsz"]:
+                return address - start + segment["p_offset"]
+    raise AssertionError(f"{name} is not in a loadable segment of {library}")
+
+
+def test_a_kernel_stack_names_the_function_that_opened_the_file(tmp_path: Path) -> None:
+    mylogin = tmp_path / "mylogin"
+    subprocess.run(
+        ["gcc", "-O1", "-fno-omit-frame-pointer", "-o", str(mylogin)]
+        + [str(REPO / "examples" / "mylogin.c")],
+        check=True,
+    )
+    passwd, shadow = tmp_path / "passwd", tmp_path / "shadow"
+    passwd.write_text("root:x:0:0\n")
+    shadow.write_text("root:*:1\n")
+    obj_path = tmp_path / "user_stack.bpf.o"
+    subprocess.run(
+        [*CLANG, f"-I{FIXTURES}", "-c", str(FIXTURES / "user_stack.bpf.c"), "-o", str(obj_path)],
+        check=True,
+    )
+    libc = LIBC.resolve()
+    samples: list[bytes] = []
+    obj = libbpf.BpfObject(str(obj_path))
+    ring = libbpf.RingBuffer()
+    try:
+        obj.load()
+        (program,) = obj.programs()
+        link = program.attach_uprobe(str(libc), dynamic_symbol_offset(libc, "open64"), False)
+        ring.add(obj.map(abi.EVENTS_MAP).fd(), "events", samples.append)
+        env = {**os.environ, "MYLOGIN_PASSWD": str(passwd), "MYLOGIN_SHADOW": str(shadow)}
+        result = subprocess.run(
+            [str(mylogin), "check", "root"], env=env, capture_output=True, text=True
+        )
+        ring.poll(1000)
+        link.destroy()
+    finally:
+        ring.free()
+        obj.close()
+    assert result.returncode == 0, result.stdout
+    opens = [
+        decoded
+        for decoded in map(events.decode, samples)
+        if decoded.comm == "mylogin" and decoded.object in (str(passwd), str(shadow))
+    ]
+    assert [e.object for e in opens] == [str(passwd), str(shadow)]
+    index = symbols.function_index(mylogin)
+    for opened in opens:
+        assert opened.learned is not None and opened.learned.stack_size > 0
+        record = recording.access_record(opened)
+        assert isinstance(record, str)  # no executable: the uprobe does not resolve it
+        frames = opened.learned.frames
+        # Innermost: open() itself, in the C library, whose build ID the kernel read.
+        assert frames[0].status == abi.FrameStatus.VALID
+        named = [
+            index.function_at(frame.offset - 1)
+            for frame in frames[1:]
+            if frame.build_id.hex() == index.build_id
+        ]
+        # read_entry(), open()'s caller, is there only when the kernel recovers the caller
+        # of a function a uprobe stopped at its entry (newer kernels do); at a system call,
+        # as in an LSM hook, the frame-pointer walk skips it (docs/writing-policies.md).
+        assert named[-2:] == ["check_password", "main"], named
+        assert set(named) <= {"read_entry", "check_password", "main"}, named
