@@ -20,7 +20,8 @@ from bpfbox.compiler import symbols
 from bpfbox.contract import abi
 from bpfbox.runtime import events, libbpf
 from bpfbox.runtime.learn import record as recording
-from elftools.elf.elffile import ELFFile
+
+from .helpers import file_offset
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "e2e" / "fixtures"
@@ -28,18 +29,6 @@ CLANG = ["clang", "-O2", "-g", "-target", "bpf", "-D__TARGET_ARCH_x86", "-I/usr/
 LIBC = Path("/lib/x86_64-linux-gnu/libc.so.6")
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="loading BPF programs needs root")
-
-
-def dynamic_symbol_offset(library: Path, name: str) -> int:
-    """The file offset of a function exported by `library` (what a uprobe attaches to)."""
-    with library.open("rb") as f:
-        elf = ELFFile(f)
-        address = elf.get_section_by_name(".dynsym").get_symbol_by_name(name)[0]["st_value"]
-        for segment in elf.iter_segments():
-            start = segment["p_vaddr"]
-            if segment["p_type"] == "PT_LOAD" and start <= address < start + segment["p_memsz"]:
-                return address - start + segment["p_offset"]
-    raise AssertionError(f"{name} is not in a loadable segment of {library}")
 
 
 def test_a_kernel_stack_names_the_function_that_opened_the_file(tmp_path: Path) -> None:
@@ -64,7 +53,7 @@ def test_a_kernel_stack_names_the_function_that_opened_the_file(tmp_path: Path) 
     try:
         obj.load()
         (program,) = obj.programs()
-        link = program.attach_uprobe(str(libc), dynamic_symbol_offset(libc, "open64"), False)
+        link = program.attach_uprobe(str(libc), file_offset(libc, "open64", ".dynsym"), False)
         ring.add(obj.map(abi.EVENTS_MAP).fd(), "events", samples.append)
         env = {**os.environ, "MYLOGIN_PASSWD": str(passwd), "MYLOGIN_SHADOW": str(shadow)}
         result = subprocess.run(
