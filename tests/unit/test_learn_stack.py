@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 from bpfbox.compiler import symbols
 from bpfbox.contract import abi
-from bpfbox.runtime import events, libbpf
+from bpfbox.runtime import events, libbpf, loader, metadata
 from bpfbox.runtime.learn import record as recording
+from elftools.elf.elffile import ELFFile
 
 from .helpers import file_offset
 
@@ -27,25 +28,40 @@ REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "e2e" / "fixtures"
 CLANG = ["clang", "-O2", "-g", "-target", "bpf", "-D__TARGET_ARCH_x86", "-I/usr/include"]
 LIBC = Path("/lib/x86_64-linux-gnu/libc.so.6")
+#: mylogin's environment: the password files build_mylogin writes.
+ENV = dict(os.environ)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="loading BPF programs needs root")
 
 
-def test_a_kernel_stack_names_the_function_that_opened_the_file(tmp_path: Path) -> None:
-    mylogin = tmp_path / "mylogin"
+def build_mylogin(directory: Path) -> Path:
+    """The example program, built as docs/writing-policies.md says."""
+    mylogin = directory / "mylogin"
     subprocess.run(
         ["gcc", "-O1", "-fno-omit-frame-pointer", "-o", str(mylogin)]
         + [str(REPO / "examples" / "mylogin.c")],
         check=True,
     )
-    passwd, shadow = tmp_path / "passwd", tmp_path / "shadow"
-    passwd.write_text("root:x:0:0\n")
-    shadow.write_text("root:*:1\n")
-    obj_path = tmp_path / "user_stack.bpf.o"
+    for name, text in (("passwd", "root:x:0:0\n"), ("shadow", "root:*:1\n")):
+        (directory / name).write_text(text)
+    ENV["MYLOGIN_PASSWD"] = str(directory / "passwd")
+    ENV["MYLOGIN_SHADOW"] = str(directory / "shadow")
+    return mylogin
+
+
+def compile_fixture(name: str, directory: Path) -> Path:
+    obj_path = directory / f"{name}.bpf.o"
     subprocess.run(
-        [*CLANG, f"-I{FIXTURES}", "-c", str(FIXTURES / "user_stack.bpf.c"), "-o", str(obj_path)],
+        [*CLANG, f"-I{FIXTURES}", "-c", str(FIXTURES / f"{name}.bpf.c"), "-o", str(obj_path)],
         check=True,
     )
+    return obj_path
+
+
+def test_a_kernel_stack_names_the_function_that_opened_the_file(tmp_path: Path) -> None:
+    mylogin = build_mylogin(tmp_path)
+    passwd, shadow = tmp_path / "passwd", tmp_path / "shadow"
+    obj_path = compile_fixture("user_stack", tmp_path)
     libc = LIBC.resolve()
     samples: list[bytes] = []
     obj = libbpf.BpfObject(str(obj_path))
@@ -55,9 +71,8 @@ def test_a_kernel_stack_names_the_function_that_opened_the_file(tmp_path: Path) 
         (program,) = obj.programs()
         link = program.attach_uprobe(str(libc), file_offset(libc, "open64", ".dynsym"), False)
         ring.add(obj.map(abi.EVENTS_MAP).fd(), "events", samples.append)
-        env = {**os.environ, "MYLOGIN_PASSWD": str(passwd), "MYLOGIN_SHADOW": str(shadow)}
         result = subprocess.run(
-            [str(mylogin), "check", "root"], env=env, capture_output=True, text=True
+            [str(mylogin), "check", "root"], env=ENV, capture_output=True, text=True
         )
         ring.poll(1000)
         link.destroy()
@@ -89,3 +104,39 @@ def test_a_kernel_stack_names_the_function_that_opened_the_file(tmp_path: Path) 
         # as in an LSM hook, the frame-pointer walk skips it (docs/writing-policies.md).
         assert named[-2:] == ["check_password", "main"], named
         assert set(named) <= {"read_entry", "check_password", "main"}, named
+
+
+def test_learning_mode_emission_loads_and_resolves_the_executable(tmp_path: Path) -> None:
+    """verdict.bpf.h's emit() with CFG_LEARN set (tests/e2e/fixtures/learn_emit.bpf.c): the
+    verifier accepts the learning branch (the ring buffer's record held across the path
+    walk), and the event names the caller's executable as the path walker resolves it."""
+    mylogin = build_mylogin(tmp_path)
+    obj_path = compile_fixture("learn_emit", tmp_path)
+    with obj_path.open("rb") as f:
+        rodata = metadata._rodata_variables(ELFFile(f))
+    samples: list[bytes] = []
+    obj = libbpf.BpfObject(str(obj_path))
+    ring = libbpf.RingBuffer()
+    try:
+        data = loader._rodata(obj).initial_value()
+        offset, size = rodata[abi.CFG_LEARN]
+        data[offset : offset + size] = (1).to_bytes(size, "little")
+        obj.load()
+        (program,) = obj.programs()
+        link = program.attach_uprobe(str(mylogin), file_offset(mylogin, "check_password"), False)
+        ring.add(obj.map(abi.EVENTS_MAP).fd(), "events", samples.append)
+        subprocess.run([str(mylogin), "check", "root"], capture_output=True, env=ENV)
+        ring.poll(1000)
+        link.destroy()
+    finally:
+        ring.free()
+        obj.close()
+    (event,) = map(events.decode, samples)
+    assert event.learned is not None and event.learned.exe == str(mylogin.resolve())
+    index = symbols.function_index(mylogin)
+    named = {
+        index.function_at(frame.offset)
+        for frame in event.learned.frames
+        if frame.build_id.hex() == index.build_id
+    }
+    assert {"check_password", "main"} <= named, named
