@@ -174,8 +174,10 @@ static __noinline int verdict(struct task_state *t, struct decision *d, __u32 ru
 }
 
 /* An access the program cannot even describe (a path too long to resolve...): denied, or
- * logged in complain mode.  Failing closed is the point of a confinement tool. */
-static __always_inline int unresolvable(struct task_state *t, __u32 rule_kind, __u64 req)
+ * logged in complain mode.  Failing closed is the point of a confinement tool.  A call of
+ * its own, so that its decision and object stay off the stack of the hooks that inline it
+ * (the verifier's 512 bytes for all frames of a call chain). */
+static __noinline int unresolvable(struct task_state *t, __u32 rule_kind, __u64 req)
 {
 	struct decision d = {};
 	struct object o = { .kind = rule_kind };
