@@ -107,6 +107,11 @@ def block(policy: str, function: str) -> str:
     return match.group(1)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap (docs/language.md): glibc's open64 keeps the path in rbp, so the "
+    "frame-pointer walk from the openat system call never reaches mylogin's frames",
+)
 def test_mylogin_learned_in_two_runs_gets_function_scopes(tree) -> None:
     log = LOGS / "mylogin.log"
     mylogin = str(BIN / "mylogin")
