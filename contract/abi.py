@@ -53,6 +53,9 @@ CFG_PROFILE_INO = "bpfbox_cfg_profile_ino"
 CFG_PROFILE_DEV = "bpfbox_cfg_profile_dev"
 #: Non-zero: log what would be denied instead of denying it.
 CFG_COMPLAIN = "bpfbox_cfg_complain"
+#: Non-zero: a learning run (`bpfbox-learn record`, always with complain mode): every event is
+#: a `struct learn_event`, carrying the acting task's executable and user stack as well.
+CFG_LEARN = "bpfbox_cfg_learn"
 #: The profile program's resolved path (NUL-terminated) and the length of its last component:
 #: the second identity check, for file systems (overlayfs) whose inode numbers userspace sees
 #: differently from the kernel.
@@ -435,6 +438,52 @@ EVENT_FIELDS = (
     Field("object", f"char[{EVENT_OBJECT_LEN}]", f"{EVENT_OBJECT_LEN}s"),
 )
 EVENT_STRUCT = struct.Struct("<" + "".join(f.struct_code for f in EVENT_FIELDS))
+
+#: User stack frames a learning event carries (innermost first).
+LEARN_STACK_DEPTH = 32
+#: Bytes of a GNU build ID as the kernel reports it (BPF_BUILD_ID_SIZE).
+BUILD_ID_SIZE = 20
+#: Longest executable path a learning event carries (bytes, including the NUL).
+LEARN_EXE_LEN = 256
+
+
+class FrameStatus(IntEnum):
+    """`status` of a stack frame (the kernel's enum bpf_stack_build_id_status)."""
+
+    EMPTY = 0  # no frame here
+    VALID = 1  # build_id and the file offset are set
+    IP = 2  # only the virtual address: the kernel could not read the build ID
+
+
+#: One user stack frame: `struct bpf_stack_build_id` of linux/bpf.h, as
+#: bpf_get_task_stack(BPF_F_USER_STACK | BPF_F_USER_BUILD_ID) writes it (`offset` is the raw
+#: address when `status` is FrameStatus.IP).
+STACK_FRAME_FIELDS = (
+    Field("status", "__u32", "I"),  # an __s32 in linux/bpf.h, with values 0 to 2
+    Field("build_id", f"unsigned char[{BUILD_ID_SIZE}]", f"{BUILD_ID_SIZE}s"),
+    Field("offset", "__u64", "Q"),
+)
+STACK_FRAME_STRUCT = struct.Struct("<" + "".join(f.struct_code for f in STACK_FRAME_FIELDS))
+
+#: What a learning run's events carry after the `struct event` they begin with: the acting
+#: task's executable (resolved as paths are; empty if it could not be), and the return value
+#: of bpf_get_task_stack (bytes of frames written, or a negative errno) with the frames.
+LEARN_EVENT_FIELDS = (
+    Field("event", "struct event", f"{EVENT_STRUCT.size}s"),
+    Field("exe", f"char[{LEARN_EXE_LEN}]", f"{LEARN_EXE_LEN}s"),
+    # The helper's `long`; C stores its bits, Python reads them signed (a negative errno).
+    Field("stack_size", "__u64", "q"),
+    Field(
+        "stack",
+        f"struct stack_frame[{LEARN_STACK_DEPTH}]",
+        f"{LEARN_STACK_DEPTH * STACK_FRAME_STRUCT.size}s",
+    ),
+)
+LEARN_EVENT_STRUCT = struct.Struct("<" + "".join(f.struct_code for f in LEARN_EVENT_FIELDS))
+#: The events ring buffer's size in a learning run (bytes, a power of two): set before load,
+#: big enough for thousands of events between two polls, since a lost access is a rule the
+#: draft misses.  The compiled-in size (state.bpf.h) serves enforcement.
+LEARN_RING_BYTES = 16 * 1024 * 1024
 
 #: The per-task state in task-local storage (confinement, exec in progress, taint, the call
 #: depth of each function context, and for `#[func]` contexts the user stack pointer and

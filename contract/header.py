@@ -23,6 +23,7 @@ _NAMES = {
     "CFG_PROFILE_INO": abi.CFG_PROFILE_INO,
     "CFG_PROFILE_DEV": abi.CFG_PROFILE_DEV,
     "CFG_COMPLAIN": abi.CFG_COMPLAIN,
+    "CFG_LEARN": abi.CFG_LEARN,
     "CFG_PROFILE_PATH": abi.CFG_PROFILE_PATH,
     "CFG_PROFILE_NAME_LEN": abi.CFG_PROFILE_NAME_LEN,
 }
@@ -40,6 +41,8 @@ _NUMBERS = {
     "NAME_MAX": abi.NAME_MAX,
     "WALK_STEPS": abi.WALK_STEPS,
     "NO_RULE": abi.NO_RULE,
+    "LEARN_STACK_DEPTH": abi.LEARN_STACK_DEPTH,
+    "LEARN_EXE_LEN": abi.LEARN_EXE_LEN,
 }
 
 
@@ -64,6 +67,7 @@ def render() -> str:
     lines += _enum("decision_code", {f"DECISION_{d.name}": d.value for d in abi.Decision})
     lines += _enum("event_kind", {f"EVENT_{k.name}": k.value for k in abi.EventKind})
     lines += _enum("reason", {f"REASON_{r.name}": r.value for r in abi.Reason})
+    lines += _enum("frame_status", {f"FRAME_{s.name}": s.value for s in abi.FrameStatus})
     lines += _enum("protected", {f"PROTECTED_{p.name}": p.value for p in abi.Protected})
     lines.append("/* Access flags of each rule kind (signals and capabilities are 1 << number). */")
     for kind in kinds.REGISTRY.values():
@@ -86,6 +90,15 @@ def render() -> str:
         "",
     ]
     lines += _struct("event", abi.EVENT_FIELDS, abi.EVENT_STRUCT.size, "the runtime's decoder")
+    lines += _struct(
+        "stack_frame",
+        abi.STACK_FRAME_FIELDS,
+        abi.STACK_FRAME_STRUCT.size,
+        "struct bpf_stack_build_id (linux/bpf.h)",
+    )
+    lines += _struct(
+        "learn_event", abi.LEARN_EVENT_FIELDS, abi.LEARN_EVENT_STRUCT.size, "the runtime's decoder"
+    )
     lines += _struct(
         "task_state",
         abi.TASK_STATE_FIELDS,

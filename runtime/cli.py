@@ -244,7 +244,7 @@ def bpfbox_run(
         names = [rec.name for rec in records]
         with loader.Session(names, reporter.event, reporter.lost, _warn) as session:
             if command:
-                status, finished = _supervise(session, command)
+                status, finished = supervise(session, command)
             else:
                 status, finished = _enforce(session), True
             _finish(session, reporter)
@@ -303,7 +303,7 @@ def _enforce(session: Session) -> int:
     return EXIT_OK
 
 
-def _supervise(session: Session, command: list[str]) -> tuple[int, bool]:
+def supervise(session: Session, command: list[str]) -> tuple[int, bool]:
     """Run `command` under the loaded profiles, forwarding signals, then outlive what it left.
 
     Returns the command's status, and whether every process the profiles confine has exited

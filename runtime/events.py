@@ -82,6 +82,24 @@ class EventError(Exception):
 
 
 @dataclass(frozen=True)
+class StackFrame:
+    """One user stack frame of a learning event (abi.STACK_FRAME_FIELDS)."""
+
+    status: int  # abi.FrameStatus
+    build_id: bytes
+    offset: int  # the file offset; the virtual address when status is FrameStatus.IP
+
+
+@dataclass(frozen=True)
+class Learned:
+    """What a learning run's events add (abi.LEARN_EVENT_FIELDS)."""
+
+    exe: str  # the acting task's executable; "" if it could not be resolved
+    stack_size: int  # bytes of frames bpf_get_task_stack wrote, or its negative errno
+    frames: tuple[StackFrame, ...]  # innermost first
+
+
+@dataclass(frozen=True)
 class Event:
     """One decoded event; numeric fields are kept so nothing is lost for unknown values."""
 
@@ -96,6 +114,7 @@ class Event:
     target_pid: int
     comm: str
     object: str
+    learned: Learned | None = None
 
     @property
     def kind_name(self) -> str:
@@ -114,14 +133,33 @@ class Event:
 
 
 def decode(data: bytes) -> Event:
-    """Decode one ring-buffer sample (abi.EVENT_STRUCT); longer samples are tolerated."""
+    """Decode one ring-buffer sample (abi.EVENT_STRUCT, or abi.LEARN_EVENT_STRUCT in a
+    learning run); longer samples are tolerated."""
     if len(data) < abi.EVENT_STRUCT.size:
         raise EventError(f"event of {len(data)} bytes, expected {abi.EVENT_STRUCT.size}")
     values = abi.EVENT_STRUCT.unpack_from(data)
     fields = {f.name: values[i] for i, f in enumerate(abi.EVENT_FIELDS)}
     fields["comm"] = _c_string(fields["comm"])
     fields["object"] = _c_string(fields["object"])
+    if len(data) >= abi.LEARN_EVENT_STRUCT.size:
+        fields["learned"] = _learned(data)
     return Event(**fields)
+
+
+def _learned(data: bytes) -> Learned:
+    values = abi.LEARN_EVENT_STRUCT.unpack_from(data)
+    extras = {f.name: values[i] for i, f in enumerate(abi.LEARN_EVENT_FIELDS)}
+    size = extras["stack_size"]
+    frames = []
+    if size > 0:
+        written = extras["stack"][: min(size, len(extras["stack"]))]
+        for status, build_id, offset in abi.STACK_FRAME_STRUCT.iter_unpack(
+            written[: len(written) - len(written) % abi.STACK_FRAME_STRUCT.size]
+        ):
+            if status == abi.FrameStatus.EMPTY:
+                break
+            frames.append(StackFrame(status, build_id, offset))
+    return Learned(_c_string(extras["exe"]), size, tuple(frames))
 
 
 def _c_string(raw: bytes) -> str:
@@ -256,7 +294,7 @@ def event_record(meta: Metadata, event: Event, now: datetime) -> dict[str, Any]:
     denial = event.kind_name in ("deny", "complain")
     targeted = _object(kind) is kinds.Object.TARGET
     return {
-        "time": _timestamp(now),
+        "time": timestamp(now),
         "event": event.kind_name,
         "profile": meta.name,
         "policy": meta.policy,
@@ -296,7 +334,8 @@ def _rule_record(rule: Rule | None) -> dict[str, Any] | None:
     }
 
 
-def _timestamp(now: datetime) -> str:
+def timestamp(now: datetime) -> str:
+    """UTC, ISO 8601 with milliseconds: 2026-11-29T16:00:00.000Z."""
     return now.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -332,7 +371,7 @@ class Reporter:
         text = lost_message(meta, total if final else new, total=final)
         if self.json_lines:
             record = {
-                "time": _timestamp(datetime.now(timezone.utc)),
+                "time": timestamp(datetime.now(timezone.utc)),
                 "event": "lost",
                 "profile": meta.name,
                 "policy": meta.policy,

@@ -202,6 +202,7 @@ class _Library:
             "bpf_map__key_size": (ctypes.c_uint32, [p]),
             "bpf_map__value_size": (ctypes.c_uint32, [p]),
             "bpf_map__max_entries": (ctypes.c_uint32, [p]),
+            "bpf_map__set_max_entries": (i, [p, ctypes.c_uint32]),
             "bpf_map__name": (s, [p]),
             "bpf_map__fd": (i, [p]),
             "bpf_map__initial_value": (p, [p, ctypes.POINTER(sz)]),
@@ -340,6 +341,12 @@ class Map:
             lib.bpf_map__value_size(self._ptr),
             lib.bpf_map__max_entries(self._ptr),
         )
+
+    def set_max_entries(self, entries: int) -> None:
+        """Resize the map before load (a ring buffer's size in bytes)."""
+        rc = library().bpf.bpf_map__set_max_entries(self._ptr, entries)
+        if rc < 0:
+            raise ConfigError(f"resizing map '{self.name}' to {entries} failed: {errno_text(rc)}")
 
     def reuse_fd(self, fd: int) -> None:
         """Use the existing map `fd` instead of creating this one at load (before load)."""

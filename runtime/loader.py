@@ -178,8 +178,12 @@ def load(
     mode: str,
     complain: bool = False,
     service_dir: str | None = None,
+    learn: bool = False,
 ) -> list[Record]:
     """Check, build, open, configure, load, attach and pin every profile in `paths`.
+
+    `learn`: a learning run (bpfbox-learn record): complain mode, events with the acting
+    task's executable and user stack (abi.CFG_LEARN), a ring buffer of abi.LEARN_RING_BYTES.
 
     Every profile replaces the pinned profile of its name, if any, with no unenforced moment.
     Raises the failing step's exception (with `help` and `exit_code`) after undoing all
@@ -197,7 +201,7 @@ def load(
         try:
             for source, built, meta in objects:
                 rec = _record(meta, source, mode, owner, service_dir)
-                staged.append(_stage(built, meta, rec, complain))
+                staged.append(_stage(built, meta, rec, complain, learn))
         except BaseException:
             for item in reversed(staged):
                 item.destroy()
@@ -241,7 +245,7 @@ def _record(meta: Metadata, source: str, mode: str, owner: str, service_dir: str
     return rec
 
 
-def _stage(path: str, meta: Metadata, rec: Record, complain: bool) -> _Staged:
+def _stage(path: str, meta: Metadata, rec: Record, complain: bool, learn: bool) -> _Staged:
     identity = identity_of(meta)
     selection = hooks.for_running_kernel(meta.hooks)
     obj = libbpf.BpfObject(path)
@@ -249,7 +253,7 @@ def _stage(path: str, meta: Metadata, rec: Record, complain: bool) -> _Staged:
         for program in obj.programs():
             if program.name in selection.disabled:
                 program.disable()
-        configure(obj, meta, identity, complain)
+        configure(obj, meta, identity, complain, learn)
         if pins.is_pinned(meta.name):
             _reuse_pinned_maps(obj, meta)
         _load(obj, meta)
@@ -358,8 +362,12 @@ def kernel_dev(st_dev: int) -> int:
     return os.major(st_dev) << 20 | os.minor(st_dev)
 
 
-def configure(obj: libbpf.BpfObject, meta: Metadata, identity: Identity, complain: bool) -> None:
-    """Write the profile's identity (and complain mode) into the object's read-only data.
+def configure(
+    obj: libbpf.BpfObject, meta: Metadata, identity: Identity, complain: bool, learn: bool = False
+) -> None:
+    """Write the profile's identity (and complain or learning mode) into the object's
+    read-only data.  Learning implies complain mode (a learning run denies nothing) and
+    takes a ring buffer of abi.LEARN_RING_BYTES.
 
     The inode and device are required; the resolved path and its name length are written
     when the object has them (objects that do not check paths need not carry them).
@@ -369,8 +377,10 @@ def configure(obj: libbpf.BpfObject, meta: Metadata, identity: Identity, complai
         abi.CFG_PROFILE_INO: identity.ino,
         abi.CFG_PROFILE_DEV: identity.dev,
     }
-    if complain:
+    if complain or learn:
         values[abi.CFG_COMPLAIN] = 1
+    if learn:
+        values[abi.CFG_LEARN] = 1
     optional: dict[str, int | bytes] = {
         abi.CFG_PROFILE_PATH: path,
         abi.CFG_PROFILE_NAME_LEN: len(os.path.basename(path)),
@@ -379,6 +389,9 @@ def configure(obj: libbpf.BpfObject, meta: Metadata, identity: Identity, complai
     data = _rodata(obj).initial_value()
     for name, value in values.items():
         _write_variable(obj.path, meta, data, name, value)
+    if learn:
+        # Learning events are five times larger, and a lost one is a rule the draft misses.
+        obj.map(abi.EVENTS_MAP).set_max_entries(abi.LEARN_RING_BYTES)
 
 
 def _write_variable(
@@ -412,6 +425,8 @@ def _write_variable(
 def _missing_variable_help(name: str) -> str:
     if name == abi.CFG_COMPLAIN:
         return "this profile was compiled without complain mode; run it without --complain"
+    if name == abi.CFG_LEARN:
+        return "this profile was compiled by an older bpfboxc without learning mode"
     return libbpf.ConfigError.help
 
 

@@ -12,6 +12,7 @@
 #define CFG_PROFILE_INO bpfbox_cfg_profile_ino
 #define CFG_PROFILE_DEV bpfbox_cfg_profile_dev
 #define CFG_COMPLAIN bpfbox_cfg_complain
+#define CFG_LEARN bpfbox_cfg_learn
 #define CFG_PROFILE_PATH bpfbox_cfg_profile_path
 #define CFG_PROFILE_NAME_LEN bpfbox_cfg_profile_name_len
 #define METADATA_SECTION ".bpfbox.meta"
@@ -29,6 +30,8 @@
 #define NAME_MAX 255
 #define WALK_STEPS 256
 #define NO_RULE 0
+#define LEARN_STACK_DEPTH 32
+#define LEARN_EXE_LEN 256
 
 enum rule_kind {
 	RULE_SELF_PROTECTION = 0,
@@ -64,6 +67,12 @@ enum reason {
 	REASON_PARTIAL_GRANT = 3,
 	REASON_SELF_PROTECTION = 4,
 	REASON_GUARDS_BENEATH = 5,
+};
+
+enum frame_status {
+	FRAME_EMPTY = 0,
+	FRAME_VALID = 1,
+	FRAME_IP = 2,
 };
 
 enum protected {
@@ -207,6 +216,21 @@ struct event {
 	char object[256];
 };
 _Static_assert(sizeof(struct event) == 312, "struct event must match the runtime's decoder");
+
+struct stack_frame {
+	__u32 status;
+	unsigned char build_id[20];
+	__u64 offset;
+};
+_Static_assert(sizeof(struct stack_frame) == 32, "struct stack_frame must match struct bpf_stack_build_id (linux/bpf.h)");
+
+struct learn_event {
+	struct event event;
+	char exe[256];
+	__u64 stack_size;
+	struct stack_frame stack[32];
+};
+_Static_assert(sizeof(struct learn_event) == 1600, "struct learn_event must match the runtime's decoder");
 
 struct task_state {
 	__u32 confined;

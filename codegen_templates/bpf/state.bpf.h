@@ -14,6 +14,7 @@
 const volatile __u64 CFG_PROFILE_INO = 0;
 const volatile __u64 CFG_PROFILE_DEV = 0;
 const volatile __u32 CFG_COMPLAIN = 0;
+const volatile __u32 CFG_LEARN = 0;
 const volatile __u32 CFG_PROFILE_NAME_LEN = 0;
 const volatile char CFG_PROFILE_PATH[PROFILE_PATH_LEN] = {};
 

@@ -34,6 +34,9 @@ enum {
 	BPF_LOCAL_STORAGE_GET_F_CREATE = 1,
 };
 #define EPERM 1
+/* bpf_get_task_stack flags: the user stack, each frame as build ID and file offset. */
+#define BPF_F_USER_STACK (1ULL << 8)
+#define BPF_F_USER_BUILD_ID (1ULL << 11)
 #define ENOMEM 12
 #define FMODE_READ 0x1
 #define FMODE_WRITE 0x2

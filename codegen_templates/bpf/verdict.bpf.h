@@ -7,7 +7,7 @@
 #ifndef BPFBOX_VERDICT_BPF_H
 #define BPFBOX_VERDICT_BPF_H
 
-#include "state.bpf.h"
+#include "path.bpf.h"
 
 #ifndef TAINT_MODE
 #error "verdict.bpf.h needs TAINT_MODE (the policy's)"
@@ -63,16 +63,39 @@ static __always_inline void apply(struct decision *d, __u64 req, __u32 id, int d
 		note_rule(&d->taint, &d->taint_rule, id, flags);
 }
 
+/* What a learning run (CFG_LEARN) adds to an event: the acting task's executable, resolved
+ * as paths are (the event's object is already copied out of the scratch buffer), and its
+ * user stack with each frame as build ID and file offset, computed by the kernel. */
+static __always_inline void learn_extras(struct learn_event *l)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct file *exe = BPF_CORE_READ(task, mm, exe_file);
+	struct scratch *s = scratch();
+
+	l->exe[0] = 0;
+	if (exe && s && resolve_path(s, BPF_CORE_READ(exe, f_path.mnt), BPF_CORE_READ(exe, f_path.dentry)) == WALK_OK)
+		bpf_probe_read_kernel_str(l->exe, sizeof(l->exe), &s->path[path_index(s->start)]);
+	l->stack_size = bpf_get_task_stack(task, l->stack, sizeof(l->stack), BPF_F_USER_STACK | BPF_F_USER_BUILD_ID);
+}
+
 static __always_inline void emit(__u32 kind, __u32 rule_kind, __u64 flags, __u32 rule, __u32 reason,
 				 struct object *o)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct learn_event *l = 0;
 	struct event *e;
 	struct scratch *s;
 
 	if (kind == EVENT_DENY)
 		count(STAT_DENIALS, 1);
-	e = bpf_ringbuf_reserve(&EVENTS_MAP, sizeof(*e), 0);
+	/* The read-only CFG_LEARN is known at load: enforcement's programs keep only the
+	 * small reservation. */
+	if (CFG_LEARN) {
+		l = bpf_ringbuf_reserve(&EVENTS_MAP, sizeof(*l), 0);
+		e = (struct event *)l;
+	} else {
+		e = bpf_ringbuf_reserve(&EVENTS_MAP, sizeof(*e), 0);
+	}
 	if (!e) {
 		count(STAT_LOST_EVENTS, 1);
 		return;
@@ -91,6 +114,8 @@ static __always_inline void emit(__u32 kind, __u32 rule_kind, __u64 flags, __u32
 	s = o->has_path ? scratch() : 0;
 	if (s)
 		bpf_probe_read_kernel_str(e->object, sizeof(e->object), &s->path[path_index(s->start)]);
+	if (l)
+		learn_extras(l);
 	bpf_ringbuf_submit(e, 0);
 }
 
@@ -149,8 +174,10 @@ static __noinline int verdict(struct task_state *t, struct decision *d, __u32 ru
 }
 
 /* An access the program cannot even describe (a path too long to resolve...): denied, or
- * logged in complain mode.  Failing closed is the point of a confinement tool. */
-static __always_inline int unresolvable(struct task_state *t, __u32 rule_kind, __u64 req)
+ * logged in complain mode.  Failing closed is the point of a confinement tool.  A call of
+ * its own, so that its decision and object stay off the stack of the hooks that inline it
+ * (the verifier's 512 bytes for all frames of a call chain). */
+static __noinline int unresolvable(struct task_state *t, __u32 rule_kind, __u64 req)
 {
 	struct decision d = {};
 	struct object o = { .kind = rule_kind };

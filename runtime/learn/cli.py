@@ -11,6 +11,7 @@ import click
 from bpfbox.compiler.resolve import ElfResolver
 
 from . import draft as drafting
+from . import record as recording
 from . import suggest as suggesting
 from .log import LogError, read_logs
 from .policy import PolicyProblem, compile_text
@@ -21,16 +22,37 @@ EXIT_OK, EXIT_INPUT, EXIT_USAGE = 0, 1, 2
 HELP = """Write bpfbox policies from what programs do.
 
 \b
+  sudo bpfbox-learn record -o app.log -- CMD   a learning run: every access, with stacks
   bpfbox-learn draft LOG... -o app.bpfbox      a draft policy from learning runs
   bpfbox-learn suggest --log ev.jsonl POLICY   denials of bpfbox-run -> policy edits
 
-The learning run itself (a profile that denies nothing and records every access with its
-user stack) is not implemented yet: `draft` reads logs in the documented format
-(docs/writing-policies.md).
+The learning log format is documented in docs/writing-policies.md.
 
 \b
-Exit status: 0 done; 1 a log or policy is wrong (the message says where);
-2 usage or environment problem (unreadable file, missing program).
+Exit status of draft and suggest: 0 done; 1 a log or policy is wrong (the message
+says where); 2 usage or environment problem (unreadable file, missing program).
+record exits with the command's status (see `bpfbox-learn record --help`).
+"""
+
+RECORD_HELP = """Run COMMAND under a learning profile and append what its process tree does
+to the learning log LOG (-o), one run per call.
+
+The learning profile confines the program COMMAND runs (or --profile PROGRAM, another
+program of the tree, such as the one a wrapper script starts) with no rule, in complain
+mode: it denies nothing, and the kernel reports every access the policy language can
+express, with the acting thread's user stack (frame pointers needed: build the program
+with -fno-omit-frame-pointer).  Processes the program starts stay confined and are recorded
+too.  Run each thing the program does in its own run, appended to one log (--append), then
+`bpfbox-learn draft LOG`.  Needs root, like bpfbox-run.
+
+Accesses the kernel could not queue (a full ring buffer) are reported on standard error and
+counted in the run's `end` record; the draft says so.
+
+\b
+Exit status: the command's (128+N if signal N killed it; 127: it could not be
+started); 1 the learning profile failed to load; 2 usage or environment problem (not
+root, unsuitable kernel, LOG exists without --append, a profile of the program is
+loaded); 70 internal error (a bug: please report it).
 """
 
 DRAFT_HELP = """Draft a policy from the learning logs LOG... (several runs merge).
@@ -179,6 +201,26 @@ def suggest(policy: Path, log: Path, apply: bool, sysroot: Path, symbols: Path |
     if apply:
         click.echo(f"{PROG}: applied {len(accepted)} of {len(found.changes)} edits to {policy}")
     return EXIT_OK
+
+
+@learn.command(help=RECORD_HELP)
+@click.argument("command", nargs=-1, required=True, metavar="-- COMMAND [ARGS...]")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The learning log (JSON lines).",
+)
+@click.option("--append", is_flag=True, help="Add this run to an existing LOG.")
+@click.option(
+    "--profile",
+    "program",
+    metavar="PROGRAM",
+    help="Confine this program instead of COMMAND's (it must run in COMMAND's tree).",
+)
+def record(command: tuple[str, ...], output: Path, append: bool, program: str | None) -> int:
+    return recording.record(list(command), output, append, program)
 
 
 def _ask(question: str) -> bool:

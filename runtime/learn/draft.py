@@ -84,7 +84,12 @@ def draft(
         resolver.check_program(profile)
     except symbols.SymbolError as error:
         raise LearnError(f"the profile program cannot be confined: {error}") from None
-    notes: list[str] = []
+    notes = [
+        f"Run {run.index + 1} lost {_count(run.lost, 'access')} (the kernel's ring buffer was "
+        "full): rules may be missing; record it again."
+        for run in runs
+        if run.profile == profile and run.lost
+    ]
     index = _function_index(profile, resolver, notes)
     attributed = []
     for access in accesses:
@@ -172,11 +177,19 @@ def _functions(access: Access, index: symbols.FunctionIndex | None) -> tuple[str
         return None
     names: list[str] = []
     for frame in access.stack:
-        if frame.build_id == index.build_id and frame.offset:
+        if _same_build_id(frame.build_id, index.build_id) and frame.offset:
             name = index.function_at(frame.offset - 1)
             if name is not None and name not in names:
                 names.append(name)
     return tuple(names) or None
+
+
+def _same_build_id(reported: str | None, program: str | None) -> bool:
+    """The kernel reports build IDs in 20 bytes, a shorter one (MD5's 16) padded with zeros;
+    a program without a build ID matches no frame."""
+    if reported is None or program is None or not reported.startswith(program):
+        return False
+    return not reported[len(program) :].strip("0")
 
 
 def _choose_scopes(attributed: list[_Attributed], index: symbols.FunctionIndex) -> None:

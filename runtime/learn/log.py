@@ -1,8 +1,10 @@
 """The learning log: what a learning run records, one JSON object per line (version 1).
 
-A learning run confines a command with a profile that denies nothing and records every access
-the language can express, for the whole process tree.  Several runs may be appended to one
-file; each starts with a `run` record, followed by the `access` records of that run.
+A learning run (`bpfbox-learn record`, record.py) confines a command with a profile that
+denies nothing and records every access the language can express, for the whole process tree.
+Several runs may be appended to one file; each starts with a `run` record, followed by the
+`access` records of that run, and ends with an `end` record (a run without one, such as a
+hand-written one, is read all the same).
 
     {"record": "run", "version": 1, "profile": "/sbin/mylogin",
      "command": ["/sbin/mylogin", "check", "root"], "started": "2026-11-29T16:00:00.000Z"}
@@ -37,8 +39,9 @@ file; each starts with a `run` record, followed by the `access` records of that 
     exe         the acting task's executable (absolute path): the profile's program, or
                 whatever a descendant executed later
     stack       the acting thread's user stack at the hook, innermost frame first, as
-                `bpf_get_stack(ctx, buf, size, BPF_F_USER_STACK | BPF_F_USER_BUILD_ID)`
-                returns it: each `struct bpf_stack_build_id` becomes
+                `bpf_get_task_stack(current, buf, size, BPF_F_USER_STACK |
+                BPF_F_USER_BUILD_ID)` returns it (at most 32 frames): each
+                `struct bpf_stack_build_id` becomes
                   {"build_id": HEX, "offset": N}  status BPF_STACK_BUILD_ID_VALID: the
                       GNU build ID of the file mapped there (lower-case hex) and the frame's
                       file offset in it (vm_pgoff * page size + ip - vm_start);
@@ -49,7 +52,20 @@ file; each starts with a `run` record, followed by the `access` records of that 
                 not collected.  The kernel's user unwinder follows frame pointers, so a
                 program built without them (-O1 and above omit them unless
                 -fno-omit-frame-pointer) yields short or wrong stacks.
-    stack_error the negative errno of a failed `bpf_get_stack` as text ("-EFAULT"), or null
+    stack_error the negative errno of a failed `bpf_get_task_stack` as text ("-EFAULT"), or null
+
+    The recorder writes each distinct access record of a run once (a read loop makes the
+    same access from the same code many times).
+
+    {"record": "end", "status": 0, "recorded": 14, "repeated": 3, "lost": 0,
+     "unrecorded": {"ioctl accesses (not in the learning log's kinds yet)": 2}}
+
+    record      "end"
+    status      the command's exit status (128+N: killed by signal N)
+    recorded    access records written;  repeated: accesses identical to one written
+    lost        accesses the kernel could not queue (its ring buffer was full): rules the
+                draft may miss.  The draft says so; record such a run again.
+    unrecorded  accesses no record can stand for, counted by why
 
 The host symbolises frames whose build ID is the profile program's with the program's ELF
 symbols (compiler/symbols.py `FunctionIndex`).  Unknown fields are ignored, so the kernel
@@ -60,7 +76,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +87,7 @@ RECORD_RUN = "run"
 RECORD_ACCESS = "access"
 #: The kinds a version-1 log records (above); drafts have no rules of the others yet.
 LOGGED_KINDS = ("fs", "proc", "signal", "ptrace", "net", "cap")
+RECORD_END = "end"
 #: Kinds whose object is another process's executable.
 TARGETED_KINDS = ("proc", "signal", "ptrace")
 _HEX = re.compile(r"[0-9a-f]+")
@@ -97,6 +114,7 @@ class Run:
     profile: str
     command: tuple[str, ...]
     where: str  # FILE:LINE of its run record
+    lost: int = 0  # accesses the kernel could not queue (its `end` record)
 
 
 @dataclass(frozen=True)
@@ -145,14 +163,18 @@ def read_logs(paths: list[Path]) -> tuple[list[Run], list[Access]]:
             if kind == RECORD_RUN:
                 current = _run(record, len(runs), where)
                 runs.append(current)
+            elif kind not in (RECORD_ACCESS, RECORD_END):
+                raise LogError(
+                    f"{where}: `record` is {kind!r}; expected {RECORD_RUN!r}, "
+                    f"{RECORD_ACCESS!r} or {RECORD_END!r}"
+                )
+            elif current is None:
+                raise LogError(f"{where}: an {kind} record before any run record")
             elif kind == RECORD_ACCESS:
-                if current is None:
-                    raise LogError(f"{where}: an access record before any run record")
                 accesses.append(_access(record, current, where))
             else:
-                raise LogError(
-                    f"{where}: `record` is {kind!r}; expected {RECORD_RUN!r} or {RECORD_ACCESS!r}"
-                )
+                lost = _natural(record.get("lost"), "lost", where)
+                current = runs[-1] = replace(current, lost=lost)
     if not runs:
         raise LogError("the learning logs hold no run record: nothing to learn from")
     return runs, accesses

@@ -67,7 +67,17 @@ def build_programs(root: Path) -> None:
             "-le2e",
             f"-Wl,-rpath,{E2E}/lib",
         )
-    run("gcc", "-O1", "-Wall", "-o", bin_dir / "mylogin", REPO / "examples" / "mylogin.c")
+    # Frame pointers, as docs/writing-policies.md says: learning runs attribute accesses to
+    # functions by the user stack (tests/e2e/test_learn.py).
+    run(
+        "gcc",
+        "-O1",
+        "-fno-omit-frame-pointer",
+        "-Wall",
+        "-o",
+        bin_dir / "mylogin",
+        REPO / "examples" / "mylogin.c",
+    )
     run("gcc", "-O2", "-Wall", "-o", bin_dir / "bench", HERE / "programs" / "bench.c")
     shutil.copy2(bin_dir / "bench", bin_dir / "bench-outsider")
 

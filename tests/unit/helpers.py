@@ -1,4 +1,5 @@
-"""Small helpers the unit tests share: compile policy text through the real pipeline."""
+"""Small helpers the unit tests share: compile policy text through the real pipeline, find
+where a function lies in an ELF file."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 from bpfbox.compiler.pipeline import FRONT_END, PASSES, Compilation, run
 from bpfbox.compiler.resolve import ElfResolver
 from bpfbox.compiler.source import SourceFile
+from elftools.elf.elffile import ELFFile
 
 TESTS = Path(__file__).resolve().parent.parent
 GOLDEN_ROOT = TESTS / "golden" / "root"
@@ -45,3 +47,16 @@ def golden_arguments(policy: Path) -> dict[str, Path]:
         return {"symbols_file": policy.parent / words[1]}
     assert not words, f"{policy.name}: golden arguments compile_text does not know: {words}"
     return {}
+
+
+def file_offset(binary: Path, symbol: str, table: str = ".symtab") -> int:
+    """Where `symbol`'s code lies in the file (`.dynsym` for a library's exports), which is
+    what a uprobe attaches to."""
+    with binary.open("rb") as f:
+        elf = ELFFile(f)
+        address = elf.get_section_by_name(table).get_symbol_by_name(symbol)[0]["st_value"]
+        for segment in elf.iter_segments():
+            start = segment["p_vaddr"]
+            if segment["p_type"] == "PT_LOAD" and start <= address < start + segment["p_memsz"]:
+                return address - start + segment["p_offset"]
+    raise AssertionError(f"{symbol} is not in a loadable segment of {binary}")

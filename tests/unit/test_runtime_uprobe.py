@@ -18,24 +18,13 @@ from pathlib import Path
 import pytest
 from bpfbox.contract import abi
 from bpfbox.runtime import libbpf, loader, metadata, pins
-from elftools.elf.elffile import ELFFile
+
+from .helpers import file_offset
 
 FIXTURES = Path(__file__).parents[1] / "e2e" / "fixtures"
 CLANG = ["clang", "-O2", "-g", "-target", "bpf", "-D__TARGET_ARCH_x86", "-I/usr/include"]
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="loading BPF programs needs root")
-
-
-def file_offset(binary: Path, symbol: str) -> int:
-    """Where `symbol`'s code lies in the file, which is what a uprobe attaches to."""
-    with binary.open("rb") as f:
-        elf = ELFFile(f)
-        address = elf.get_section_by_name(".symtab").get_symbol_by_name(symbol)[0]["st_value"]
-        for segment in elf.iter_segments():
-            start = segment["p_vaddr"]
-            if segment["p_type"] == "PT_LOAD" and start <= address < start + segment["p_memsz"]:
-                return address - start + segment["p_offset"]
-    raise AssertionError(f"{symbol} is not in a loadable segment")
 
 
 @pytest.fixture(scope="module")
