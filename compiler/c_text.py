@@ -68,6 +68,17 @@ def string_literal_chunks(text: str, width: int) -> list[str]:
     return chunks
 
 
+def byte_literal_chunks(data: bytes, width: int) -> list[str]:
+    """`data` (a table of numbers) as the bodies of adjacent C string literals of `width`
+    bytes each: every byte a `\\xHH` escape, which the next backslash ends.  Clang reads a
+    table written so in a fraction of the time it takes for the same numbers as an
+    initializer list."""
+    escaped = data.hex("\\").replace("\\", "\\x")
+    text = "\\x" + escaped if data else ""
+    step = width * 4
+    return [text[i : i + step] for i in range(0, len(text), step)]
+
+
 def string_literal(text: str) -> str:
     """`text` as the body of one C string literal (no surrounding quotes)."""
     return "".join(string_literal_chunks(text, len(text.encode()) * 4 + 1))
