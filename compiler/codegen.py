@@ -239,12 +239,12 @@ _PATH_RULE = struct.Struct("<QIBBHII")
 assert _PATH_RULE.size == lower.RECORD_BYTES
 
 
-def _data(name: str, section: str, data: bytes) -> dict:
+def _data(name: str, section: str, data: bytes, entry: int = 8) -> dict:
     """A constant table as the template writes it: `name`, in the section `.rodata.SECTION`
     (a map of its own; libbpf names it after the section, so SECTION is kept to the 7
     characters a map name has left), `data` as string literals.  An empty table gets one
-    zero entry: C has no empty arrays."""
-    data = data or bytes(8)
+    zero entry of `entry` bytes: C has no empty arrays, and the program reads entry 0."""
+    data = data or bytes(entry)
     if len(data) > glob.MAX_TABLE_BYTES:
         raise ValueError(f"codegen: table {name} of {len(data)} bytes does not fit one map")
     return {
@@ -328,7 +328,7 @@ def _path_rules_view(program: Program, fs_table: GlobTable, context_kinds: dict[
         "kinds": [(f"PATH_KIND_{k.name.upper()}", n) for n, k in enumerate(kinds)],
         "kind_count": len(kinds),
         "comments": comments,
-        "records": _data("path_rules", "prule", b"".join(records)),
+        "records": _data("path_rules", "prule", b"".join(records), _PATH_RULE.size),
         "record_count": max(1, len(records)),
         "members": _data("path_members", "pmemb", _u32(members)),
         "member_count": max(1, len(members)),

@@ -23,6 +23,11 @@ struct path_rule {
 	__u32 reserved;
 };
 _Static_assert(sizeof(struct path_rule) == 24, "struct path_rule is packed by codegen.py");
+/* Every index below is bounded by these counts: the tables must hold that many entries. */
+_Static_assert(sizeof(path_rules) >= PATH_RULES * sizeof(struct path_rule), "path_rules size");
+_Static_assert(sizeof(path_members) >= PATH_MEMBERS * sizeof(__u32), "path_members size");
+_Static_assert(sizeof(path_slices) >= PATH_SLICES * 2 * sizeof(__u32), "path_slices size");
+_Static_assert(sizeof(path_clauses) >= PATH_CLAUSES * sizeof(__u64), "path_clauses size");
 
 struct rule_scan {
 	struct decision d;

@@ -144,8 +144,8 @@ static __always_inline __u32 guarding_rule(__u32 state, int directory)
 #define MAX_RULE_CLAUSES 0
 #define CONTEXT_COUNT 0
 #define KFUNC_CONTEXTS 0x0ULL
-static const __u8 path_rules[8] SEC(".rodata.prule") __attribute__((aligned(8))) =
-	"\x00\x00\x00\x00\x00\x00\x00\x00";
+static const __u8 path_rules[24] SEC(".rodata.prule") __attribute__((aligned(8))) =
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00";
 static const __u8 path_members[8] SEC(".rodata.pmemb") __attribute__((aligned(8))) =
 	"\x00\x00\x00\x00\x00\x00\x00\x00";
 static const __u8 path_slices[16] SEC(".rodata.pslice") __attribute__((aligned(8))) =
