@@ -341,7 +341,16 @@ def compile_globs(globs: list[str]) -> Dfa:
     limit = max_states(len(representatives))
     budget = MAX_WORK + WORK_PER_GLOB * len(globs)
     closure = _closure_function(nfa)
-    dead: frozenset[int] = frozenset()
+    # Each edge as the byte classes it covers: a DFA state then visits its edges once, not
+    # once per class (most edges are one literal byte, one class).
+    covered: dict[int, list[int]] = {}
+    for edges in nfa.edges:
+        for mask, _ in edges:
+            if mask not in covered:
+                covered[mask] = [c for c, byte in enumerate(representatives) if mask >> byte & 1]
+    class_edges = [[(covered[mask], t) for mask, t in edges] for edges in nfa.edges]
+    empty: frozenset[int] = frozenset()
+    dead = empty
     first = closure(frozenset([start]))
     ids = {dead: 0, first: 1}
     order = [dead, first]
@@ -351,11 +360,14 @@ def compile_globs(globs: list[str]) -> Dfa:
         work += len(current) * len(representatives)
         if work > budget:
             raise TooComplexError("the path globs are too many or too wide to combine")
+        moves: list[set[int]] = [set() for _ in representatives]
+        for s in current:
+            for classes_of_edge, t in class_edges[s]:
+                for c in classes_of_edge:
+                    moves[c].add(t)
         row = []
-        for byte in representatives:
-            target = closure(
-                frozenset(t for s in current for mask, t in nfa.edges[s] if mask >> byte & 1)
-            )
+        for move in moves:
+            target = closure(frozenset(move)) if move else empty
             if target not in ids:
                 if len(order) >= limit:
                     raise TooComplexError(
