@@ -73,13 +73,25 @@ def string_literal_chunks(text: str, width: int) -> list[str]:
 
 def byte_literal_chunks(data: bytes, width: int) -> list[str]:
     """`data` (a table of numbers) as the bodies of adjacent C string literals of `width`
-    bytes each: every byte a `\\xHH` escape, which the next backslash ends.  Clang reads a
-    table written so in a fraction of the time it takes for the same numbers as an
-    initializer list."""
-    escaped = data.hex("\\").replace("\\", "\\x")
-    text = "\\x" + escaped if data else ""
-    step = width * 4
-    return [text[i : i + step] for i in range(0, len(text), step)]
+    bytes each.  A byte is itself when printable and neither a digit (which could continue
+    an escape before it) nor `\\`, `"` or `?` (trigraphs); otherwise the shortest octal
+    escape, which the next character, a backslash or a non-digit, ends.  Clang reads tables
+    written so in a fraction of the time it takes for the same numbers as an initializer
+    list, and the C is 2 to 3 characters a byte (str.translate: megabytes in milliseconds)."""
+    return [
+        data[i : i + width].decode("latin-1").translate(_BYTE_LITERAL)
+        for i in range(0, len(data), width)
+    ]
+
+
+_BYTE_LITERAL = {
+    byte: (
+        chr(byte)
+        if 0x20 <= byte <= 0x7E and not chr(byte).isdigit() and chr(byte) not in '\\"?'
+        else f"\\{byte:o}"
+    )
+    for byte in range(256)
+}
 
 
 def string_literal(text: str) -> str:

@@ -50,10 +50,10 @@ const char bpfbox_meta[] SEC(".bpfbox.meta") __attribute__((used)) =
 static const __u8 fs_class[256] SEC(".rodata") = { 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1 };
 /* Transitions of states 0 to 1: __u16[state][class]. */
 static const __u8 fs_next0[8] SEC(".rodata.fsn0") __attribute__((aligned(8))) =
-	"\x00\x00\x00\x00\x00\x00\x00\x00";
+	"\0\0\0\0\0\0\0\0";
 /* Each state's accept row (__u32). */
 static const __u8 fs_rows[8] SEC(".rodata.fsrow") __attribute__((aligned(8))) =
-	"\x00\x00\x00\x00\x00\x00\x00\x00";
+	"\0\0\0\0\0\0\0\0";
 
 static __always_inline __u32 fs_next(__u32 state, __u32 cls)
 {
@@ -80,13 +80,13 @@ static __always_inline __u32 fs_row(__u32 state)
 static const __u8 target_class[256] SEC(".rodata") = { 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1 };
 /* Transitions of states 0 to 1: __u16[state][class]. */
 static const __u8 target_next0[8] SEC(".rodata.tan0") __attribute__((aligned(8))) =
-	"\x00\x00\x00\x00\x00\x00\x00\x00";
+	"\0\0\0\0\0\0\0\0";
 /* Each state's accept row (__u32). */
 static const __u8 target_rows[8] SEC(".rodata.tarow") __attribute__((aligned(8))) =
-	"\x00\x00\x00\x00\x00\x00\x00\x00";
+	"\0\0\0\0\0\0\0\0";
 /* Each accept row's globs: __u64[rows][1] bit sets. */
 static const __u8 target_sets[8] SEC(".rodata.taset") __attribute__((aligned(8))) =
-	"\x00\x00\x00\x00\x00\x00\x00\x00";
+	"\0\0\0\0\0\0\0\0";
 
 static __always_inline __u32 target_next(__u32 state, __u32 cls)
 {
@@ -121,7 +121,7 @@ static __always_inline int target_has(__u32 state, __u32 glob)
  * Renaming or linking such a path would take the files out from under that rule (check_path,
  * MOVING). */
 static const __u8 fs_guard[16] SEC(".rodata.fsgrd") __attribute__((aligned(8))) =
-	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00";
+	"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
 
 static __always_inline __u32 guarding_rule(__u32 state, int directory)
 {
@@ -145,13 +145,13 @@ static __always_inline __u32 guarding_rule(__u32 state, int directory)
 #define CONTEXT_COUNT 0
 #define KFUNC_CONTEXTS 0x0ULL
 static const __u8 path_rules[24] SEC(".rodata.prule") __attribute__((aligned(8))) =
-	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00";
+	"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
 static const __u8 path_members[8] SEC(".rodata.pmemb") __attribute__((aligned(8))) =
-	"\x00\x00\x00\x00\x00\x00\x00\x00";
+	"\0\0\0\0\0\0\0\0";
 static const __u8 path_slices[16] SEC(".rodata.pslice") __attribute__((aligned(8))) =
-	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00";
+	"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
 static const __u8 path_clauses[8] SEC(".rodata.pclause") __attribute__((aligned(8))) =
-	"\x00\x00\x00\x00\x00\x00\x00\x00";
+	"\0\0\0\0\0\0\0\0";
 #include "bpf/rules.bpf.h"
 
 /* ---- The other rules, inlined as constant checks: one function per rule kind. ---- */
