@@ -10,7 +10,7 @@ PYTEST ?= $(PYTHON) -m pytest
 # chosen at load time (docs/language.md, "Limits and known gaps").
 KERNELS ?= 6.1
 
-.PHONY: setup setup-apt setup-py test test-host test-vm kernels golden lint format demo bench fuzz
+.PHONY: setup setup-apt setup-py test test-host test-vm kernels golden lint format demo bench bench-scale fuzz
 
 setup: setup-apt setup-py
 
@@ -45,6 +45,12 @@ demo: setup
 bench: setup
 	$(PYTHON) tests/e2e/prepare.py
 	$(PYTHON) tests/vm/run_in_vm.py -- $(PYTHON) tests/e2e/bench.py
+
+# Compile and load policies of 2 to 10,000 generated rules (docs/performance.md).
+bench-scale: setup
+	$(PYTHON) tests/e2e/prepare.py
+	$(PYTHON) tests/e2e/bench_scale.py compile
+	$(PYTHON) tests/vm/run_in_vm.py -- $(PYTHON) tests/e2e/bench_scale.py load
 
 # The fuzzer at a large budget (make test-host runs it at a small one); FUZZ_SEED=N picks
 # another reproducible sequence of inputs.
