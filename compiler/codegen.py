@@ -19,6 +19,7 @@ import re
 import struct
 import sys
 from array import array
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import PurePosixPath
@@ -67,7 +68,7 @@ def policy_part(program: Program) -> str:
         ),
         "dfas": [_dfa_view(fs_table, sets=False), _dfa_view(target_table, sets=True)],
         "fs_guard": _guard_view(program, fs_table),
-        "path_rules": _path_rules_view(program, fs_table, context_kinds),
+        "path_rules": _path_rules_view(program, context_kinds),
         "rule_kinds": [
             _kind_view(k, program, target_table, context_kinds)
             for k in language.RULE_KINDS.values()
@@ -271,17 +272,31 @@ def _path_kinds() -> list[RuleKind]:
     return [k for k in language.RULE_KINDS.values() if k.object is Object.PATH]
 
 
-def _path_rules_view(program: Program, fs_table: GlobTable, context_kinds: dict[int, str]) -> dict:
+@dataclass(frozen=True)
+class PathTables:
     """The path rules as constant tables: "the constant tables are the rules".
 
     `records`: one struct path_rule per (path kind, rule deciding it), the kind's own rules
     and those it absorbs, in rule order, with the flags it decides for that kind.  For each
-    accept row of the fs DFA and each path kind, a slice of `members`: the records whose glob
-    the row accepts, in rule order.  The program walks the DFA once, then applies the
-    records of the row's slice, in that order, as decide_KIND once applied one `if` per
-    rule: the same rules, the same first rule named.  A record with contexts points at its
-    clauses: masks of context numbers, one per clause, each needing one of its contexts.
+    accept row of the fs DFA and each path kind (`kinds`, in that order), a slice of
+    `members`, (first, count) in `slices`: the records whose glob the row accepts, in rule
+    order.  The program walks the DFA once, then applies the records of the row's slice, in
+    that order, as decide_KIND once applied one `if` per rule: the same rules, the same first
+    rule named.  A record with contexts points at its clauses: masks of context numbers, one
+    per clause, each needing one of its contexts.
     """
+
+    kinds: tuple[RuleKind, ...]
+    records: tuple[bytes, ...]
+    comments: tuple[str, ...]
+    members: tuple[int, ...]
+    slices: tuple[int, ...]
+    clauses: tuple[int, ...]
+
+
+def path_tables(program: Program) -> PathTables:
+    """The path rules' tables of `program` (see PathTables)."""
+    fs_table = program.fs_globs
     rows, _ = accept_rows(fs_table.dfa)
     kinds = _path_kinds()
     records: list[bytes] = []
@@ -321,21 +336,26 @@ def _path_rules_view(program: Program, fs_table: GlobTable, context_kinds: dict[
             matching = sorted(r for g in accepted for r in of_glob.get(g, ()))
             slices += [len(members), len(matching)]
             members += matching
-    if 4 * len(members) > glob.MAX_TABLE_BYTES:
-        raise ValueError("codegen: the path rules' member table does not fit one map")
+    return PathTables(
+        tuple(kinds), tuple(records), tuple(comments), tuple(members), tuple(slices), tuple(clauses)
+    )
+
+
+def _path_rules_view(program: Program, context_kinds: dict[int, str]) -> dict:
+    tables = path_tables(program)
     kfunc = sum(1 << i for i, kind in context_kinds.items() if kind == "kfunc")
     return {
-        "kinds": [(f"PATH_KIND_{k.name.upper()}", n) for n, k in enumerate(kinds)],
-        "kind_count": len(kinds),
-        "comments": comments,
-        "records": _data("path_rules", "prule", b"".join(records), _PATH_RULE.size),
-        "record_count": max(1, len(records)),
-        "members": _data("path_members", "pmemb", _u32(members)),
-        "member_count": max(1, len(members)),
-        "slices": _data("path_slices", "pslice", _u32(slices)),
-        "slice_count": len(slices) // 2,
-        "clauses": _data("path_clauses", "pclause", _bytes(array("Q", clauses))),
-        "clause_count": max(1, len(clauses)),
+        "kinds": [(f"PATH_KIND_{k.name.upper()}", n) for n, k in enumerate(tables.kinds)],
+        "kind_count": len(tables.kinds),
+        "comments": tables.comments,
+        "records": _data("path_rules", "prule", b"".join(tables.records), _PATH_RULE.size),
+        "record_count": max(1, len(tables.records)),
+        "members": _data("path_members", "pmemb", _u32(tables.members)),
+        "member_count": max(1, len(tables.members)),
+        "slices": _data("path_slices", "pslice", _u32(tables.slices)),
+        "slice_count": len(tables.slices) // 2,
+        "clauses": _data("path_clauses", "pclause", _bytes(array("Q", tables.clauses))),
+        "clause_count": max(1, len(tables.clauses)),
         "max_clauses": max((len(r.contexts) for r in program.rules), default=0),
         "context_count": len(context_kinds),
         "kfunc_contexts": f"{kfunc:#x}ULL",
