@@ -46,16 +46,18 @@ struct context_scan {
 static long note_context(__u32 index, void *data)
 {
 	struct context_scan *scan = data;
+	/* Bounded in the register that indexes the state: clang tests a copy otherwise. */
+	__u32 context = below(index, MAX_CONTEXTS);
 	int inside;
 
 	if (index >= MAX_CONTEXTS || !scan->t)
 		return 1;
-	if ((KFUNC_CONTEXTS >> index) & 1)
-		inside = inside_kernel_call(scan->t, index);
+	if ((KFUNC_CONTEXTS >> context) & 1)
+		inside = inside_kernel_call(scan->t, context);
 	else
-		inside = inside_call(scan->t, index);
+		inside = inside_call(scan->t, context);
 	if (inside)
-		scan->inside |= 1ULL << index;
+		scan->inside |= 1ULL << context;
 	return 0;
 }
 
@@ -107,10 +109,13 @@ static __always_inline void decide_path(struct task_state *t, struct decision *d
 					__u32 path_kind)
 {
 	struct rule_scan scan = { .t = t, .req = req };
-	__u32 slice = below(fs_row(state) * PATH_KINDS + path_kind, PATH_SLICES);
-	__u32 count = ((const __u32 *)path_slices)[slice * 2 + 1];
+	__u64 slice = (__u64)fs_row(state) * PATH_KINDS + path_kind;
+	__u32 count;
 
-	scan.first = ((const __u32 *)path_slices)[slice * 2];
+	/* Each index bounded as it is used: the verifier loses a bound carried through
+	 * arithmetic (2 * below(...) + 1 is only known to be below the next power of two). */
+	scan.first = ((const __u32 *)path_slices)[below(slice * 2, PATH_SLICES * 2)];
+	count = ((const __u32 *)path_slices)[below(slice * 2 + 1, PATH_SLICES * 2)];
 	bpf_loop(count, apply_path_rule, &scan, 0);
 	*d = scan.d;
 }

@@ -114,6 +114,8 @@ def load_all(out: Path) -> None:
                 obj.load()
             except libbpf.LoadError as err:
                 row["load_error"] = str(err).splitlines()[0][:160]
+                if isinstance(err, libbpf.VerifierError):
+                    print("\n".join(err.log.splitlines()[-40:]), flush=True)
                 continue
             finally:
                 row["load_s"] = time.monotonic() - started
