@@ -9,7 +9,7 @@ PYTEST ?= $(PYTHON) -m pytest
 # build/kernels); it joins the default after a whole run with the harness's last fix.
 KERNELS ?= 6.1
 
-.PHONY: setup setup-apt setup-py check test test-host test-vm kernels golden lint format demo bench fuzz
+.PHONY: setup setup-apt setup-py check test test-host test-vm kernels golden lint format demo bench bench-scale fuzz
 
 setup: setup-apt setup-py
 
@@ -47,6 +47,12 @@ demo: setup
 bench: setup
 	$(PYTHON) tests/e2e/prepare.py
 	$(PYTHON) tests/vm/run_in_vm.py -- $(PYTHON) tests/e2e/bench.py
+
+# Compile and load policies of 2 to 10,000 generated rules (docs/performance.md).
+bench-scale: setup
+	$(PYTHON) tests/e2e/prepare.py
+	$(PYTHON) tests/e2e/bench_scale.py compile
+	$(PYTHON) tests/vm/run_in_vm.py -- $(PYTHON) tests/e2e/bench_scale.py load
 
 # The fuzzer at a large budget (make test-host runs it at a small one); FUZZ_SEED=N picks
 # another reproducible sequence of inputs.

@@ -1,17 +1,26 @@
 """Pass 7, code generation: IR to one self-contained libbpf CO-RE C file.
 
 Input: an `ir.Program`.  Output: the C text.  The fixed logic is real C, the BPF library in
-codegen_templates/bpf (path walk, DFA scan, verdict, the hooks of each family);
-codegen_templates/program.bpf.c.j2 is the policy's part only (metadata, DFA tables, one
-decide_KIND function per rule kind with the rules as constant checks, context probes), laid
-out from what this module computes.  The library is pasted in where the template includes it,
-so the output needs no file of bpfbox to compile.  It is deterministic: same IR, same bytes
+codegen_templates/bpf (path walk, DFA scan, rule tables, verdict, the hooks of each family);
+codegen_templates/program.bpf.c.j2 is the policy's part only (metadata, DFA tables, the path
+rules as constant tables, one decide_KIND function per other rule kind with its rules as
+constant checks, context probes), laid out from what this module computes.  Tables are
+written as data (string literals, each in a `.rodata.NAME` section of its own, so each is
+one read-only map of at most glob.MAX_TABLE_BYTES), not as C code: what the kernel's
+verifier reads, and what clang compiles, does not grow with the number of path rules.  The
+library is pasted in where the template includes it, so the output needs no file of bpfbox
+to compile.  It is deterministic: same IR, same bytes
 (no time stamps, no build paths).
 """
 
 from __future__ import annotations
 
 import re
+import struct
+import sys
+from array import array
+from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from importlib.abc import Traversable
@@ -22,7 +31,7 @@ from bpfbox.contract import abi, header, kinds
 from bpfbox.contract import metadata as contract_metadata
 from bpfbox.contract.kinds import Object, RuleKind
 
-from . import c_text, glob, language
+from . import c_text, glob, language, lower
 from .ir import Context, GlobTable, Program, Rule
 
 TEMPLATE = "program.bpf.c.j2"
@@ -59,11 +68,13 @@ def policy_part(program: Program) -> str:
         "metadata_chunks": c_text.string_literal_chunks(
             metadata(program).to_json(), _METADATA_CHUNK
         ),
-        "dfas": [_dfa_view(t) for t in (fs_table, target_table)],
+        "dfas": [_dfa_view(fs_table, sets=False), _dfa_view(target_table, sets=True)],
         "fs_guard": _guard_view(program, fs_table),
+        "path_rules": _path_rules_view(program, context_kinds),
         "rule_kinds": [
-            _kind_view(k, program, fs_table, target_table, context_kinds)
+            _kind_view(k, program, target_table, context_kinds)
             for k in language.RULE_KINDS.values()
+            if k.object is not Object.PATH
         ],
         "hook_headers": [h if h.startswith("/") else f"bpf/{h}" for h in kinds.headers()],
         "contexts": [_context_view(c) for c in program.contexts],
@@ -71,10 +82,10 @@ def policy_part(program: Program) -> str:
     return _environment().get_template(TEMPLATE).render(context)
 
 
-def dfa_part(table: GlobTable) -> str:
+def dfa_part(table: GlobTable, sets: bool = True) -> str:
     """The C of one glob table: its DFA's tables and the library's scan instantiated for it
     (the template's part for each table; the host test of the scan compiles it alone)."""
-    return _environment().get_template(DFA_TEMPLATE).render(dfa=_dfa_view(table))
+    return _environment().get_template(DFA_TEMPLATE).render(dfa=_dfa_view(table, sets))
 
 
 _INCLUDE = re.compile(r'^#include "([^"]+)"\n', re.M)
@@ -160,36 +171,202 @@ def _guard_view(program: Program, fs_table: GlobTable) -> dict:
     return {
         "name": fs_table.name,
         "states": len(guards),
-        "rows": [f"{{ {itself}, {beneath} }}" for itself, beneath in guards],
+        "table": _data(
+            f"{fs_table.name}_guard",
+            f"{fs_table.name[:2]}grd",
+            _u32(g for pair in guards for g in pair),
+        ),
     }
 
 
-def _dfa_view(table: GlobTable) -> dict:
-    dfa = table.dfa
+def accept_rows(dfa: glob.Dfa) -> tuple[list[frozenset[int]], list[int]]:
+    """The distinct accept sets of `dfa` (row 0: the empty set, in order of first state) and
+    each state's row: the program decides by row, and many states share one."""
+    rows: dict[frozenset[int], int] = {frozenset(): 0}
+    of_state = [rows.setdefault(accepted, len(rows)) for accepted in dfa.accepts]
+    return list(rows), of_state
+
+
+def _dfa_view(table: GlobTable, sets: bool) -> dict:
+    """The DFA's tables as data: byte classes; transitions (2-byte state numbers up to 65,536
+    states, 4-byte past that) split over as many maps as they need; each state's accept row;
+    with `sets`, each row's glob bit set (for `NAME_has`: the target globs, which few rules
+    name; path rules are decided from rows, see _path_rules_view)."""
+    dfa, name = table.dfa, table.name
+    states, classes = len(dfa.transitions), dfa.class_count
+    width = glob.entry_bytes(states)
+    per_shard = glob.MAX_TABLE_BYTES // (classes * width)
+    shards: list[dict] = []
+    for first in range(0, states, per_shard):
+        end = min(states, first + per_shard)
+        entries = array("H" if width == 2 else "I")
+        for row in dfa.transitions[first:end]:
+            entries.extend(row)
+        shard = _data(f"{name}_next{len(shards)}", f"{name[:2]}n{len(shards)}", _bytes(entries))
+        shards.append(shard | {"first": first, "end": end, "entries": (end - first) * classes})
+    rows, of_state = accept_rows(dfa)
     words = max(1, (len(table.globs) + 63) // 64)
-    return {
-        "name": table.name,
+    view = {
+        "name": name,
         "what": table.what,
-        "states": len(dfa.transitions),
-        "classes": dfa.class_count,
-        "words": words,
+        "states": states,
+        "classes": classes,
+        "entry": "__u16" if width == 2 else "__u32",
         "class_table": ", ".join(str(c) for c in dfa.classes),
-        "transition_rows": [", ".join(str(s) for s in row) for row in dfa.transitions],
-        "accept_rows": [", ".join(_accept_words(a, words)) for a in dfa.accepts],
+        "shards": shards,
+        "rows": len(rows),
+        "row_table": _data(f"{name}_rows", f"{name[:2]}row", _u32(of_state)),
+        "words": words,
+        "sets": None,
     }
+    if sets:
+        bits = array("Q")
+        for accepted in rows:
+            bits.extend(_accept_words(accepted, words))
+        view["sets"] = _data(f"{name}_sets", f"{name[:2]}set", _bytes(bits))
+    return view
 
 
-def _accept_words(accepted: frozenset[int], words: int) -> list[str]:
+def _accept_words(accepted: frozenset[int], words: int) -> list[int]:
     values = [0] * words
     for index in accepted:
         values[index // 64] |= 1 << (index % 64)
-    return [f"{v:#x}ULL" for v in values]
+    return values
+
+
+#: Bytes of a data table per line of C.
+_DATA_LINE = 64
+#: struct path_rule (codegen_templates/bpf/rules.bpf.h): flags, id, decision, audit, clause
+#: count, first clause, padding.
+_PATH_RULE = struct.Struct("<QIBBHII")
+assert _PATH_RULE.size == lower.RECORD_BYTES
+
+
+def _data(name: str, section: str, data: bytes, entry: int = 8) -> dict:
+    """A constant table as the template writes it: `name`, in the section `.rodata.SECTION`
+    (a map of its own; libbpf names it after the section, so SECTION is kept to the 7
+    characters a map name has left), `data` as string literals.  An empty table gets one
+    zero entry of `entry` bytes: C has no empty arrays, and the program reads entry 0."""
+    data = data or bytes(entry)
+    if len(data) > glob.MAX_TABLE_BYTES:
+        raise ValueError(f"codegen: table {name} of {len(data)} bytes does not fit one map")
+    return {
+        "name": name,
+        "section": section,
+        "size": len(data),
+        "chunks": c_text.byte_literal_chunks(data, _DATA_LINE),
+    }
+
+
+def _bytes(values: array) -> bytes:
+    """Little-endian, as the BPF target (x86-64) reads them."""
+    if sys.byteorder != "little":
+        values.byteswap()
+    return values.tobytes()
+
+
+def _u32(values: Iterable[int]) -> bytes:
+    return _bytes(array("I", values))
+
+
+def _path_kinds() -> list[RuleKind]:
+    """The rule kinds whose object is a path: decided from the fs DFA's rows."""
+    return [k for k in language.RULE_KINDS.values() if k.object is Object.PATH]
+
+
+@dataclass(frozen=True)
+class PathTables:
+    """The path rules as constant tables: "the constant tables are the rules".
+
+    `records`: one struct path_rule per (path kind, rule deciding it), the kind's own rules
+    and those it absorbs, in rule order, with the flags it decides for that kind.  For each
+    accept row of the fs DFA and each path kind (`kinds`, in that order), a slice of
+    `members`, (first, count) in `slices`: the records whose glob the row accepts, in rule
+    order.  The program walks the DFA once, then applies the records of the row's slice, in
+    that order, as decide_KIND once applied one `if` per rule: the same rules, the same first
+    rule named.  A record with contexts points at its clauses: masks of context numbers, one
+    per clause, each needing one of its contexts.
+    """
+
+    kinds: tuple[RuleKind, ...]
+    records: tuple[bytes, ...]
+    comments: tuple[str, ...]
+    members: tuple[int, ...]
+    slices: tuple[int, ...]
+    clauses: tuple[int, ...]
+
+
+def path_tables(program: Program) -> PathTables:
+    """The path rules' tables of `program` (see PathTables)."""
+    fs_table = program.fs_globs
+    rows, _ = accept_rows(fs_table.dfa)
+    kinds = _path_kinds()
+    records: list[bytes] = []
+    comments: list[str] = []
+    clauses: list[int] = []
+    #: Per kind: glob index -> the kind's record numbers of rules with that glob.
+    by_glob: list[dict[int, list[int]]] = []
+    for kind in kinds:
+        of_glob: dict[int, list[int]] = {}
+        for rule in sorted(program.rules_of(kind.name) + program.absorbed(kind.name), key=_id):
+            assert rule.path is not None
+            of_glob.setdefault(fs_table.index(rule.path), []).append(len(records))
+            masks = [sum(1 << i for i in clause) for clause in rule.contexts]
+            records.append(
+                _PATH_RULE.pack(
+                    _granted(rule, kind),
+                    rule.id,
+                    abi.Decision.of(rule.decision).value,
+                    int(rule.audit),
+                    len(masks),
+                    len(clauses),
+                    0,
+                )
+            )
+            clauses += masks
+            comments.append(
+                c_text.comment(
+                    f"{len(records) - 1}: {kind.name} rule {rule.id}, "
+                    f"{rule.span.file}:{rule.span.line}: {rule.text}"
+                )
+            )
+        by_glob.append(of_glob)
+    members: list[int] = []
+    slices: list[int] = []
+    for accepted in rows:
+        for of_glob in by_glob:
+            matching = sorted(r for g in accepted for r in of_glob.get(g, ()))
+            slices += [len(members), len(matching)]
+            members += matching
+    return PathTables(
+        tuple(kinds), tuple(records), tuple(comments), tuple(members), tuple(slices), tuple(clauses)
+    )
+
+
+def _path_rules_view(program: Program, context_kinds: dict[int, str]) -> dict:
+    tables = path_tables(program)
+    kfunc = sum(1 << i for i, kind in context_kinds.items() if kind == "kfunc")
+    return {
+        "kinds": [(f"PATH_KIND_{k.name.upper()}", n) for n, k in enumerate(tables.kinds)],
+        "kind_count": len(tables.kinds),
+        "comments": tables.comments,
+        "records": _data("path_rules", "prule", b"".join(tables.records), _PATH_RULE.size),
+        "record_count": max(1, len(tables.records)),
+        "members": _data("path_members", "pmemb", _u32(tables.members)),
+        "member_count": max(1, len(tables.members)),
+        "slices": _data("path_slices", "pslice", _u32(tables.slices)),
+        "slice_count": len(tables.slices) // 2,
+        "clauses": _data("path_clauses", "pclause", _bytes(array("Q", tables.clauses))),
+        "clause_count": max(1, len(tables.clauses)),
+        "max_clauses": max((len(r.contexts) for r in program.rules), default=0),
+        "context_count": len(context_kinds),
+        "kfunc_contexts": f"{kfunc:#x}ULL",
+    }
 
 
 def _kind_view(
     kind: RuleKind,
     program: Program,
-    fs_table: GlobTable,
     targets: GlobTable,
     context_kinds: dict[int, str],
 ) -> dict:
@@ -197,7 +374,7 @@ def _kind_view(
         "name": kind.name,
         "parameters": kind.c_parameters,
         "rules": [
-            _rule_view(r, kind, fs_table, targets, context_kinds)
+            _rule_view(r, kind, targets, context_kinds)
             for r in sorted(program.rules_of(kind.name) + program.absorbed(kind.name), key=_id)
         ],
     }
@@ -219,7 +396,6 @@ def _granted(rule: Rule, kind: RuleKind) -> int:
 def _rule_view(
     rule: Rule,
     kind: RuleKind,
-    fs_table: GlobTable,
     targets: GlobTable,
     context_kinds: dict[int, str],
 ) -> dict:
@@ -227,7 +403,7 @@ def _rule_view(
         "id": rule.id,
         "location": c_text.comment(f"{rule.span.file}:{rule.span.line}"),
         "comment": c_text.comment(rule.text),
-        "match": _match_expression(rule, kind.object, fs_table, targets),
+        "match": _match_expression(rule, kind.object, targets),
         "decision": f"DECISION_{abi.Decision.of(rule.decision).name}",
         "audit": int(rule.audit),
         "flags": f"{_granted(rule, kind):#x}ULL",
@@ -235,10 +411,8 @@ def _rule_view(
     }
 
 
-def _match_expression(rule: Rule, kind: Object, fs_table: GlobTable, targets: GlobTable) -> str:
+def _match_expression(rule: Rule, kind: Object, targets: GlobTable) -> str:
     """The C condition under which the rule's object matches (decide_KIND's parameters)."""
-    if kind is Object.PATH and rule.path is not None:
-        return f"fs_has(state, {fs_table.index(rule.path)})"
     if kind is Object.TARGET and rule.target is not None:
         if rule.target.kind == "self":
             return "same"

@@ -18,12 +18,36 @@ from dataclasses import dataclass, field
 
 #: Longest path the kernel side resolves (bytes, without the NUL).
 PATH_MAX = 4095
-#: More DFA states than this is refused: the tables would be too large to load.
-MAX_STATES = 4096
-#: More steps than this building the DFA (NFA states visited, times byte classes) is refused
-#: too: it keeps the compiler's time bounded (about a second) on any policy, where the state
-#: limit alone lets thousands of wide globs take minutes.  Real policies need a few percent.
+#: The largest table the kernel takes in one piece: a BPF array map's value (the program's
+#: constant tables are each such a map, a `.rodata.NAME` section) is at most
+#: KMALLOC_MAX_SIZE, 4 MiB on x86-64 (Linux 6.1 to 6.12).
+MAX_TABLE_BYTES = 1 << 22
+#: The transition table may span this many such maps (one branch each in the scan step).
+MAX_SHARDS = 16
+#: More DFA states than this is refused: the per-state tables (the deny guard, 8 bytes a
+#: state; the accepting row, 4) must each fit one map.
+MAX_STATES = MAX_TABLE_BYTES // 8
+#: More steps than this building the DFA (NFA states visited, times byte classes), plus
+#: WORK_PER_GLOB for each glob, is refused too: it keeps the compiler's time bounded (about
+#: a second, plus up to two seconds per thousand globs) on any policy, where the state limit
+#: alone lets thousands of wide globs take minutes.  A policy of 10,000 distinct literal paths and
+#: globs of a few components needs about half of it.
 MAX_WORK = 1_000_000
+WORK_PER_GLOB = 2_000
+
+
+def entry_bytes(states: int) -> int:
+    """The width of one transition (a state number) in a DFA of `states` states."""
+    return 2 if states <= 1 << 16 else 4
+
+
+def max_states(classes: int) -> int:
+    """The most states a DFA with `classes` byte classes may have: MAX_STATES, and a
+    transition table (states x classes entries of 4 bytes, past 65,536 states) of at most
+    MAX_SHARDS maps."""
+    rows_per_shard = MAX_TABLE_BYTES // (classes * entry_bytes(MAX_STATES))
+    return min(MAX_STATES, max(1 << 16, rows_per_shard * MAX_SHARDS))
+
 
 _ALL = (1 << 256) - 1
 _SLASH = 1 << ord("/")
@@ -301,7 +325,8 @@ def guard_states(
 
 
 class TooComplexError(ValueError):
-    """The globs together need more DFA states than MAX_STATES."""
+    """The globs together need a larger DFA than the kernel can hold (max_states), or more
+    work to build than MAX_WORK."""
 
 
 def compile_globs(globs: list[str]) -> Dfa:
@@ -314,8 +339,19 @@ def compile_globs(globs: list[str]) -> Dfa:
         nfa.accepts[_build(nfa, parse(glob), branch)] = index
     classes = _byte_classes(nfa)
     representatives = _representatives(classes)
+    limit = max_states(len(representatives))
+    budget = MAX_WORK + WORK_PER_GLOB * len(globs)
     closure = _closure_function(nfa)
-    dead: frozenset[int] = frozenset()
+    # Each edge as the byte classes it covers: a DFA state then visits its edges once, not
+    # once per class (most edges are one literal byte, one class).
+    covered: dict[int, list[int]] = {}
+    for edges in nfa.edges:
+        for mask, _ in edges:
+            if mask not in covered:
+                covered[mask] = [c for c, byte in enumerate(representatives) if mask >> byte & 1]
+    class_edges = [[(covered[mask], t) for mask, t in edges] for edges in nfa.edges]
+    empty: frozenset[int] = frozenset()
+    dead = empty
     first = closure(frozenset([start]))
     ids = {dead: 0, first: 1}
     order = [dead, first]
@@ -323,16 +359,22 @@ def compile_globs(globs: list[str]) -> Dfa:
     work = 0
     for current in order:  # `order` grows while we walk it
         work += len(current) * len(representatives)
-        if work > MAX_WORK:
+        if work > budget:
             raise TooComplexError("the path globs are too many or too wide to combine")
+        moves: list[set[int]] = [set() for _ in representatives]
+        for s in current:
+            for classes_of_edge, t in class_edges[s]:
+                for c in classes_of_edge:
+                    moves[c].add(t)
         row = []
-        for byte in representatives:
-            target = closure(
-                frozenset(t for s in current for mask, t in nfa.edges[s] if mask >> byte & 1)
-            )
+        for move in moves:
+            target = closure(frozenset(move)) if move else empty
             if target not in ids:
-                if len(order) >= MAX_STATES:
-                    raise TooComplexError(f"the path globs need more than {MAX_STATES} states")
+                if len(order) >= limit:
+                    raise TooComplexError(
+                        f"the path globs need more than {limit} automaton states "
+                        f"(with {len(representatives)} byte classes)"
+                    )
                 ids[target] = len(order)
                 order.append(target)
             row.append(ids[target])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cached_property
 
 from . import glob, language
 from .source import Span
@@ -125,7 +126,12 @@ class GlobTable:
     dfa: glob.Dfa
 
     def index(self, pattern: str) -> int:
-        return self.globs.index(pattern)
+        return self._indexes[pattern]
+
+    @cached_property
+    def _indexes(self) -> dict[str, int]:
+        # A dict, not tuple.index: policies have thousands of globs.
+        return {pattern: index for index, pattern in enumerate(self.globs)}
 
 
 @dataclass(frozen=True)

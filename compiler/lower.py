@@ -50,7 +50,7 @@ def lower(policy: ast.Policy, resolved: Resolved, diagnostics: Diagnostics) -> P
             help="split wide globs such as `**` out of long alternations, or use fewer globs",
         )
         return None
-    return Program(
+    program = Program(
         policy=Path(policy.file).name,
         source=policy.file,
         profile=resolved.profile,
@@ -60,6 +60,43 @@ def lower(policy: ast.Policy, resolved: Resolved, diagnostics: Diagnostics) -> P
         fs_globs=fs_globs,
         target_globs=target_globs,
     )
+    problem = _path_table_problem(program)
+    if problem:
+        diagnostics.add(
+            "E0508",
+            f"the policy is too complex to load: {problem}",
+            help="fewer rules whose globs overlap (each path matching many of them), or "
+            "fewer rules",
+        )
+        return None
+    return program
+
+
+def _path_table_problem(program: Program) -> str | None:
+    """Why the path rules' tables (codegen: one record per path kind and rule, and per
+    accept row the records its globs have) would not fit one map each, or None."""
+    per_glob: dict[int, int] = {}
+    records = 0
+    for kind in language.RULE_KINDS.values():
+        if kind.object is language.Object.PATH:
+            for rule in program.rules_of(kind.name) + program.absorbed(kind.name):
+                assert rule.path is not None  # a path kind's rules always name one
+                index = program.fs_globs.index(rule.path)
+                per_glob[index] = per_glob.get(index, 0) + 1
+                records += 1
+    rows = set(program.fs_globs.dfa.accepts)
+    members = sum(per_glob.get(g, 0) for accepted in rows for g in accepted)
+    for what, size in (("rules", records * RECORD_BYTES), ("rules per path", members * 4)):
+        if size > glob.MAX_TABLE_BYTES:
+            return (
+                f"its path {what} need a {size // 1024} KiB table, more than the "
+                f"{glob.MAX_TABLE_BYTES // 1024} KiB the kernel takes in one map"
+            )
+    return None
+
+
+#: The size of one path rule's record in the generated tables (struct path_rule).
+RECORD_BYTES = 24
 
 
 def _glob_table(name: str, what: str, globs: list[str]) -> GlobTable:

@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Checks: from an object (a file, a path, a process, a socket's family) to the policy's
- * verdict, through the policy's decide_KIND functions (defined before this file).
+ * verdict, through decide_path (the path rules' tables, rules.bpf.h) and the policy's
+ * decide_KIND functions for the other kinds (defined before this file).
  */
 #ifndef BPFBOX_CHECKS_BPF_H
 #define BPFBOX_CHECKS_BPF_H
 
 #include "path.bpf.h"
 #include "verdict.bpf.h"
+#include "rules.bpf.h"
 
 /* Refuse what bpfbox protects whatever the rules say, taint mode or not (docs/language.md,
  * "Self-protection"): `what` is a PROTECTED_* number, `target` a process or 0. */
@@ -61,10 +63,7 @@ static __always_inline int check_kind_path(struct task_state *t, struct vfsmount
 	guard = (how & MOVING) ? guarding_rule(state, is_directory(dentry)) : 0;
 	if (guard && !untainted(t))
 		return refuse(rule_kind, req, guard, REASON_GUARDS_BENEATH, &o);
-	if (rule_kind == RULE_IOCTL)
-		decide_ioctl(t, &d, req, state);
-	else
-		decide_fs(t, &d, req, state);
+	decide_path(t, &d, req, state, rule_kind == RULE_IOCTL ? PATH_KIND_IOCTL : PATH_KIND_FS);
 	return verdict(t, &d, rule_kind, req, &o);
 }
 

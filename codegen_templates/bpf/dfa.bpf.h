@@ -3,16 +3,16 @@
  * The DFA scan: runs one of the policy's glob DFAs over the path in the scratch buffer, one
  * byte per bpf_loop step, whatever the number of globs.  Included once per DFA, after
  *
- *	#define DFA_NAME fs		(names: fs_step, fs_match, fs_has)
- *	#define DFA_STATES, DFA_CLASSES, DFA_WORDS	(table sizes, constants)
- *	DFA_NAME_class[256], DFA_NAME_next[STATES * CLASSES], DFA_NAME_accept[STATES][WORDS]
+ *	#define DFA_NAME fs		(names: fs_step, fs_match)
+ *	#define DFA_STATES		(the number of states, a constant)
+ *	DFA_NAME_class[256], DFA_NAME_next(state, class)	(the tables, codegen_templates/dfa.c.j2)
  *
  * and after path_index(), below(), struct scratch and bpf_loop: the BPF program's
  * (state.bpf.h) or the host test's (tests/unit/dfa_host.c), which runs this same code
  * against compiler/glob.py's matcher.
  */
-#if !defined(DFA_NAME) || !defined(DFA_STATES) || !defined(DFA_CLASSES) || !defined(DFA_WORDS)
-#error "dfa.bpf.h needs DFA_NAME, DFA_STATES, DFA_CLASSES and DFA_WORDS"
+#if !defined(DFA_NAME) || !defined(DFA_STATES)
+#error "dfa.bpf.h needs DFA_NAME and DFA_STATES"
 #endif
 
 #define DFA_PASTE_(name, what) name##_##what
@@ -37,7 +37,7 @@ static long DFA_FN(step)(__u32 index, void *data)
 	if (!c)
 		return 1;
 	cls = DFA_FN(class)[c];
-	scan->state = DFA_FN(next)[below(state * DFA_CLASSES + cls, DFA_STATES * DFA_CLASSES)];
+	scan->state = DFA_FN(next)(state, cls);
 	return scan->state == 0;
 }
 
@@ -54,18 +54,8 @@ static __noinline __u32 DFA_FN(match)(struct scratch *s)
 	return scan.state < DFA_STATES ? scan.state : 0;
 }
 
-/* Does the final `state` accept glob number `glob`? */
-static __always_inline int DFA_FN(has)(__u32 state, __u32 glob)
-{
-	if (glob / 64 >= DFA_WORDS)
-		return 0;
-	return (DFA_FN(accept)[below(state, DFA_STATES)][glob / 64] >> (glob % 64)) & 1;
-}
-
 #undef DFA_FN
 #undef DFA_PASTE
 #undef DFA_PASTE_
 #undef DFA_NAME
 #undef DFA_STATES
-#undef DFA_CLASSES
-#undef DFA_WORDS

@@ -20,6 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import many_rules
 from bpfbox.runtime.build import CLANG_FLAGS
 
 HERE = Path(__file__).resolve().parent
@@ -90,9 +91,19 @@ def link_system_programs(sysroot: Path) -> None:
         target.symlink_to("/usr/bin/cat")
 
 
+#: The generated many-rule policies test_scale.py loads: their numbers of rules.
+MANY_RULES = (1000, 10000)
+
+
 def compile_policies(sysroot: Path, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    for policy in sorted((HERE / "policies").glob("*.bpfbox")):
+    generated = out / "generated"
+    generated.mkdir(exist_ok=True)
+    for count in MANY_RULES:
+        source = generated / f"many{count}.bpfbox"
+        source.write_text(many_rules.policy(count, root=f"{E2E}/data"))
+    policies = sorted((HERE / "policies").glob("*.bpfbox")) + sorted(generated.glob("*.bpfbox"))
+    for policy in policies:
         c_file = out / f"{policy.stem}.bpf.c"
         run(sys.executable, "-m", "bpfbox.compiler", policy, "-o", c_file, "--sysroot", sysroot)
         run(*CLANG, "-c", c_file, "-o", c_file.with_suffix("").with_suffix(".bpf.o"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import re
 import subprocess
 
@@ -96,3 +97,23 @@ def test_identifiers_pass(name):
 def test_anything_else_is_not_an_identifier(name):
     with pytest.raises(ValueError, match="not a C identifier"):
         c_text.identifier(name)
+
+
+def test_byte_tables_compile_to_their_bytes(tmp_path):
+    """Data tables (codegen's) hold exactly their bytes once clang compiled them, whatever
+    the bytes and wherever a chunk ends."""
+    data = bytes(range(256)) + b"\0" * 3 + b"??/??=" + b"01\x017\x08" + bytes(range(255, -1, -1))
+    chunks = c_text.byte_literal_chunks(data, 5)
+    body = "\n".join(f'\t"{chunk}"' for chunk in chunks)
+    source = tmp_path / "table.c"
+    source.write_text(f"const unsigned char table[{len(data)}] =\n{body};\n")
+    library = tmp_path / "table.so"
+    result = subprocess.run(
+        ["clang", "-Werror", "-shared", "-fPIC", str(source), "-o", str(library)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    table = (ctypes.c_ubyte * len(data)).in_dll(ctypes.CDLL(str(library)), "table")
+    assert bytes(table) == data
+    assert all(" " <= c <= "~" for chunk in chunks for c in chunk)

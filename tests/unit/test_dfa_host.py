@@ -100,3 +100,27 @@ def test_every_short_path_scans_as_glob_py_matches(scan: HostScan) -> None:
 @given(st.lists(PATH_COMPONENT, min_size=1, max_size=5).map(lambda p: "/" + "/".join(p)))
 def test_oracle_paths_scan_as_glob_py_matches(scan: HostScan, path: str) -> None:
     assert scan.match(path.encode()) == scan.dfa.match(path.encode())
+
+
+@pytest.mark.parametrize("width", [2, 4])
+def test_a_transition_table_split_over_many_maps_scans_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, width: int
+) -> None:
+    """Past glob.MAX_TABLE_BYTES the transitions are split into shards, one map each: with a
+    small limit, this table needs several, and the scan must still follow every transition,
+    with 2-byte state numbers and with the 4-byte ones of DFAs over 65,536 states."""
+    monkeypatch.setattr(glob, "MAX_TABLE_BYTES", 12800)
+    monkeypatch.setattr(glob, "entry_bytes", lambda states: width)
+    sharded = HostScan(GLOBS, tmp_path)
+    assert (
+        codegen.dfa_part(GlobTable("fs", "file path", tuple(GLOBS), sharded.dfa)).count(
+            'SEC(".rodata.fsn'
+        )
+        >= 3
+    )
+    paths = [
+        ("/" + "/".join(combo)).encode()
+        for length in (1, 2, 3)
+        for combo in itertools.product(PATH_COMPONENTS, repeat=length)
+    ]
+    assert [sharded.match(p) for p in paths] == [sharded.dfa.match(p) for p in paths]

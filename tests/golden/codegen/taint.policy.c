@@ -47,118 +47,129 @@ const char bpfbox_meta[] SEC(".bpfbox.meta") __attribute__((used)) =
 #include "bpf/verdict.bpf.h"
 #include "bpf/contexts.bpf.h"
 
-/* DFA of the file path globs: 18 states, 13 byte classes.  The
- * tables are placed in .rodata explicitly: clang would put a small one in a mergeable
- * .rodata.cstN section, which its BTF does not describe and older libbpf then rejects. */
+/* DFA of the file path globs: 18 states, 13 byte classes, 3 accept rows.
+ * The byte classes are placed in .rodata explicitly: clang would put a small table in a
+ * mergeable .rodata.cstN section, which its BTF does not describe and older libbpf then
+ * rejects.  The other tables are data, each in a section (a read-only map) of its own. */
 static const __u8 fs_class[256] SEC(".rodata") = { 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 3, 1, 4, 5, 6, 1, 1, 7, 1, 1, 1, 1, 1, 1, 8, 9, 1, 1, 10, 11, 1, 1, 12, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1 };
-static const __u16 fs_next[18 * 13] SEC(".rodata") = {
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0,
-	0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0,
-	0, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 7, 0, 8, 0, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0,
-	0, 0, 0, 10, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 11, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 13, 0,
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 14, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 16,
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	0, 0, 0, 0, 0, 17, 0, 0, 0, 0, 0, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-};
-static const __u64 fs_accept[18][1] SEC(".rodata") = {
-	{ 0x0ULL },
-	{ 0x0ULL },
-	{ 0x0ULL },
-	{ 0x0ULL },
-	{ 0x0ULL },
-	{ 0x0ULL },
-	{ 0x0ULL },
-	{ 0x0ULL },
-	{ 0x0ULL },
-	{ 0x0ULL },
-	{ 0x0ULL },
-	{ 0x0ULL },
-	{ 0x0ULL },
-	{ 0x0ULL },
-	{ 0x0ULL },
-	{ 0x1ULL },
-	{ 0x0ULL },
-	{ 0x2ULL },
-};
+/* Transitions of states 0 to 17: __u16[state][class]. */
+static const __u8 fs_next0[468] SEC(".rodata.fsn0") __attribute__((aligned(8))) =
+	"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\2\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
+	"\3\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\4\0\0\0\0\0\0\0\0\0\0\0\5\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
+	"\0\0\0\0\0\0\6\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\7\0\0\0\10\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
+	"\0\0\0\0\0\0\11\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\12\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\13\0"
+	"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\14\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\15\0\0\0\0\0\0\0\0\0\0\0"
+	"\0\0\0\0\0\0\0\0\0\0\0\0\16\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\17\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
+	"\0\0\0\0\20\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\21\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
+	"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
+/* Each state's accept row (__u32). */
+static const __u8 fs_rows[72] SEC(".rodata.fsrow") __attribute__((aligned(8))) =
+	"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\1\0\0\0"
+	"\0\0\0\0\2\0\0\0";
+
+static __always_inline __u32 fs_next(__u32 state, __u32 cls)
+{
+	if (state < 18)
+		return ((const __u16 *)fs_next0)[below((state - 0) * 13 + cls, 234)];
+	return 0;
+}
+
+/* The accept row of a final state (0: no glob matches). */
+static __always_inline __u32 fs_row(__u32 state)
+{
+	return ((const __u32 *)fs_rows)[below(state, 18)];
+}
 
 #define DFA_NAME fs
 #define DFA_STATES 18
-#define DFA_CLASSES 13
-#define DFA_WORDS 1
 #include "bpf/dfa.bpf.h"
 
 
-/* DFA of the target globs: 2 states, 2 byte classes.  The
- * tables are placed in .rodata explicitly: clang would put a small one in a mergeable
- * .rodata.cstN section, which its BTF does not describe and older libbpf then rejects. */
+/* DFA of the target globs: 2 states, 2 byte classes, 1 accept rows.
+ * The byte classes are placed in .rodata explicitly: clang would put a small table in a
+ * mergeable .rodata.cstN section, which its BTF does not describe and older libbpf then
+ * rejects.  The other tables are data, each in a section (a read-only map) of its own. */
 static const __u8 target_class[256] SEC(".rodata") = { 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1 };
-static const __u16 target_next[2 * 2] SEC(".rodata") = {
-	0, 0,
-	0, 0,
-};
-static const __u64 target_accept[2][1] SEC(".rodata") = {
-	{ 0x0ULL },
-	{ 0x0ULL },
-};
+/* Transitions of states 0 to 1: __u16[state][class]. */
+static const __u8 target_next0[8] SEC(".rodata.tan0") __attribute__((aligned(8))) =
+	"\0\0\0\0\0\0\0\0";
+/* Each state's accept row (__u32). */
+static const __u8 target_rows[8] SEC(".rodata.tarow") __attribute__((aligned(8))) =
+	"\0\0\0\0\0\0\0\0";
+/* Each accept row's globs: __u64[rows][1] bit sets. */
+static const __u8 target_sets[8] SEC(".rodata.taset") __attribute__((aligned(8))) =
+	"\0\0\0\0\0\0\0\0";
+
+static __always_inline __u32 target_next(__u32 state, __u32 cls)
+{
+	if (state < 2)
+		return ((const __u16 *)target_next0)[below((state - 0) * 2 + cls, 4)];
+	return 0;
+}
+
+/* The accept row of a final state (0: no glob matches). */
+static __always_inline __u32 target_row(__u32 state)
+{
+	return ((const __u32 *)target_rows)[below(state, 2)];
+}
+
+/* Does the final `state` accept glob number `glob`? */
+static __always_inline int target_has(__u32 state, __u32 glob)
+{
+	__u32 row = target_row(state);
+
+	if (glob / 64 >= 1)
+		return 0;
+	return (((const __u64 *)target_sets)[below(row * 1 + glob / 64, 1)] >> (glob % 64)) & 1;
+}
 
 #define DFA_NAME target
 #define DFA_STATES 2
-#define DFA_CLASSES 2
-#define DFA_WORDS 1
 #include "bpf/dfa.bpf.h"
 
 
 /* For each state of the fs DFA: the first deny rule that matches the path
- * scanned so far, and the first that matches it or a path beneath it (0: none).  Renaming or
- * linking such a path would take the files out from under that rule (check_path, MOVING). */
-static const __u32 fs_guard[18][2] SEC(".rodata") = {
-	{ 0, 0 },
-	{ 0, 0 },
-	{ 0, 0 },
-	{ 0, 0 },
-	{ 0, 0 },
-	{ 0, 0 },
-	{ 0, 0 },
-	{ 0, 0 },
-	{ 0, 0 },
-	{ 0, 0 },
-	{ 0, 0 },
-	{ 0, 0 },
-	{ 0, 0 },
-	{ 0, 0 },
-	{ 0, 0 },
-	{ 0, 0 },
-	{ 0, 0 },
-	{ 0, 0 },
-};
+ * scanned so far, and the first that matches it or a path beneath it (0: none), __u32[2].
+ * Renaming or linking such a path would take the files out from under that rule (check_path,
+ * MOVING). */
+static const __u8 fs_guard[144] SEC(".rodata.fsgrd") __attribute__((aligned(8))) =
+	"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
+	"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
+	"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
 
 static __always_inline __u32 guarding_rule(__u32 state, int directory)
 {
-	return fs_guard[below(state, 18)][directory ? 1 : 0];
+	return ((const __u32 *)fs_guard)[below(state * 2 + (directory ? 1 : 0), 36)];
 }
 
-/* ---- Rules, inlined as constant checks: one function per rule kind. ---- */
+/* ---- Path rules (fs, ioctl), as constant tables (bpf/rules.bpf.h reads them). ----
+ * path_rules: struct path_rule[2], one per kind and rule deciding it (below);
+ * path_slices: per fs accept row and path kind, {first, count} of path_members, the numbers
+ * of the records whose glob the row accepts, in rule order; path_clauses: context masks. */
+/* 0: fs rule 1, taint.bpfbox:3: fs("/etc/hosts", read) */
+/* 1: fs rule 2, taint.bpfbox:4: fs("/etc/passwd", read) */
+#define PATH_KIND_FS 0
+#define PATH_KIND_IOCTL 1
+#define PATH_KINDS 2
+#define PATH_RULES 2
+#define PATH_MEMBERS 2
+#define PATH_SLICES 6
+#define PATH_CLAUSES 1
+/* The most context clauses of one rule, the policy's contexts, those that are kernel functions. */
+#define MAX_RULE_CLAUSES 0
+#define CONTEXT_COUNT 0
+#define KFUNC_CONTEXTS 0x0ULL
+static const __u8 path_rules[48] SEC(".rodata.prule") __attribute__((aligned(8))) =
+	"\21\0\0\0\0\0\0\0\1\0\0\0\3\0\0\0\0\0\0\0\0\0\0\0\21\0\0\0\0\0\0\0\2\0\0\0\0\1\0\0\0\0\0\0\0\0\0\0";
+static const __u8 path_members[8] SEC(".rodata.pmemb") __attribute__((aligned(8))) =
+	"\0\0\0\0\1\0\0\0";
+static const __u8 path_slices[48] SEC(".rodata.pslice") __attribute__((aligned(8))) =
+	"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\1\0\0\0\1\0\0\0\0\0\0\0\1\0\0\0\1\0\0\0\2\0\0\0\0\0\0\0";
+static const __u8 path_clauses[8] SEC(".rodata.pclause") __attribute__((aligned(8))) =
+	"\0\0\0\0\0\0\0\0";
+#include "bpf/rules.bpf.h"
 
-static __always_inline void decide_fs(struct task_state *t, struct decision *d, __u64 req, __u32 state)
-{
-	/* taint.bpfbox:3: fs("/etc/hosts", read) */
-	if (fs_has(state, 0))
-		apply(d, req, 1, DECISION_TAINT, 0, 0x11ULL, 1);
-	/* taint.bpfbox:4: fs("/etc/passwd", read) */
-	if (fs_has(state, 1))
-		apply(d, req, 2, DECISION_NONE, 1, 0x11ULL, 1);
-}
+/* ---- The other rules, inlined as constant checks: one function per rule kind. ---- */
 
 static __always_inline void decide_proc(struct task_state *t, struct decision *d, __u64 req, int same, __u32 target)
 {
@@ -193,11 +204,6 @@ static __always_inline void decide_ipc(struct task_state *t, struct decision *d,
 static __always_inline void decide_key(struct task_state *t, struct decision *d, __u64 req)
 {
 	/* No key rule: every key access of a confined process is denied. */
-}
-
-static __always_inline void decide_ioctl(struct task_state *t, struct decision *d, __u64 req, __u32 state)
-{
-	/* No ioctl rule: every ioctl access of a confined process is denied. */
 }
 
 

@@ -1,0 +1,62 @@
+"""Policies with many fs rules, for the scale benchmark (bench_scale.py) and the kernel test
+that loads one (test_scale.py).
+
+Rule i names its own directory ROOT/dNNNNN (ROOT: /srv, or the tests' data folder): even i
+a literal file, odd i a glob (`ROOT/dNNNNN/**/*.conf`), every tenth a deny rule
+(`ROOT/dNNNNN/secret*`), and with `contexts` every seventh is limited to a `#[func]`
+context.  Rule i is on line FIRST_LINE + i.  The rules are distinct, so the glob DFA grows
+with their number as a real policy's would.
+"""
+
+from __future__ import annotations
+
+#: The profile of generated policies: the tests' probe (reads and writes paths it is given).
+PROBE = "/mnt/e2e/bin/probe"
+#: A profile with probed functions (tests/e2e/programs/funcs.c), for `contexts`.
+FUNCS = "/mnt/e2e/bin/funcs-pie"
+
+
+#: The line of the first generated rule.
+FIRST_LINE = 4
+
+
+def directory(i: int, root: str = "/srv") -> str:
+    return f"{root}/d{i:05}"
+
+
+def literal(i: int, root: str = "/srv") -> str:
+    return f"{directory(i, root)}/file{i}.txt"
+
+
+def glob(i: int, root: str = "/srv") -> str:
+    return f"{directory(i, root)}/**/*.conf"
+
+
+def denied(i: int, root: str = "/srv") -> str:
+    return f"{directory(i, root)}/secret*"
+
+
+def kind(i: int) -> str:
+    """What rule i is: "deny", "literal" (read|getattr) or "glob" (read|write)."""
+    return "deny" if i % 10 == 9 else "literal" if i % 2 == 0 else "glob"
+
+
+def policy(rules: int, contexts: bool = False, root: str = "/srv") -> str:
+    """A policy of `rules` generated fs rules (deny rules included)."""
+    profile = FUNCS if contexts else PROBE
+    lines = [
+        f"// {rules} generated fs rules (tests/e2e/many_rules.py)",
+        f'#![profile "{profile}"]',
+        '#![include "base"]',
+    ]
+    assert len(lines) == FIRST_LINE - 1
+    for i in range(rules):
+        rule = {
+            "deny": f'#[deny] fs("{denied(i, root)}", read)',
+            "literal": f'fs("{literal(i, root)}", read|getattr)',
+            "glob": f'fs("{glob(i, root)}", read|write)',
+        }[kind(i)]
+        if contexts and i % 7 == 3:
+            rule = f'#[func "gate"] {rule}'
+        lines.append(rule)
+    return "\n".join(lines) + "\n"
