@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, ParamSpec
 
 import click
 from bpfbox.compiler import clang
 
 from . import ast, files, ir
 from .diagnostics import render_all
-from .pipeline import FRONT_END, PASSES, Compilation, produced, run
+from .pipeline import STAGES, Compilation, produced, run
 from .resolve import DEFAULT_BTF, ElfResolver, EnvironmentProblem
 from .source import read_policy
 
 EXIT_OK, EXIT_POLICY, EXIT_USAGE = 0, 1, 2
 #: sysexits.h EX_SOFTWARE: bpfboxc itself failed, which is a bug whatever the input.
 EXIT_INTERNAL = 70
+_Options = ParamSpec("_Options")
 #: An output named like this is compiled with clang into a BPF object instead of written as C.
 OBJECT_SUFFIX = ".bpf.o"
 
@@ -48,6 +51,26 @@ Exit status: 0 compiled, 1 the policy has errors, 2 usage or environment problem
 (a bug in bpfboxc: please report it).
 The language is described in docs/language.md.
 """
+
+
+def _reporting_bugs(command: Callable[_Options, None]) -> Callable[_Options, None]:
+    """`command` with any exception but click's turned into an internal-error report: the user
+    must never see a traceback."""
+
+    @functools.wraps(command)
+    def guarded(*args: _Options.args, **kwargs: _Options.kwargs) -> None:
+        try:
+            command(*args, **kwargs)
+        except click.ClickException:
+            raise
+        except Exception as error:
+            _fail(
+                f"internal error: {type(error).__name__}: {error}\n"
+                "this is a bug in bpfboxc; please report it with the policy and the command line",
+                EXIT_INTERNAL,
+            )
+
+    return guarded
 
 
 @click.command(help=HELP, context_settings={"help_option_names": ["-h", "--help"]})
@@ -84,28 +107,8 @@ The language is described in docs/language.md.
     show_default=True,
     help="Look the profile program and libraries up under this root (e.g. a container image).",
 )
+@_reporting_bugs
 def main(
-    policy: Path,
-    output: Path | None,
-    check: bool,
-    emit: str | None,
-    btf: Path | None,
-    symbols: Path | None,
-    sysroot: Path,
-) -> None:
-    try:
-        _compile(policy, output, check, emit, btf, symbols, sysroot)
-    except click.ClickException:
-        raise
-    except Exception as error:  # the user must never see a traceback
-        _fail(
-            f"internal error: {type(error).__name__}: {error}\n"
-            "this is a bug in bpfboxc; please report it with the policy and the command line",
-            EXIT_INTERNAL,
-        )
-
-
-def _compile(
     policy: Path,
     output: Path | None,
     check: bool,
@@ -129,11 +132,8 @@ def _compile(
         _fail(f"cannot read `{policy}`: {error.strerror}", EXIT_USAGE)
     resolver = ElfResolver(btf_path=btf or DEFAULT_BTF, symbols_file=symbols, sysroot=sysroot)
     compilation = Compilation(source, resolver)
-    passes = PASSES if (emit == "c" or (output and not emit)) else FRONT_END
-    if emit == "ast":
-        passes = passes[:2]
     try:
-        run(compilation, passes)
+        run(compilation, STAGES[emit or ("ir" if check else "c")])
     except EnvironmentProblem as problem:
         _fail(str(problem), EXIT_USAGE)
     report = render_all(compilation.diagnostics, compilation.sources)

@@ -152,6 +152,8 @@ def codegen_pass(c: Compilation) -> None:
 FRONT_END = pipeline(parse_pass, include_pass, check_pass, resolve_pass, lower_pass, lint_pass)
 #: Every pass, for a C file.
 PASSES = pipeline(*FRONT_END, codegen_pass)
+#: The passes that make each stage `bpfboxc --emit` can print (`--check` stops at "ir").
+STAGES = {"ast": pipeline(parse_pass, include_pass), "ir": FRONT_END, "c": PASSES}
 
 
 def run(compilation: Compilation, passes: tuple[Pass, ...] = PASSES) -> Compilation:
