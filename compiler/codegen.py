@@ -142,7 +142,7 @@ def metadata(program: Program) -> contract_metadata.Document:
             line=r.span.line,
             column=r.span.column,
             kind=r.kind,
-            action=r.decision or "audit",
+            action=r.decision.action,
             audit=r.audit,
             text=r.text,
             contexts=tuple(sorted({symbols[i] for clause in r.contexts for i in clause})),
@@ -165,7 +165,7 @@ def _guard_view(program: Program, fs_table: GlobTable) -> dict:
     under the rule."""
     first_deny: dict[int, int] = {}
     for rule in program.rules_of("fs"):
-        if rule.decision == "deny" and rule.path is not None:
+        if rule.decision is abi.Decision.DENY and rule.path is not None:
             first_deny.setdefault(fs_table.index(rule.path), rule.id)
     guards = glob.guard_states(fs_table.dfa, first_deny)
     return {
@@ -316,7 +316,7 @@ def path_tables(program: Program) -> PathTables:
                 _PATH_RULE.pack(
                     _granted(rule, kind),
                     rule.id,
-                    abi.Decision.of(rule.decision).value,
+                    rule.decision.value,
                     int(rule.audit),
                     len(masks),
                     len(clauses),
@@ -390,7 +390,7 @@ def _granted(rule: Rule, kind: RuleKind) -> int:
     if rule.kind == kind.name:
         return rule.flags
     assert kind.absorbs is not None and kind.absorbs.kind == rule.kind
-    return kind.absorbs.allows if rule.decision == "allow" else kind.absorbs.applies
+    return kind.absorbs.allows if rule.decision is abi.Decision.ALLOW else kind.absorbs.applies
 
 
 def _rule_view(
@@ -404,7 +404,7 @@ def _rule_view(
         "location": c_text.comment(f"{rule.span.file}:{rule.span.line}"),
         "comment": c_text.comment(rule.text),
         "match": _match_expression(rule, kind.object, targets),
-        "decision": f"DECISION_{abi.Decision.of(rule.decision).name}",
+        "decision": f"DECISION_{rule.decision.name}",
         "audit": int(rule.audit),
         "flags": f"{_granted(rule, kind):#x}ULL",
         "context": _context_expression(rule, context_kinds),

@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass
 from functools import cached_property
 
+from bpfbox.contract import abi
+
 from . import glob, language
 from .source import Span
 
@@ -54,14 +56,14 @@ class Target:
 class Rule:
     """One rule with its accumulated directives.
 
-    `decision` is "allow", "deny", "taint" or None (an `audit`-only rule, which grants
+    `decision` is ALLOW, DENY, TAINT or NONE (an `audit`-only rule, which grants
     nothing).  `contexts` is a conjunction of disjunctions: every tuple must have one context
     the thread is inside (one tuple per enclosing block with context directives).
     """
 
     id: int
     kind: str
-    decision: str | None
+    decision: abi.Decision
     audit: bool
     flags: int
     path: str | None
@@ -161,7 +163,7 @@ class Program:
 
     @property
     def has_taint(self) -> bool:
-        return any(r.decision == "taint" for r in self.rules)
+        return any(r.decision is abi.Decision.TAINT for r in self.rules)
 
     def rules_of(self, kind: str) -> tuple[Rule, ...]:
         return tuple(r for r in self.rules if r.kind == kind)
@@ -199,7 +201,7 @@ def format_ir(program: Program) -> str:
             f"{table.dfa.class_count} byte classes"
         )
     for rule in program.rules:
-        decision = rule.decision or "none"
+        decision = rule.decision.name.lower()
         audit = " audit" if rule.audit else ""
         flags = "|".join(rule.flag_names())
         when = ""

@@ -8,6 +8,7 @@ fail loudly on anything else.
 
 from __future__ import annotations
 
+from bpfbox.contract import abi
 from bpfbox.contract.kinds import (
     CAPABILITIES,
     FAMILIES,
@@ -46,8 +47,8 @@ RULE_KINDS = REGISTRY
 TARGET_WORDS = ("self", "any")
 
 #: Action directives.  `allow`, `deny` and `taint` decide; `audit` only adds logging.
-DECISIONS = ("allow", "deny", "taint")
-AUDIT = "audit"
+DECISIONS = tuple(d.action for d in abi.Decision if d is not abi.Decision.NONE)
+AUDIT = abi.Decision.NONE.action
 #: Context directives: the rules hold only inside a call to the named function.
 CONTEXTS = ("func", "kfunc")
 DIRECTIVES = (*DECISIONS, AUDIT, *CONTEXTS)

@@ -8,6 +8,8 @@ all its globs (every path the allow glob matches is matched by the deny glob).
 
 from __future__ import annotations
 
+from bpfbox.contract import abi
+
 from .diagnostics import Diagnostics, Note
 from .ir import GlobTable, Program, Rule
 
@@ -27,7 +29,7 @@ def lint(program: Program, diagnostics: Diagnostics) -> None:
             )
         else:
             seen[key] = rule
-    denies = [r for r in program.rules if r.decision == "deny" and r.always_active]
+    denies = [r for r in program.rules if r.decision is abi.Decision.DENY and r.always_active]
     fs_coverage = _GlobCoverage(program.fs_globs)
     target_coverage = _GlobCoverage(program.target_globs)
     # A path rule can only be covered by a deny rule whose glob covers its own: looking those
@@ -37,7 +39,7 @@ def lint(program: Program, diagnostics: Diagnostics) -> None:
         if deny.path is not None:
             path_denies.setdefault(deny.path, []).append(deny)
     for rule in program.rules:
-        if rule.decision != "allow":
+        if rule.decision is not abi.Decision.ALLOW:
             continue
         candidates = denies
         if rule.path is not None:

@@ -170,17 +170,18 @@ def _checked(value: object, shape: type[_Shape]) -> _Shape:
     return value
 
 
-def _decision(chain: ast.Chain) -> str | None:
-    """The innermost decision directive; `allow` when there is none and no `audit` either."""
+def _decision(chain: ast.Chain) -> abi.Decision:
+    """The innermost decision directive; ALLOW when there is none and no `audit` either, NONE
+    for `audit` alone."""
     decision = None
     audit = False
     for directives in chain:
         for directive in directives:
             if directive.name.text in language.DECISIONS:
-                decision = directive.name.text
+                decision = abi.Decision[directive.name.text.upper()]
             audit = audit or directive.name.text == language.AUDIT
-    if decision is None and not audit:
-        return "allow"
+    if decision is None:
+        return abi.Decision.NONE if audit else abi.Decision.ALLOW
     return decision
 
 

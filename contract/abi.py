@@ -354,10 +354,10 @@ class Decision(IntEnum):
     DENY = 2
     TAINT = 3
 
-    @classmethod
-    def of(cls, decision: str | None) -> Decision:
-        """The code of an IR decision ("allow", "deny", "taint" or None)."""
-        return cls.NONE if decision is None else cls[decision.upper()]
+    @property
+    def action(self) -> str:
+        """The policy's word for it: its directive, `audit` for an audit-only rule."""
+        return "audit" if self is Decision.NONE else self.name.lower()
 
 
 class EventKind(IntEnum):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bpfbox.compiler import ir, language
+from bpfbox.contract import abi
 
 
 @dataclass(frozen=True)
@@ -55,9 +56,9 @@ def allows(program: ir.Program, request: Request, inside: frozenset[str] = froze
     for rule in _matching_rules(program, request):
         if not all(any(i in active_contexts for i in clause) for clause in rule.contexts):
             continue
-        if rule.decision == "deny" and rule.flags & request.mask:
+        if rule.decision is abi.Decision.DENY and rule.flags & request.mask:
             return False
-        if rule.decision == "allow":
+        if rule.decision is abi.Decision.ALLOW:
             granted |= rule.flags
     return request.mask & ~granted == 0
 

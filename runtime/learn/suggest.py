@@ -251,7 +251,11 @@ def _same_object_rule(program: ir.Program, request: Request, main: str) -> ir.Ru
     """An always-active allow rule of the main file about exactly the request's object."""
     wanted = object_of(request)
     for rule in program.rules:
-        if rule.span.file != main or rule.decision != "allow" or not rule.always_active:
+        if (
+            rule.span.file != main
+            or rule.decision is not abi.Decision.ALLOW
+            or not rule.always_active
+        ):
             continue
         if rule.kind == request.kind and _object(rule) == wanted:
             return rule

@@ -45,10 +45,10 @@ def test_innermost_decision_wins_and_audit_accumulates() -> None:
     )
     decisions = [(r.path, r.decision, r.audit) for r in c.program.rules]
     assert decisions == [
-        ("/a", "deny", True),
-        ("/b", "allow", True),
-        ("/c", None, True),
-        ("/d", "allow", False),
+        ("/a", abi.Decision.DENY, True),
+        ("/b", abi.Decision.ALLOW, True),
+        ("/c", abi.Decision.NONE, True),
+        ("/d", abi.Decision.ALLOW, False),
     ]
 
 

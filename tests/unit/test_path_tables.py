@@ -62,8 +62,7 @@ def one_if_per_rule(program: Program, kind_name: str, path: bytes, req: int, ins
     for rule in sorted(rules, key=lambda r: r.id):
         if program.fs_globs.index(rule.path) in matched:
             held = all(any(i in inside for i in clause) for clause in rule.contexts)
-            decision = abi.Decision.of(rule.decision)
-            apply(d, req, rule.id, decision, rule.audit, codegen._granted(rule, kind), held)
+            apply(d, req, rule.id, rule.decision, rule.audit, codegen._granted(rule, kind), held)
     return d
 
 
