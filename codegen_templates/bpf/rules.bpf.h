@@ -33,9 +33,8 @@ struct rule_scan {
 	struct decision d;
 	struct task_state *t;
 	__u64 req;
-	__u64 inside;	/* the contexts the thread is inside, once `known` */
+	__u64 inside;	/* the contexts the thread is inside */
 	__u32 first;
-	__u32 known;
 };
 
 struct context_scan {
@@ -91,13 +90,8 @@ static long apply_path_rule(__u32 index, void *data)
 	const struct path_rule *rule = &((const struct path_rule *)path_rules)[below(member, PATH_RULES)];
 	int in_context = 1;
 
-	if (rule->clauses) {
-		if (!scan->known) {
-			scan->inside = contexts_inside(scan->t);
-			scan->known = 1;
-		}
+	if (rule->clauses)
 		in_context = clauses_hold(rule->clause, rule->clauses, scan->inside);
-	}
 	apply(&scan->d, scan->req, rule->id, rule->decision, rule->audit, rule->flags, in_context);
 	return 0;
 }
@@ -109,6 +103,12 @@ static __always_inline void decide_path(struct task_state *t, struct decision *d
 					__u32 path_kind)
 {
 	struct rule_scan scan = { .t = t, .req = req };
+
+	/* Computed here, not on a rule's first clause inside apply_path_rule: a bpf_loop in a
+	 * bpf_loop callback makes 6.12's verifier fail the program with EFAULT ("verifier bug.
+	 * No program starts at insn N" in jit_subprogs), whatever is inlined. */
+	if (CONTEXT_COUNT)
+		scan.inside = contexts_inside(t);
 	__u64 slice = (__u64)fs_row(state) * PATH_KINDS + path_kind;
 	__u32 count;
 
