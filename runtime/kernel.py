@@ -163,13 +163,16 @@ def _effective_caps() -> int:
 
 def check_btf() -> Outcome:
     """CO-RE relocation and BTF-typed programs need the kernel's own BTF."""
-    if os.path.exists(BTF_PATH):
-        return Outcome(OK, BTF_PATH)
-    return Outcome(
-        MISSING,
-        f"{BTF_PATH} does not exist",
-        "use a kernel built with CONFIG_DEBUG_INFO_BTF=y (most distribution kernels are)",
+    return _present(
+        BTF_PATH, "use a kernel built with CONFIG_DEBUG_INFO_BTF=y (most distribution kernels are)"
     )
+
+
+def _present(path: str, fix: str) -> Outcome:
+    """A check that passes when the kernel shows the file `path`."""
+    if os.path.exists(path):
+        return Outcome(OK, path)
+    return Outcome(MISSING, f"{path} does not exist", fix)
 
 
 def check_lsm_config() -> Outcome:
@@ -247,11 +250,8 @@ def check_lsm_active() -> Outcome:
 
 def check_uprobes() -> Outcome:
     """Function contexts of user programs are tracked with uprobes."""
-    if os.path.exists(UPROBE_PMU):
-        return Outcome(OK, UPROBE_PMU)
-    return Outcome(
-        MISSING,
-        f"{UPROBE_PMU} does not exist",
+    return _present(
+        UPROBE_PMU,
         "use a kernel built with CONFIG_UPROBE_EVENTS=y, or drop function contexts from the policy",
     )
 
