@@ -480,9 +480,10 @@ LEARN_EVENT_FIELDS = (
     ),
 )
 LEARN_EVENT_STRUCT = struct.Struct("<" + "".join(f.struct_code for f in LEARN_EVENT_FIELDS))
-#: The events ring buffer's size in a learning run (bytes, a power of two): set before load,
-#: big enough for thousands of events between two polls, since a lost access is a rule the
-#: draft misses.  The compiled-in size (state.bpf.h) serves enforcement.
+#: The events ring buffer's size in a learning run or complain mode (bytes, a power of two):
+#: set before load, big enough for thousands of events between two polls, since every access
+#: may be an event and a lost one is a rule the draft or the user misses.  The compiled-in
+#: size (state.bpf.h) serves enforcement, whose events are denials.
 LEARN_RING_BYTES = 16 * 1024 * 1024
 
 #: The per-task state in task-local storage (confinement, exec in progress, taint, the call

@@ -366,8 +366,8 @@ def configure(
     obj: libbpf.BpfObject, meta: Metadata, identity: Identity, complain: bool, learn: bool = False
 ) -> None:
     """Write the profile's identity (and complain or learning mode) into the object's
-    read-only data.  Learning implies complain mode (a learning run denies nothing) and
-    takes a ring buffer of abi.LEARN_RING_BYTES.
+    read-only data.  Learning implies complain mode (a learning run denies nothing); both
+    take a ring buffer of abi.LEARN_RING_BYTES.
 
     The inode and device are required; the resolved path and its name length are written
     when the object has them (objects that do not check paths need not carry them).
@@ -389,8 +389,9 @@ def configure(
     data = _rodata(obj).initial_value()
     for name, value in values.items():
         _write_variable(obj.path, meta, data, name, value)
-    if learn:
-        # Learning events are five times larger, and a lost one is a rule the draft misses.
+    if complain or learn:
+        # Every access may be an event (learning events are five times larger), and a lost
+        # one is a rule the draft or the user misses.
         obj.map(abi.EVENTS_MAP).set_max_entries(abi.LEARN_RING_BYTES)
 
 

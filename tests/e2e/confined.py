@@ -153,6 +153,18 @@ class Enforcing:
                 return seen
             time.sleep(0.2)
 
+    def wait_for_count(self, predicate, count: int, timeout: float = 60) -> list[dict]:
+        """Events matching `predicate` once there are `count` of them (or a `lost` record
+        says some never will come), or all there are at the timeout."""
+        deadline = time.monotonic() + scaled(timeout)
+        while True:
+            events = self.events()
+            found = [e for e in events if predicate(e)]
+            lost = any(e["event"] == "lost" for e in events)
+            if len(found) >= count or lost or time.monotonic() > deadline:
+                return found
+            time.sleep(0.2)
+
     def wait_for_message(self, pattern: str, timeout: float = 20) -> str:
         """The first event message matching `pattern` (a regex), or ''.
 

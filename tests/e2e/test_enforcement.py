@@ -351,6 +351,20 @@ class TestComplain:
             assert seen >= {d("r"), d("x")}
             assert running.wait_for_message(r"would deny probe\[\d+\] write")
 
+    def test_complain_mode_loses_no_event_in_a_burst(self):
+        """Every access may be an event in complain mode: a burst of denied opens as fast as
+        the program makes them (bench's loop) arrives whole, with no `lost` record (its ring
+        buffer is abi.LEARN_RING_BYTES; enforcement's 256 KiB lost most of such a burst)."""
+        burst = 20000
+        fresh_data({"bench-file": "", "other": ""})
+        with Enforcing("bench", options=("--complain",)) as running:
+            run("bench", "open", d("other"), str(burst))
+            complaints = running.wait_for_count(
+                lambda e: e["event"] == "complain" and e["object"] == d("other"), burst
+            )
+            assert len(complaints) == burst
+            assert not [e for e in running.events() if e["event"] == "lost"]
+
 
 class TestTwoProfiles:
     session = enforcing("inherit", "other", files={"r": "", "w": ""})
