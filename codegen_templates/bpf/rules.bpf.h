@@ -98,8 +98,10 @@ static long apply_path_rule(__u32 index, void *data)
 
 /* What the path rules of kind `path_kind` (PATH_KIND_*) say about `req` on a path whose fs
  * DFA walk ended in `state`: the records of its row, applied in rule order, as one `if` per
- * rule once did. */
-static __always_inline void decide_path(struct task_state *t, struct decision *d, __u64 req, __u32 state,
+ * rule once did.  A call of its own: its scan (a second struct decision) stays off the
+ * stack frame of check_path, which 6.1's verifier adds to the frames of verdict() and the
+ * path walk below it under its 512-byte limit. */
+static __noinline void decide_path(struct task_state *t, struct decision *d, __u64 req, __u32 state,
 					__u32 path_kind)
 {
 	struct rule_scan scan = { .t = t, .req = req };
