@@ -16,9 +16,9 @@ setup: setup-apt setup-py
 
 setup-apt:
 	@command -v apt-get >/dev/null || { echo "make setup: apt-get not found; install clang, libbpf-dev, bpftool, qemu-system-x86 and linux-image-amd64 by hand"; exit 2; }
-	@if ! dpkg -s clang llvm libbpf-dev libbpf1 bpftool qemu-system-x86 linux-image-amd64 busybox-static >/dev/null 2>&1; then \
+	@if ! dpkg -s clang llvm libbpf-dev libbpf1 bpftool qemu-system-x86 linux-image-amd64 busybox-static apparmor >/dev/null 2>&1; then \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-			clang llvm libbpf-dev libbpf1 bpftool qemu-system-x86 linux-image-amd64 busybox-static; \
+			clang llvm libbpf-dev libbpf1 bpftool qemu-system-x86 linux-image-amd64 busybox-static apparmor; \
 	fi
 
 setup-py:
@@ -42,9 +42,13 @@ kernels:
 demo: setup
 	$(PYTHON) examples/demo.py
 
+# bpfbox beside AppArmor (booted in as an extra LSM) and Landlock, one boot; the table is
+# printed, build/bench/bench.json and its plot build/bench/bench.svg are written.
 bench: setup
 	$(PYTHON) tests/e2e/prepare.py
-	$(PYTHON) tests/vm/run_in_vm.py -- $(PYTHON) tests/e2e/bench.py
+	$(PYTHON) tests/vm/run_in_vm.py --lsm-extra apparmor --results build/bench -- \
+		$(PYTHON) tests/e2e/bench.py run
+	$(PYTHON) tests/e2e/bench.py plot build/bench/bench.json
 
 # Compile and load policies of 2 to 10,000 generated rules (docs/performance.md).
 bench-scale: setup
