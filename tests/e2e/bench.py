@@ -2,6 +2,7 @@
 """`make bench`: what confinement costs, beside AppArmor and Landlock, in one VM boot.
 
     bench.py run [--rounds N] [--out DIR]    in the test VM, as root, after prepare.py
+    bench.py table JSON                      print JSON's figures again
     bench.py plot JSON                       on the host: JSON's figures as an SVG beside it
 
 `run` times each workload (WORKLOADS) under each system (SYSTEMS) in interleaved rounds, so
@@ -287,17 +288,22 @@ def hook_costs(system: System) -> list[dict]:
 
 
 def run(rounds: int, out: Path) -> int:
-    samples: dict[str, dict[str, list[float]]] = {s.name: {} for s in SYSTEMS}
-    not_measured: dict[str, str] = {}
-    complain = {"events": 0, "lost": 0}
-    hooks: dict[str, list[dict]] = {}
+    results: dict = {
+        "machine": machine(),
+        "rounds": 0,
+        "workloads": [{"name": w.name, "label": w.label, "args": w.args} for w in WORKLOADS],
+        "systems": [{"name": s.name, "label": s.label} for s in SYSTEMS],
+        "samples": {s.name: {} for s in SYSTEMS},
+        "not_measured": {},
+        "complain": {"events": 0, "lost": 0},
+        "hooks": {},
+    }
     install_tree()
     try:
         sort_lines = [f"line {(n * 7919) % 1000:04} of the sort workload" for n in range(200)]
         files = {"bench-file": "x" * 4096}
         files |= {name: "\n".join(sort_lines[i::8]) + "\n" for i, name in enumerate(SORT_FILES)}
-        dirs = tuple(f"d{i:05}" for i in range(MANY_RULES))
-        fresh_data(files, dirs)
+        fresh_data(files, tuple(f"d{i:05}" for i in range(MANY_RULES)))
         profiles: list[Path] = []
         for other in ("apparmor", "landlock"):
             try:
@@ -308,53 +314,70 @@ def run(rounds: int, out: Path) -> int:
             except NotMeasured as err:
                 for system in SYSTEMS:
                     if system.other == other:
-                        not_measured[system.name] = str(err)
-        measured = [s for s in SYSTEMS if s.name not in not_measured]
-        phases = list(dict.fromkeys(s.bpfbox for s in measured))
+                        give_up(results, system, str(err))
         for number in range(rounds):
             print(f"bench: round {number + 1} of {rounds}", flush=True)
-            for phase in phases:
+            measured = [s for s in SYSTEMS if s.name not in results["not_measured"]]
+            for phase in dict.fromkeys(s.bpfbox for s in measured):
                 systems = [s for s in measured if s.bpfbox == phase]
-                if phase is None:
-                    run_phase(systems, samples)
-                    continue
-                options = ("--complain",) if phase == "bench_complain" else ()
-                with Enforcing(phase, options=options) as session:
-                    run_phase(systems, samples)
-                    if number == rounds - 1:
-                        for system in systems:
-                            if system.name in PROFILED:
-                                hooks[system.name] = hook_costs(system)
-                if phase == "bench_complain":
-                    events = session.events()
-                    complain["events"] += sum(e["event"] == "complain" for e in events)
-                    complain["lost"] += max(
-                        (e.get("total", 0) for e in events if e["event"] == "lost"), default=0
-                    )
+                # Profiled in the first round: a VM killed later still has the figures.
+                run_phase(phase, systems, results, profile=number == 0)
+            results["rounds"] = number + 1
+            # After each round: a VM killed at its timeout still leaves the rounds it ran.
+            out.mkdir(parents=True, exist_ok=True)
+            (out / RESULTS).write_text(json.dumps(results, indent=1))
         for path in profiles:
             subprocess.run(["apparmor_parser", "-R", str(path)], capture_output=True)
     finally:
         remove_tree()
-    results = {
-        "machine": machine(),
-        "rounds": rounds,
-        "workloads": [{"name": w.name, "label": w.label, "args": w.args} for w in WORKLOADS],
-        "systems": [{"name": s.name, "label": s.label} for s in SYSTEMS],
-        "samples": samples,
-        "not_measured": not_measured,
-        "complain": complain,
-        "hooks": hooks,
-    }
-    out.mkdir(parents=True, exist_ok=True)
-    (out / RESULTS).write_text(json.dumps(results, indent=1))
     print_results(results)
     return 0
 
 
-def run_phase(systems: list[System], samples: dict[str, dict[str, list[float]]]) -> None:
-    for system in systems:
+def run_phase(phase: str | None, systems: list[System], results: dict, profile: bool) -> None:
+    """Time every workload under `systems`, with the bpfbox policy `phase` loaded; with
+    `profile`, then read the bpfbox programs' costs (PROFILED).  A system that fails is
+    given up, with the reason, rather than ending the whole benchmark."""
+    if phase is None:
+        for system in systems:
+            time_workloads(system, results)
+        return
+    options = ("--complain",) if phase == "bench_complain" else ()
+    try:
+        with Enforcing(phase, options=options) as session:
+            for system in systems:
+                time_workloads(system, results)
+            for system in systems:
+                if profile and system.name in PROFILED:
+                    try:
+                        results["hooks"][system.name] = hook_costs(system)
+                    except (OSError, ValueError, subprocess.CalledProcessError) as err:
+                        print(f"bench: no program costs for {system.label}: {err}", flush=True)
+    except RuntimeError as err:
+        for system in systems:
+            give_up(results, system, str(err).splitlines()[0])
+        return
+    if phase == "bench_complain":
+        events = session.events()
+        results["complain"]["events"] += sum(e["event"] == "complain" for e in events)
+        results["complain"]["lost"] += max(
+            (e.get("total", 0) for e in events if e["event"] == "lost"), default=0
+        )
+
+
+def time_workloads(system: System, results: dict) -> None:
+    try:
         for workload in WORKLOADS:
-            samples[system.name].setdefault(workload.name, []).append(measure(system, workload))
+            sample = measure(system, workload)
+            results["samples"][system.name].setdefault(workload.name, []).append(sample)
+    except RuntimeError as err:
+        give_up(results, system, str(err))
+
+
+def give_up(results: dict, system: System, reason: str) -> None:
+    print(f"bench: {system.label}: not measured: {reason}", flush=True)
+    results["not_measured"][system.name] = reason
+    results["samples"].pop(system.name, None)
 
 
 def machine() -> dict[str, str]:
@@ -490,11 +513,14 @@ def main() -> int:
     run_parser = sub.add_parser("run", help="measure (in the VM, as root)")
     run_parser.add_argument("--rounds", type=int, default=ROUNDS)
     run_parser.add_argument("--out", type=Path, default=os.environ.get("BPFBOX_VM_RESULTS"))
-    plot_parser = sub.add_parser("plot", help="draw bench.json as an SVG beside it")
-    plot_parser.add_argument("results", type=Path)
+    for step, help_text in (("plot", "draw bench.json as an SVG beside it"), ("table", "print it")):
+        sub.add_parser(step, help=help_text).add_argument("results", type=Path)
     args = parser.parse_args()
     if args.step == "plot":
         print(f"bench: {plot(args.results)}")
+        return 0
+    if args.step == "table":
+        print_results(json.loads(args.results.read_text()))
         return 0
     if args.out is None:
         parser.error("no --out and no $BPFBOX_VM_RESULTS: where should bench.json go?")
