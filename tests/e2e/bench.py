@@ -118,11 +118,12 @@ def apparmor_profile(program: Path, extra_rules: int) -> str:
 
 
 def landlock_options(program: Path, extra_rules: int) -> list[str]:
-    """landlock-run's options for a ruleset equivalent to bench's bpfbox policy: read /usr
-    and /etc and write /dev/null (what `base` grants), execute `program`, the grants (a glob
-    as its directory: Landlock grants files beneath a directory, it has no patterns), and a
-    directory per generated allow rule (it has no deny rules either)."""
-    options = ["-r", "/usr", "-r", "/etc", "-w", "/dev/null", "-x", str(program)]
+    """landlock-run's options for a ruleset equivalent to bench's bpfbox policy: what `base`
+    grants (execute beneath /usr: the kernel opens the dynamic loader for execution, and the
+    libraries are mapped executable; read /etc; write /dev/null), execute `program`, the
+    grants (a glob as its directory: Landlock grants files beneath a directory, it has no
+    patterns), and a directory per generated allow rule (it has no deny rules either)."""
+    options = ["-x", "/usr", "-r", "/etc", "-w", "/dev/null", "-x", str(program)]
     for grant in GRANTS:
         options += ["-x" if grant.access == "exec" else "-r", grant.path.removesuffix("/*")]
     for i in range(extra_rules):
@@ -168,6 +169,9 @@ SYSTEMS = (
     ),
 )
 BASELINE = "none"
+#: The workloads a user recognises, which the goals and the plot are about (the probed call
+#: costs only bpfbox's own #[func] contexts, and would dwarf them in a plot).
+USER_WORKLOADS = ("open", "stat", "exec", "sort")
 #: The systems whose bpfbox programs' run time is read during the open workload.
 PROFILED = ("unconfined", "bpfbox", "bpfbox_many", "complain")
 
@@ -180,7 +184,7 @@ class Goal:
     system: str
     reference: str
     limit: float
-    workloads: tuple[str, ...] = ("open", "stat", "exec", "sort")
+    workloads: tuple[str, ...] = USER_WORKLOADS
 
 
 GOALS = (
@@ -287,13 +291,15 @@ def hook_costs(system: System) -> list[dict]:
     return rows
 
 
-def run(rounds: int, out: Path) -> int:
+def run(rounds: int, out: Path, only: set[str]) -> int:
+    """Measure the systems named in `only` (all if empty) and the baseline."""
+    chosen = [s for s in SYSTEMS if not only or s.name in only | {BASELINE}]
     results: dict = {
         "machine": machine(),
         "rounds": 0,
         "workloads": [{"name": w.name, "label": w.label, "args": w.args} for w in WORKLOADS],
-        "systems": [{"name": s.name, "label": s.label} for s in SYSTEMS],
-        "samples": {s.name: {} for s in SYSTEMS},
+        "systems": [{"name": s.name, "label": s.label} for s in chosen],
+        "samples": {s.name: {} for s in chosen},
         "not_measured": {},
         "complain": {"events": 0, "lost": 0},
         "hooks": {},
@@ -305,19 +311,19 @@ def run(rounds: int, out: Path) -> int:
         files |= {name: "\n".join(sort_lines[i::8]) + "\n" for i, name in enumerate(SORT_FILES)}
         fresh_data(files, tuple(f"d{i:05}" for i in range(MANY_RULES)))
         profiles: list[Path] = []
-        for other in ("apparmor", "landlock"):
+        for other in {s.other for s in chosen} - {None}:
             try:
                 if other == "apparmor":
                     profiles = load_apparmor()
                 else:
                     check_landlock()
             except NotMeasured as err:
-                for system in SYSTEMS:
+                for system in chosen:
                     if system.other == other:
                         give_up(results, system, str(err))
         for number in range(rounds):
             print(f"bench: round {number + 1} of {rounds}", flush=True)
-            measured = [s for s in SYSTEMS if s.name not in results["not_measured"]]
+            measured = [s for s in chosen if s.name not in results["not_measured"]]
             for phase in dict.fromkeys(s.bpfbox for s in measured):
                 systems = [s for s in measured if s.bpfbox == phase]
                 # Profiled in the first round: a VM killed later still has the figures.
@@ -421,7 +427,7 @@ def print_results(results: dict) -> None:
     )
     print("| system | " + " | ".join(w["label"] for w in workloads) + " |")
     print("|---|" + "---:|" * len(workloads))
-    baseline = [f"{median[BASELINE][w['name']] / 1000:.1f} µs" for w in workloads]
+    baseline = [_duration(median[BASELINE][w["name"]]) for w in workloads]
     print(f"| {BASELINE} (time per iteration) | " + " | ".join(baseline) + " |")
     for system in results["systems"]:
         if system["name"] in ratio:
@@ -432,14 +438,15 @@ def print_results(results: dict) -> None:
         print(f"{label}: not measured ({reason})")
     complain = results["complain"]
     print(f"\ncomplain mode: {complain['events']} events logged, {complain['lost']} lost")
-    print("\n| goal | " + " | ".join(w["label"] for w in workloads[:4]) + " |")
-    print("|---|" + "---:|" * 4)
+    goal_workloads = [w for w in workloads if w["name"] in USER_WORKLOADS]
+    print("\n| goal | " + " | ".join(w["label"] for w in goal_workloads) + " |")
+    print("|---|" + "---:|" * len(goal_workloads))
     for goal in GOALS:
         if goal.system not in median or goal.reference not in median:
             print(f"| {goal.label} | not measured |")
             continue
         cells = []
-        for workload in workloads[:4]:
+        for workload in goal_workloads:
             if workload["name"] not in goal.workloads:
                 cells.append("")
                 continue
@@ -458,13 +465,17 @@ def print_results(results: dict) -> None:
             )
 
 
+def _duration(ns: float) -> str:
+    return f"{ns / 1000:.1f} µs" if ns >= 1000 else f"{ns:.1f} ns"
+
+
 def plot(results_file: Path) -> Path:
     """Bars of each system's ratio per workload, as a hand-written SVG (the host has no
     plotting library, and this is a few rectangles)."""
     results = json.loads(results_file.read_text())
     ratio = ratios(results)
     systems = [s for s in results["systems"] if s["name"] in ratio and s["name"] != BASELINE]
-    workloads = results["workloads"]
+    workloads = [w for w in results["workloads"] if w["name"] in USER_WORKLOADS]
     top = max(2.0, max(ratio[s["name"]][w["name"]] for s in systems for w in workloads))
     bar, gap, height, left, bottom = 12, 24, 300, 50, 40
     group = bar * len(systems) + gap
@@ -512,6 +523,12 @@ def main() -> int:
     sub = parser.add_subparsers(dest="step", required=True)
     run_parser = sub.add_parser("run", help="measure (in the VM, as root)")
     run_parser.add_argument("--rounds", type=int, default=ROUNDS)
+    run_parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated systems to measure besides the baseline "
+        f"({', '.join(s.name for s in SYSTEMS)}; default: all)",
+    )
     run_parser.add_argument("--out", type=Path, default=os.environ.get("BPFBOX_VM_RESULTS"))
     for step, help_text in (("plot", "draw bench.json as an SVG beside it"), ("table", "print it")):
         sub.add_parser(step, help=help_text).add_argument("results", type=Path)
@@ -522,9 +539,13 @@ def main() -> int:
     if args.step == "table":
         print_results(json.loads(args.results.read_text()))
         return 0
+    only = set(filter(None, args.only.split(",")))
+    unknown = only - {s.name for s in SYSTEMS}
+    if unknown:
+        parser.error(f"unknown system {sorted(unknown)[0]!r}")
     if args.out is None:
         parser.error("no --out and no $BPFBOX_VM_RESULTS: where should bench.json go?")
-    return run(args.rounds, args.out)
+    return run(args.rounds, args.out, only)
 
 
 if __name__ == "__main__":

@@ -53,5 +53,5 @@ def test_the_plot_has_a_bar_per_system_and_workload(bench, tmp_path):
     }
     (tmp_path / "bench.json").write_text(json.dumps(results))
     svg = bench.plot(tmp_path / "bench.json").read_text()
-    assert svg.count("<title>") == (len(systems) - 1) * len(bench.WORKLOADS)
+    assert svg.count("<title>") == (len(systems) - 1) * len(bench.USER_WORKLOADS)
     assert "<title>bpfbox, 1 rule, open+read+close: 1.02x</title>" in svg
