@@ -429,6 +429,9 @@ def print_results(results: dict) -> None:
     print("|---|" + "---:|" * len(workloads))
     baseline = [_duration(median[BASELINE][w["name"]]) for w in workloads]
     print(f"| {BASELINE} (time per iteration) | " + " | ".join(baseline) + " |")
+    # How far apart the baseline's own runs are: the noise any ratio below carries.
+    spread = [max(v) / min(v) for v in (results["samples"][BASELINE][w["name"]] for w in workloads)]
+    print(f"| {BASELINE}: slowest run / fastest | " + " | ".join(f"{x:.2f}" for x in spread) + " |")
     for system in results["systems"]:
         if system["name"] in ratio:
             cells = [f"{ratio[system['name']][w['name']]:.2f}x" for w in workloads]
@@ -454,6 +457,10 @@ def print_results(results: dict) -> None:
             verdict = "met" if value <= goal.limit else f"missed by {value / goal.limit - 1:.0%}"
             cells.append(f"{value:.2f}x {verdict}")
         print(f"| {goal.label} | " + " | ".join(cells) + " |")
+    print(
+        "(a verdict is worth no more than the noise: the baseline's own runs differ by the "
+        "factor in its 'slowest run / fastest' row)"
+    )
     for system, rows in results["hooks"].items():
         print(f"\nbpfbox programs during the open workload, {system}:")
         print("| program | runs per open | ns per run | share of the open's time |")
