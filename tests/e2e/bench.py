@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """`make bench`: what confinement costs, beside AppArmor and Landlock, in one VM boot.
 
-    bench.py run [--rounds N] [--out DIR]    in the test VM, as root, after prepare.py
+    bench.py run [--rounds N] [--only SYSTEM,...] [--out DIR]
+                                             in the test VM, as root, after prepare.py
     bench.py table JSON                      print JSON's figures again
     bench.py plot JSON                       on the host: JSON's figures as an SVG beside it
 
@@ -48,8 +49,9 @@ BENCH_FILE = DATA / "bench-file"
 class Workload:
     name: str
     label: str
-    #: The bench program's arguments (tests/e2e/programs/bench.c), sized for about a second
-    #: per run in the emulated VM.
+    #: The bench program's arguments (tests/e2e/programs/bench.c), sized for 0.1 to 3 s a
+    #: run in the emulated VM: long enough to dwarf the clock's resolution, short enough for
+    #: five rounds of every system in one boot.
     args: tuple[str, ...]
 
 
