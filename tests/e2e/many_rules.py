@@ -1,5 +1,5 @@
-"""Policies with many fs rules, for the scale benchmark (bench_scale.py) and the kernel test
-that loads one (test_scale.py).
+"""Policies with many fs rules, for the scale benchmark (bench_scale.py), the kernel test
+that loads one (test_scale.py) and `make bench` (bench.py, also as AppArmor rules).
 
 Rule i names its own directory ROOT/dNNNNN (ROOT: /srv, or the tests' data folder): even i
 a literal file, odd i a glob (`ROOT/dNNNNN/**/*.conf`), every tenth a deny rule
@@ -50,6 +50,12 @@ def policy(rules: int, contexts: bool = False, root: str = "/srv") -> str:
         '#![include "base"]',
     ]
     assert len(lines) == FIRST_LINE - 1
+    return "\n".join(lines + rule_lines(rules, contexts, root)) + "\n"
+
+
+def rule_lines(rules: int, contexts: bool = False, root: str = "/srv") -> list[str]:
+    """The `rules` generated fs rules, one line each."""
+    lines = []
     for i in range(rules):
         rule = {
             "deny": f'#[deny] fs("{denied(i, root)}", read)',
@@ -59,4 +65,18 @@ def policy(rules: int, contexts: bool = False, root: str = "/srv") -> str:
         if contexts and i % 7 == 3:
             rule = f'#[func "gate"] {rule}'
         lines.append(rule)
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def apparmor_rules(rules: int, root: str = "/srv") -> list[str]:
+    """The same rules in an AppArmor profile's syntax, for `make bench`'s comparison.  The globs
+    are spelt alike (in both, `**` spans directories); AppArmor does not mediate stat(), so
+    getattr has no counterpart."""
+    return [
+        {
+            "deny": f"deny {denied(i, root)} r,",
+            "literal": f"{literal(i, root)} r,",
+            "glob": f"{glob(i, root)} rw,",
+        }[kind(i)]
+        for i in range(rules)
+    ]

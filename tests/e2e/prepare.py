@@ -20,6 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import bench
 import many_rules
 from bpfbox.runtime.build import CLANG_FLAGS
 
@@ -30,6 +31,9 @@ E2E = "/mnt/e2e"
 CLANG = ["clang", *CLANG_FLAGS, "-Werror"]
 #: The probe under several names: profile programs, exec targets, signal and ptrace targets.
 PROBE_COPIES = ("probe", "probe-other", "helper", "target", "target2", "outsider")
+#: The bench program under the names `make bench` confines by other means than bpfbox's
+#: `bench` profile (bench.py: each AppArmor profile attaches to its own program).
+BENCH_COPIES = ("bench-outsider", "bench-aa", "bench-aa-many")
 
 
 def run(*command: str | Path, cwd: Path | None = None) -> None:
@@ -80,7 +84,12 @@ def build_programs(root: Path) -> None:
         REPO / "examples" / "mylogin.c",
     )
     run("gcc", "-O2", "-Wall", "-o", bin_dir / "bench", HERE / "programs" / "bench.c")
-    shutil.copy2(bin_dir / "bench", bin_dir / "bench-outsider")
+    for name in BENCH_COPIES:
+        shutil.copy2(bin_dir / "bench", bin_dir / name)
+    run(
+        "gcc", "-O2", "-Wall", "-static", "-o", bin_dir / "nothing", HERE / "programs" / "nothing.c"
+    )
+    run("gcc", "-O2", "-Wall", "-o", bin_dir / "landlock-run", HERE / "programs" / "landlock_run.c")
 
 
 def link_system_programs(sysroot: Path) -> None:
@@ -102,6 +111,8 @@ def compile_policies(sysroot: Path, out: Path) -> None:
     for count in MANY_RULES:
         source = generated / f"many{count}.bpfbox"
         source.write_text(many_rules.policy(count, root=f"{E2E}/data"))
+    for name, source in bench.BPFBOX_POLICIES.items():
+        (generated / f"{name}.bpfbox").write_text(source)
     policies = sorted((HERE / "policies").glob("*.bpfbox")) + sorted(generated.glob("*.bpfbox"))
     for policy in policies:
         c_file = out / f"{policy.stem}.bpf.c"

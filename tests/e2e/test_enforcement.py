@@ -362,7 +362,8 @@ class TestComplain:
             complaints = running.wait_for_count(
                 lambda e: e["event"] == "complain" and e["object"] == d("other"), burst
             )
-            assert len(complaints) == burst
+            # At least one per open (bench also reads what it opens).
+            assert len(complaints) >= burst
             assert not [e for e in running.events() if e["event"] == "lost"]
 
 

@@ -129,6 +129,14 @@ def test_vm_results_dir_is_shared_and_named_to_the_guest(vm, tmp_path):
     assert f"export BPFBOX_VM_RESULTS={tmp_path / 'r'}\n" in script
 
 
+def test_vm_extra_lsms_come_before_bpf(vm, tmp_path):
+    args = vm._parse(["--lsm-extra", "apparmor", "--", "true"])
+    command = vm.boot_command("vng", "/boot/vmlinuz-x", args, tmp_path)
+    assert "lsm=lockdown,capability,landlock,apparmor,bpf" in command
+    args = vm._parse(["--no-bpf-lsm", "--", "true"])
+    assert "lsm=lockdown,capability,landlock" in vm.boot_command("vng", "k", args, tmp_path)
+
+
 def test_vm_progress_names_failures_and_the_test_cut_short(vm, tmp_path):
     assert vm.progress(tmp_path) == ([], [], None)
     (tmp_path / "progress").write_text(

@@ -11,6 +11,7 @@ told apart from a failing command.
     python tests/vm/run_in_vm.py -- python3 -m pytest -q -p no:cacheprovider -m vm tests/e2e
     python tests/vm/run_in_vm.py --no-bpf-lsm -- bpfbox-run --check-kernel
     python tests/vm/run_in_vm.py -- bash -c 'cat /sys/kernel/security/lsm; bpftool prog show'
+    python tests/vm/run_in_vm.py --lsm-extra apparmor -- cat /sys/kernel/security/lsm
     python tests/vm/run_in_vm.py --kernel 6.12 --results build/vm-results/x -- python3 -m pytest ...
 
 --kernel names a kernel of the matrix in tests/vm/kernels.py (6.1, 6.12, or a release of one)
@@ -77,10 +78,18 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="run_in_vm.py",
         description="Run COMMAND as root inside a VM booted with the BPF LSM.",
-        usage="%(prog)s [--no-bpf-lsm] [--timeout S] [--kernel K] [--results DIR] -- COMMAND...",
+        usage="%(prog)s [--no-bpf-lsm] [--lsm-extra LSM] [--timeout S] [--kernel K] "
+        "[--results DIR] -- COMMAND...",
     )
     parser.add_argument(
         "--no-bpf-lsm", action="store_true", help="boot with `bpf` left out of the lsm= list"
+    )
+    parser.add_argument(
+        "--lsm-extra",
+        action="append",
+        default=[],
+        metavar="LSM",
+        help="also enable LSM (e.g. apparmor, for `make bench`'s comparison); repeatable",
     )
     parser.add_argument(
         "--timeout",
@@ -137,7 +146,8 @@ def _kernel_image(name: str) -> str:
 
 def boot_command(vng: str, kernel: str, args: argparse.Namespace, shared: Path) -> list[str]:
     """The vng invocation; the guest runs the script written into `shared`."""
-    lsms = ",".join(LSMS if args.no_bpf_lsm else (*LSMS, "bpf"))
+    # bpf last: the other LSMs decide first, as in Debian's own CONFIG_LSM order.
+    lsms = ",".join((*LSMS, *args.lsm_extra, *(() if args.no_bpf_lsm else ("bpf",))))
     results = ["--rwdir", str(args.results)] if args.results else []
     return [
         vng,
