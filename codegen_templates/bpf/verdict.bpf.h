@@ -63,7 +63,8 @@ static __always_inline void apply(struct decision *d, __u64 req, __u32 id, int d
 		note_rule(&d->taint, &d->taint_rule, id, flags);
 }
 
-/* Pairs of the auxiliary vector looked at for AT_ENTRY: x86-64's kernels put it tenth. */
+/* Pairs of the auxiliary vector looked at for AT_ENTRY: x86-64's kernels put it about
+ * tenth, after the vDSO, hardware and program-header entries. */
 #define AUXV_PAIRS_SEARCHED 20
 
 /* Where the task's executable was loaded: its entry point (AT_ENTRY, e_entry plus the load
@@ -87,10 +88,11 @@ static __always_inline __u64 exe_entry(struct task_struct *task)
 }
 
 /* Copy LEARN_STACK_WINDOW bytes of the user stack from `sp` up into `window`; the bytes
- * copied, or a negative errno.  The helper cannot fault pages in, and the stack has pages
- * no one touched yet (the random gap exec leaves below the environment strings), so when
- * the whole copy fails, the part in the stack pointer's own page, which is in use, is
- * copied alone. */
+ * copied, or a negative errno.  The helper cannot fault pages in, and the page above a
+ * shallow stack may never have been touched (exec leaves a random gap below the
+ * environment strings; seen failing about one copy in ten on the host), so when the whole
+ * copy fails, the part in the stack pointer's own page, which is in use, is copied alone:
+ * an untouched page holds nothing to find. */
 static __always_inline long copy_stack_top(unsigned char *window, __u64 sp)
 {
 	__u64 in_page = PAGE_SIZE - (sp & (PAGE_SIZE - 1));
