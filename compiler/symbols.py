@@ -260,6 +260,7 @@ class FunctionIndex:
     binary: str
     build_id: str | None
     has_symtab: bool
+    entry: int | None  # the file offset of the entry point (e_entry), None if not in the file
     starts: tuple[int, ...]  # file offsets of function entries, sorted
     ends: tuple[int, ...]  # one past each function's last byte
     names: tuple[str, ...]
@@ -269,6 +270,13 @@ class FunctionIndex:
         """The function whose code contains file offset `offset`, or None."""
         index = bisect.bisect_right(self.starts, offset) - 1
         if index >= 0 and offset < self.ends[index]:
+            return self.names[index]
+        return None
+
+    def function_starting_at(self, offset: int) -> str | None:
+        """The function whose entry is file offset `offset`, or None."""
+        index = bisect.bisect_left(self.starts, offset)
+        if index < len(self.starts) and self.starts[index] == offset:
             return self.names[index]
         return None
 
@@ -284,6 +292,7 @@ def function_index(binary: str | Path, symbols_file: str | Path | None = None) -
         _require_linked(elf, binary_path)
         segments = _load_segments(elf)
         build_id = _build_id(elf)
+        entry_offset = _file_offset(elf["e_entry"], segments)
         if symbols_file is None:
             table = _function_table(elf, binary_path)
         else:
@@ -309,11 +318,56 @@ def function_index(binary: str | Path, symbols_file: str | Path | None = None) -
         binary=str(binary),
         build_id=build_id,
         has_symtab=table.has_symtab,
+        entry=entry_offset,
         starts=tuple(starts),
         ends=tuple(ends),
         names=tuple(by_offset[start][0].display_name for start in starts),
         ambiguous=frozenset(name for name, found in addresses_by_name.items() if len(found) > 1),
     )
+
+
+@dataclass(frozen=True)
+class CodeSegment:
+    """An executable PT_LOAD segment: `code` (its bytes in the file) is loaded at `vaddr`."""
+
+    vaddr: int
+    offset: int  # where `code` starts in the file
+    code: bytes
+
+
+@dataclass(frozen=True)
+class ExecutableText:
+    """The code of an ELF file as it is loaded, for telling return addresses into it in a
+    copy of a user stack (runtime/learn/scan.py)."""
+
+    binary: str
+    build_id: str | None
+    entry: int  # e_entry: the entry point's address before the load bias
+    segments: tuple[CodeSegment, ...]
+
+    def file_offset(self, address: int) -> tuple[CodeSegment, int] | None:
+        """The segment whose file bytes hold virtual address `address`, and its index there."""
+        for segment in self.segments:
+            if 0 <= address - segment.vaddr < len(segment.code):
+                return segment, address - segment.vaddr
+        return None
+
+
+def executable_text(binary: str | Path) -> ExecutableText:
+    """Read the executable segments of `binary` (an executable or shared library)."""
+    path = Path(binary)
+    with _open_elf(path) as elf:
+        _require_linked(elf, path)
+        return ExecutableText(
+            binary=str(binary),
+            build_id=_build_id(elf),
+            entry=elf["e_entry"],
+            segments=tuple(
+                CodeSegment(segment["p_vaddr"], segment["p_offset"], segment.data())
+                for segment in elf.iter_segments(type="PT_LOAD")
+                if segment["p_flags"] & _PF_X
+            ),
+        )
 
 
 def _preferred(entry: _Entry, other: _Entry) -> bool:

@@ -445,6 +445,12 @@ LEARN_STACK_DEPTH = 32
 BUILD_ID_SIZE = 20
 #: Longest executable path a learning event carries (bytes, including the NUL).
 LEARN_EXE_LEN = 256
+#: Bytes of the user stack, from the stack pointer up, a learning event copies.  The kernel's
+#: frame-pointer walk stops in a libc function that keeps data in rbp across its system call
+#: (glibc's open64), so the host also scans this copy for return addresses into the
+#: program's text (runtime/learn/scan.py).  2 KiB reaches main() from a libc call a few
+#: frames deep; bigger costs ring-buffer space on every learning event.
+LEARN_STACK_WINDOW = 2048
 
 
 class FrameStatus(IntEnum):
@@ -466,8 +472,12 @@ STACK_FRAME_FIELDS = (
 STACK_FRAME_STRUCT = struct.Struct("<" + "".join(f.struct_code for f in STACK_FRAME_FIELDS))
 
 #: What a learning run's events carry after the `struct event` they begin with: the acting
-#: task's executable (resolved as paths are; empty if it could not be), and the return value
-#: of bpf_get_task_stack (bytes of frames written, or a negative errno) with the frames.
+#: task's executable (resolved as paths are; empty if it could not be), the return value
+#: of bpf_get_task_stack (bytes of frames written, or a negative errno) with the frames, and
+#: for the stack scan: the executable's entry point as loaded (AT_ENTRY of the process's
+#: auxiliary vector, 0 if not found: with the ELF header's e_entry it gives the load bias),
+#: the user stack pointer, and LEARN_STACK_WINDOW bytes from it up (`window_size`: bytes
+#: copied, or bpf_probe_read_user's negative errno).
 LEARN_EVENT_FIELDS = (
     Field("event", "struct event", f"{EVENT_STRUCT.size}s"),
     Field("exe", f"char[{LEARN_EXE_LEN}]", f"{LEARN_EXE_LEN}s"),
@@ -478,6 +488,10 @@ LEARN_EVENT_FIELDS = (
         f"struct stack_frame[{LEARN_STACK_DEPTH}]",
         f"{LEARN_STACK_DEPTH * STACK_FRAME_STRUCT.size}s",
     ),
+    Field("exe_entry", "__u64", "Q"),
+    Field("user_sp", "__u64", "Q"),
+    Field("window_size", "__u64", "q"),
+    Field("window", f"unsigned char[{LEARN_STACK_WINDOW}]", f"{LEARN_STACK_WINDOW}s"),
 )
 LEARN_EVENT_STRUCT = struct.Struct("<" + "".join(f.struct_code for f in LEARN_EVENT_FIELDS))
 #: The events ring buffer's size in a learning run or complain mode (bytes, a power of two):

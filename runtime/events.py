@@ -97,6 +97,9 @@ class Learned:
     exe: str  # the acting task's executable; "" if it could not be resolved
     stack_size: int  # bytes of frames bpf_get_task_stack wrote, or its negative errno
     frames: tuple[StackFrame, ...]  # innermost first
+    exe_entry: int = 0  # the executable's entry point as loaded (AT_ENTRY), 0 if unknown
+    user_sp: int = 0  # the user stack pointer the window starts at
+    window: bytes = b""  # the user stack from user_sp up; empty if it could not be read
 
 
 @dataclass(frozen=True)
@@ -159,7 +162,15 @@ def _learned(data: bytes) -> Learned:
             if status == abi.FrameStatus.EMPTY:
                 break
             frames.append(StackFrame(status, build_id, offset))
-    return Learned(_c_string(extras["exe"]), size, tuple(frames))
+    copied = extras["window_size"]
+    return Learned(
+        _c_string(extras["exe"]),
+        size,
+        tuple(frames),
+        extras["exe_entry"],
+        extras["user_sp"],
+        extras["window"][: max(0, min(copied, len(extras["window"])))],
+    )
 
 
 def _c_string(raw: bytes) -> str:

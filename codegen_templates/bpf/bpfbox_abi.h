@@ -32,6 +32,7 @@
 #define NO_RULE 0
 #define LEARN_STACK_DEPTH 32
 #define LEARN_EXE_LEN 256
+#define LEARN_STACK_WINDOW 2048
 
 enum rule_kind {
 	RULE_SELF_PROTECTION = 0,
@@ -229,8 +230,12 @@ struct learn_event {
 	char exe[256];
 	__u64 stack_size;
 	struct stack_frame stack[32];
+	__u64 exe_entry;
+	__u64 user_sp;
+	__u64 window_size;
+	unsigned char window[2048];
 };
-_Static_assert(sizeof(struct learn_event) == 1600, "struct learn_event must match the runtime's decoder");
+_Static_assert(sizeof(struct learn_event) == 3672, "struct learn_event must match the runtime's decoder");
 
 struct task_state {
 	__u32 confined;

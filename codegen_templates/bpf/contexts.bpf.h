@@ -23,14 +23,6 @@ static __always_inline int inside_kernel_call(struct task_state *t, __u32 contex
 	return context < MAX_CONTEXTS && t->depth[context] > 0;
 }
 
-/* The current thread's user stack pointer (where it entered the kernel), 0 if unknown. */
-static __always_inline __u64 current_user_sp(void)
-{
-	struct pt_regs *regs = (void *)bpf_task_pt_regs(bpf_get_current_task_btf());
-
-	return regs ? BPF_CORE_READ(regs, sp) : 0;
-}
-
 /* Where the kernel sends a probed function's return (its uprobes area), 0 if none yet. */
 static __always_inline __u64 uretprobe_trampoline(void)
 {

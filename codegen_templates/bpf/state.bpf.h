@@ -18,6 +18,14 @@ const volatile __u32 CFG_LEARN = 0;
 const volatile __u32 CFG_PROFILE_NAME_LEN = 0;
 const volatile char CFG_PROFILE_PATH[PROFILE_PATH_LEN] = {};
 
+/* The current thread's user stack pointer (where it entered the kernel), 0 if unknown. */
+static __always_inline __u64 current_user_sp(void)
+{
+	struct pt_regs *regs = (void *)bpf_task_pt_regs(bpf_get_current_task_btf());
+
+	return regs ? BPF_CORE_READ(regs, sp) : 0;
+}
+
 #define PATH_MASK (PATH_BUF - 1)
 /* Masks the verifier is sure to see: clang would drop a plain `&` it can prove redundant,
  * and the verifier, which tracks less than clang knows, would then reject the access. */

@@ -37,7 +37,11 @@ enum {
 /* bpf_get_task_stack flags: the user stack, each frame as build ID and file offset. */
 #define BPF_F_USER_STACK (1ULL << 8)
 #define BPF_F_USER_BUILD_ID (1ULL << 11)
+#define PAGE_SIZE 4096 /* x86-64's, the only architecture the program is built for */
+#define AT_NULL 0
+#define AT_ENTRY 9
 #define ENOMEM 12
+#define EFAULT 14
 #define FMODE_READ 0x1
 #define FMODE_WRITE 0x2
 #define FMODE_EXEC 0x20
@@ -129,6 +133,7 @@ struct uprobes_state { struct xol_area *xol_area; } __attribute__((preserve_acce
 struct mm_struct {
 	struct file *exe_file;
 	struct uprobes_state uprobes_state;
+	unsigned long saved_auxv[2]; /* AT_VECTOR_SIZE words; CO-RE matches the element type */
 } __attribute__((preserve_access_index));
 struct hlist_node { struct hlist_node *next; } __attribute__((preserve_access_index));
 struct hlist_head { struct hlist_node *first; } __attribute__((preserve_access_index));

@@ -63,9 +63,59 @@ static __always_inline void apply(struct decision *d, __u64 req, __u32 id, int d
 		note_rule(&d->taint, &d->taint_rule, id, flags);
 }
 
+/* Pairs of the auxiliary vector looked at for AT_ENTRY: x86-64's kernels put it about
+ * tenth, after the vDSO, hardware and program-header entries. */
+#define AUXV_PAIRS_SEARCHED 20
+
+/* Where the task's executable was loaded: its entry point (AT_ENTRY, e_entry plus the load
+ * bias, which is what every kernel since the auxiliary vector has put there), 0 if absent. */
+static __always_inline __u64 exe_entry(struct task_struct *task)
+{
+	struct mm_struct *mm = BPF_CORE_READ(task, mm);
+	__u64 pair[2];
+
+	if (!mm)
+		return 0;
+	for (int i = 0; i < AUXV_PAIRS_SEARCHED; i++) {
+		if (bpf_probe_read_kernel(pair, sizeof(pair), (void *)mm + bpf_core_field_offset(struct mm_struct, saved_auxv) + i * sizeof(pair)))
+			return 0;
+		if (pair[0] == AT_ENTRY)
+			return pair[1];
+		if (pair[0] == AT_NULL)
+			return 0;
+	}
+	return 0;
+}
+
+/* Copy LEARN_STACK_WINDOW bytes of the user stack from `sp` up into `window`; the bytes
+ * copied, or a negative errno.  The helper cannot fault pages in, and the page above a
+ * shallow stack may never have been touched (exec leaves a random gap below the
+ * environment strings; seen failing about one copy in ten on the host), so when the whole
+ * copy fails, the part in the stack pointer's own page, which is in use, is copied alone:
+ * an untouched page holds nothing to find. */
+static __always_inline long copy_stack_top(unsigned char *window, __u64 sp)
+{
+	__u64 in_page = PAGE_SIZE - (sp & (PAGE_SIZE - 1));
+	long error;
+
+	if (!sp)
+		return -EFAULT;
+	if (!bpf_probe_read_user(window, LEARN_STACK_WINDOW, (void *)sp))
+		return LEARN_STACK_WINDOW;
+	if (in_page > LEARN_STACK_WINDOW)
+		in_page = LEARN_STACK_WINDOW;
+	error = bpf_probe_read_user(window, in_page, (void *)sp);
+	return error ? error : in_page;
+}
+
 /* What a learning run (CFG_LEARN) adds to an event: the acting task's executable, resolved
  * as paths are (the event's object is already copied out of the scratch buffer), and its
- * user stack with each frame as build ID and file offset, computed by the kernel. */
+ * user stack with each frame as build ID and file offset, computed by the kernel.  That
+ * walk follows frame pointers and stops at a libc function that keeps data in rbp across
+ * its system call (glibc's open64 does), before any of the program's frames: so the event
+ * also carries a copy of the stack above the stack pointer, straight into the ring buffer's
+ * record (it is far bigger than the BPF stack), and the executable's load address, from
+ * which the host finds the return addresses into the program (runtime/learn/scan.py). */
 static __always_inline void learn_extras(struct learn_event *l)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
@@ -76,6 +126,9 @@ static __always_inline void learn_extras(struct learn_event *l)
 	if (exe && s && resolve_path(s, BPF_CORE_READ(exe, f_path.mnt), BPF_CORE_READ(exe, f_path.dentry)) == WALK_OK)
 		bpf_probe_read_kernel_str(l->exe, sizeof(l->exe), &s->path[path_index(s->start)]);
 	l->stack_size = bpf_get_task_stack(task, l->stack, sizeof(l->stack), BPF_F_USER_STACK | BPF_F_USER_BUILD_ID);
+	l->exe_entry = exe_entry(task);
+	l->user_sp = current_user_sp();
+	l->window_size = copy_stack_top(l->window, l->user_sp);
 }
 
 static __always_inline void emit(__u32 kind, __u32 rule_kind, __u64 flags, __u32 rule, __u32 reason,

@@ -40,10 +40,11 @@ to the learning log LOG (-o), one run per call.
 The learning profile confines the program COMMAND runs (or --profile PROGRAM, another
 program of the tree, such as the one a wrapper script starts) with no rule, in complain
 mode: it denies nothing, and the kernel reports every access the policy language can
-express, with the acting thread's user stack (frame pointers needed: build the program
-with -fno-omit-frame-pointer).  Processes the program starts stay confined and are recorded
-too.  Run each thing the program does in its own run, appended to one log (--append), then
-`bpfbox-learn draft LOG`.  Needs root, like bpfbox-run.
+express, with the acting thread's user stack (unwound by frame pointers, so build the
+program with -fno-omit-frame-pointer, and scanned for return addresses into the program).
+Processes the program starts stay confined and are recorded too.  Run each thing the
+program does in its own run, appended to one log (--append), then `bpfbox-learn draft LOG`.
+Needs root, like bpfbox-run.
 
 Accesses the kernel could not queue (a full ring buffer) are reported on standard error and
 counted in the run's `end` record; the draft says so.

@@ -4,7 +4,9 @@
    IR of `#![profile P] #![include "base"]`, see `decide`) are left out and counted.
 2. Each access of the profile's program is attributed from its user stack: the functions of
    the program on the stack (frames whose build ID is the program's, symbolised with
-   `FunctionIndex`; a frame's offset minus one, because outer frames are return addresses).
+   `FunctionIndex`; a frame's offset minus one, because outer frames are return addresses),
+   the kernel's frame-pointer frames first, then the return addresses the recorder's stack
+   scan found (scan.py), which reach past libc functions that break the frame-pointer walk.
    Functions on the stack of every attributed access (`main`, `_start`) tell nothing and are
    dropped; so are ambiguous names (two `static` functions).  The access's scope is the
    outermost function left: `check_password` rather than the helper it calls, which other
@@ -27,7 +29,7 @@ from bpfbox.compiler.resolve import ElfResolver
 
 from . import paths
 from .decide import Request, allows
-from .log import TARGETED_KINDS, Access, Run
+from .log import TARGETED_KINDS, Access, Frame, Run
 from .policy import PolicyProblem, RuleObject, closure, compile_text, object_of, quote, same_program
 
 #: Headings of the rule kinds in a block, in the order of the language's table.
@@ -172,16 +174,61 @@ def _request(access: Access, profile: str, resolver: ElfResolver) -> Request:
 
 
 def _functions(access: Access, index: symbols.FunctionIndex | None) -> tuple[str, ...] | None:
-    """The program's functions on the access's stack, innermost first; None when unknown."""
-    if index is None or not access.stack or access.stack_error:
+    """The program's functions on the access's stack, innermost first; None when unknown.
+
+    The kernel's frame-pointer frames come first: they are the stack's real chain as far as
+    it goes.  The stack scan's return addresses (`scanned`) fill in what that walk missed
+    (it stops in libc functions that keep data in rbp), in the stack's order (see
+    `_scanned_functions`), but none the scan found beyond the outermost function the walk
+    reached: a walk that got that far is right, and beyond it the scan can only add stale
+    frames, which would be taken for the outermost function.  The entry point's function
+    (`_start`) is left out: it is the root of every stack of the program, so it tells
+    nothing, and whether a bounded scan reaches it depends only on how deep the access was
+    made.
+    """
+    if index is None:
         return None
+    frames = (access.stack or ()) if not access.stack_error else ()
+    root = index.function_at(index.entry) if index.entry is not None else None
     names: list[str] = []
-    for frame in access.stack:
-        if _same_build_id(frame.build_id, index.build_id) and frame.offset:
-            name = index.function_at(frame.offset - 1)
-            if name is not None and name not in names:
-                names.append(name)
+    walked = [_frame_function(frame, index) for frame in frames]
+    scanned = _scanned_functions(access.scanned or (), index)
+    reached = [name for name in walked if name is not None]
+    if reached and reached[-1] in scanned:
+        scanned = scanned[: len(scanned) - scanned[::-1].index(reached[-1])]
+    for name in (*walked, *scanned):
+        if name is not None and name != root and name not in names:
+            names.append(name)
     return tuple(names) or None
+
+
+def _frame_function(frame: Frame, index: symbols.FunctionIndex) -> str | None:
+    """The program's function a return address (an outer frame) lies in, or None."""
+    if not _same_build_id(frame.build_id, index.build_id) or not frame.offset:
+        return None
+    return index.function_at(frame.offset - 1)
+
+
+def _scanned_functions(frames: Iterable[Frame], index: symbols.FunctionIndex) -> list[str]:
+    """The functions of the scan's return addresses, innermost first, less those a direct
+    call shows to be stale.
+
+    A return address after `call F` (its `callee`) belongs to the frame right above F's:
+    whatever the scan found between it and the nearest return address into F below it lies
+    in F's own frame, where no live return address can be, so it is an earlier call's
+    leftover and is dropped.  A direct call whose callee shows no frame (F jumped to another
+    function, or called none) and an indirect call prove nothing: kept.
+    """
+    kept: list[str] = []
+    for frame in frames:
+        name = _frame_function(frame, index)
+        if name is None:
+            continue
+        callee = index.function_starting_at(frame.callee) if frame.callee is not None else None
+        if callee in kept:
+            del kept[len(kept) - kept[::-1].index(callee) :]
+        kept.append(name)
+    return kept
 
 
 def _same_build_id(reported: str | None, program: str | None) -> bool:
@@ -225,9 +272,9 @@ def _note_unattributed(
             "no function of it on their stack; their rules are not scoped."
         )
     notes.append(
-        "The kernel unwinds user stacks by frame pointers: build the program with "
-        "-fno-omit-frame-pointer to get #[func] blocks.  (What its loader does before main() "
-        "never shows one.)"
+        "Stacks are unwound by frame pointers and a scan of the stack's top: build the program "
+        "with -fno-omit-frame-pointer and keep its symbols to get #[func] blocks.  (What its "
+        "loader does before main() never shows one.)"
     )
 
 

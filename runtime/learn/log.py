@@ -18,7 +18,8 @@ hand-written one, is read all the same).
     {"record": "access", "kind": "fs", "object": "/etc/shadow", "access": ["read"],
      "family": null, "target_pid": null, "pid": 412, "tid": 412, "comm": "mylogin",
      "exe": "/sbin/mylogin", "stack": [{"build_id": "6019...", "offset": 5376},
-     {"build_id": "6019...", "offset": 5790}, {"ip": 140737351962000}], "stack_error": null}
+     {"build_id": "6019...", "offset": 5790}, {"ip": 140737351962000}], "stack_error": null,
+     "scanned": [{"build_id": "6019...", "offset": 5790, "callee": 5376}]}
 
     record      "access"
     kind        a rule kind of the language: "fs", "proc", "signal", "ptrace", "net", "cap"
@@ -53,6 +54,15 @@ hand-written one, is read all the same).
                 program built without them (-O1 and above omit them unless
                 -fno-omit-frame-pointer) yields short or wrong stacks.
     stack_error the negative errno of a failed `bpf_get_task_stack` as text ("-EFAULT"), or null
+    scanned     return addresses into the profile's program that the recorder found in a
+                copy of the top of the stack (runtime/learn/scan.py; the frame-pointer walk
+                above stops early in some libc functions), innermost first, as
+                {"build_id": HEX, "offset": N, "callee": M} frames of the program, `callee`
+                the file offset a direct call (`e8 rel32`) before the return address jumps
+                to, null for an indirect one; null when the access was not the program's
+                own or no copy was made.  Optional (older logs lack
+                it).  A heuristic: a stale return address left on the stack by a call that
+                already returned is indistinguishable from a live one.
 
     The recorder writes each distinct access record of a run once (a read loop makes the
     same access from the same code many times).
@@ -104,6 +114,7 @@ class Frame:
     build_id: str | None = None
     offset: int | None = None
     ip: int | None = None
+    callee: int | None = None  # a scanned frame's direct call target (file offset)
 
 
 @dataclass(frozen=True)
@@ -134,6 +145,7 @@ class Access:
     stack: tuple[Frame, ...] | None
     stack_error: str | None
     where: str
+    scanned: tuple[Frame, ...] | None = None  # return addresses the stack scan found
 
     def mask(self) -> int:
         """The requested flags as the bits of the kind's flag table."""
@@ -248,6 +260,8 @@ def _access(record: dict[str, Any], run: Run, where: str) -> Access:
         raise LogError(f"{where}: `family` {family!r} is not an address family of the language")
     target_pid = _field(record, "target_pid", (int, type(None)), where)
     stack = _field(record, "stack", (list, type(None)), where)
+    # Optional: logs written before the stack scan existed have no `scanned`.
+    scanned = _field(record, "scanned", (list, type(None)), where) if "scanned" in record else None
     return Access(
         run=run,
         kind=kind,
@@ -259,14 +273,17 @@ def _access(record: dict[str, Any], run: Run, where: str) -> Access:
         tid=_field(record, "tid", (int,), where),
         comm=_field(record, "comm", (str,), where),
         exe=_absolute(_field(record, "exe", (str,), where), "exe", where),
-        stack=(
-            None
-            if stack is None
-            else tuple(_frame(f, f"{where}: stack[{i}]") for i, f in enumerate(stack))
-        ),
+        stack=_frames(stack, "stack", where),
         stack_error=_field(record, "stack_error", (str, type(None)), where),
         where=where,
+        scanned=_frames(scanned, "scanned", where),
     )
+
+
+def _frames(frames: list[Any] | None, key: str, where: str) -> tuple[Frame, ...] | None:
+    if frames is None:
+        return None
+    return tuple(_frame(f, f"{where}: {key}[{i}]") for i, f in enumerate(frames))
 
 
 def _frame(frame: Any, where: str) -> Frame:
@@ -277,7 +294,12 @@ def _frame(frame: Any, where: str) -> Frame:
     build_id = frame.get("build_id")
     if not isinstance(build_id, str) or not _HEX.fullmatch(build_id):
         raise LogError(f"{where}: `build_id` must be lower-case hex (or the frame an `ip`)")
-    return Frame(build_id=build_id, offset=_natural(frame.get("offset"), "offset", where))
+    callee = frame.get("callee")
+    return Frame(
+        build_id=build_id,
+        offset=_natural(frame.get("offset"), "offset", where),
+        callee=None if callee is None else _natural(callee, "callee", where),
+    )
 
 
 def _natural(value: Any, key: str, where: str) -> int:

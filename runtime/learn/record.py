@@ -5,8 +5,9 @@ The learning profile is the program's profile with no rule (`#![profile "P"]`), 
 bpfboxc and loaded in learning mode (abi.CFG_LEARN, which implies complain mode): every access
 of a confined task is then a "would deny" event that names its whole object, and carries the
 acting task's executable and user stack (bpf_get_task_stack with BPF_F_USER_STACK |
-BPF_F_USER_BUILD_ID).  `access_record` turns such an event into an `access` record; the run
-ends with an `end` record counting what could not be recorded or was lost.
+BPF_F_USER_BUILD_ID), and a copy of the stack's top that scan.py looks for return addresses
+into the profile's program in.  `access_record` turns such an event into an `access` record;
+the run ends with an `end` record counting what could not be recorded or was lost.
 """
 
 from __future__ import annotations
@@ -29,14 +30,23 @@ from bpfbox.compiler.lower import profile_name
 from bpfbox.compiler.pipeline import Compilation, run
 from bpfbox.compiler.resolve import ElfResolver
 from bpfbox.compiler.source import SourceFile
+from bpfbox.compiler.symbols import ExecutableText, SymbolError, executable_text
 from bpfbox.contract import abi
 from bpfbox.contract.errors import BpfboxError
 from bpfbox.runtime import cli, loader, pins
-from bpfbox.runtime.events import Event, StackFrame, access_names, family_name, timestamp
+from bpfbox.runtime.events import (
+    Event,
+    Learned,
+    StackFrame,
+    access_names,
+    family_name,
+    timestamp,
+)
 from bpfbox.runtime.metadata import Metadata
 
 from .log import LOGGED_KINDS, RECORD_ACCESS, RECORD_END, RECORD_RUN, TARGETED_KINDS, VERSION
 from .policy import quote
+from .scan import return_addresses
 
 PROG = "bpfbox-learn"
 
@@ -85,7 +95,7 @@ def _record(command: list[str], output: Path, append: bool, program: str | None)
         if created:
             output.unlink(missing_ok=True)
         raise
-    recorder = Recorder(stream, _warn)
+    recorder = Recorder(stream, _warn, _profile_text(profile))
     try:
         with stream, loader.Session([name], recorder.event, recorder.on_lost, _warn) as session:
             recorder.write(run_record(profile, command, datetime.now()))
@@ -113,6 +123,16 @@ def _open_log(output: Path, append: bool) -> TextIO:
         raise RecordError(
             f"cannot open the learning log {output}: {err.strerror}", "pass a writable -o"
         ) from None
+
+
+def _profile_text(profile: str) -> ExecutableText | None:
+    """The profile program's code, which stacks are scanned for; None (with a warning) if it
+    cannot be read, and then only the kernel's frame-pointer frames are recorded."""
+    try:
+        return executable_text(profile)
+    except SymbolError as error:
+        _warn(f"stacks will not be scanned for {profile}'s functions: {error}")
+        return None
 
 
 def _warn(message: str) -> None:
@@ -192,8 +212,11 @@ def run_record(profile: str, command: list[str], started: datetime) -> dict[str,
     }
 
 
-def access_record(event: Event) -> dict[str, Any] | str:
-    """The `access` record of a learning event, or why it cannot be one (a short reason)."""
+def access_record(event: Event, text: ExecutableText | None = None) -> dict[str, Any] | str:
+    """The `access` record of a learning event, or why it cannot be one (a short reason).
+
+    With `text`, the profile program's code, the stack copy of an event of that program is
+    scanned for return addresses into it (`scanned`); otherwise `scanned` is null."""
     kind = event.rule_kind_name
     if event.learned is None:
         return "events without a stack (not a learning profile's)"
@@ -225,7 +248,18 @@ def access_record(event: Event) -> dict[str, Any] | str:
         "exe": event.learned.exe,
         "stack_error": stack_error,
         "stack": stack,
+        "scanned": _scanned(event.learned, text),
     }
+
+
+def _scanned(learned: Learned, text: ExecutableText | None) -> list[dict[str, Any]] | None:
+    if text is None or learned.exe != text.binary or not learned.window or not text.build_id:
+        return None
+    found = return_addresses(text, learned.window, learned.exe_entry, learned.user_sp)
+    return [
+        {"build_id": text.build_id, "offset": address.offset, "callee": address.callee}
+        for address in found
+    ]
 
 
 def _stack(
@@ -252,6 +286,7 @@ class Recorder:
 
     stream: TextIO
     warn: Callable[[str], None]
+    text: ExecutableText | None = None  # the profile program's code, for the stack scan
     recorded: int = 0
     repeated: int = 0
     lost: int = 0
@@ -264,7 +299,7 @@ class Recorder:
 
     def event(self, meta: Metadata, event: Event) -> None:
         """Session callback: one event of the learning profile."""
-        record = access_record(event)
+        record = access_record(event, self.text)
         if isinstance(record, str):
             self.unrecorded[record] += 1
             return

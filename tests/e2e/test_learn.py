@@ -1,7 +1,8 @@
 """bpfbox-learn against the kernel.
 
 - Learning runs (`record`) of mylogin, drafted: the draft scopes the shadow accesses to the
-  functions that made them, the recorded runs go through it without a denial, and `peek`
+  functions that made them (found by the recorder's stack scan: glibc's open64 breaks the
+  kernel's frame-pointer walk), the recorded runs go through it without a denial, and `peek`
   (the same read from main()) is denied.
 - A learning run of a distribution program (sort, built without frame pointers), drafted:
   the same run goes through, reading another file is denied.
@@ -107,11 +108,6 @@ def block(policy: str, function: str) -> str:
     return match.group(1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap (docs/language.md): glibc's open64 keeps the path in rbp, so the "
-    "frame-pointer walk from the openat system call never reaches mylogin's frames",
-)
 def test_mylogin_learned_in_two_runs_gets_function_scopes(tree) -> None:
     log = LOGS / "mylogin.log"
     mylogin = str(BIN / "mylogin")
@@ -126,6 +122,9 @@ def test_mylogin_learned_in_two_runs_gets_function_scopes(tree) -> None:
     assert [r["lost"] for r in records(log, "end")] == [0, 0]
     shadow_reads = [r for r in records(log, "access") if r["object"] == str(ETC / "shadow")]
     assert shadow_reads and all(r["stack"] and r["stack_error"] is None for r in shadow_reads)
+    # glibc's open64 keeps the path in rbp across openat, so the kernel's frame-pointer walk
+    # stops in libc: the functions come from the recorder's scan of the stack's top.
+    assert all(r["scanned"] for r in shadow_reads), shadow_reads
     policy, compiled = draft([log], "mylogin-draft")
     assert re.findall(r"#\[func \"(\w+)\"\]", policy) == ["add_user", "check_password"], policy
     assert f'fs("{ETC}/shadow", read)' in block(policy, "check_password"), policy

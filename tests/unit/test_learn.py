@@ -13,7 +13,7 @@ from bpfbox.runtime.learn import draft as drafting
 from bpfbox.runtime.learn import suggest as suggesting
 from bpfbox.runtime.learn.cli import run_cli
 from bpfbox.runtime.learn.decide import Request, allows
-from bpfbox.runtime.learn.log import LOGGED_KINDS, LogError, read_logs
+from bpfbox.runtime.learn.log import LOGGED_KINDS, Frame, LogError, read_logs
 from bpfbox.runtime.learn.paths import MANY_SIBLINGS, Seen, collapse, literal
 from bpfbox.runtime.learn.policy import compile_text
 
@@ -187,6 +187,11 @@ def test_log_reads_runs_and_accesses(tmp_path: Path) -> None:
     assert [r.index for r in runs] == [0, 1]
     assert [a.run.index for a in accesses] == [0, 1]
     assert accesses[0].stack[0].build_id == "ab" and accesses[0].stack[1].ip == 4096
+    # Logs written before the stack scan have no `scanned`.
+    assert accesses[0].scanned is None
+    scanned = {**ACCESS, "scanned": [{"build_id": "ab", "offset": 16, "callee": 8}]}
+    _, (access,) = read_logs([_log(tmp_path, RUN, scanned)])
+    assert access.scanned == (Frame(build_id="ab", offset=16, callee=8),)
 
 
 @pytest.mark.parametrize(
@@ -211,6 +216,11 @@ def test_log_reads_runs_and_accesses(tmp_path: Path) -> None:
             ":2: `family` 'inet7'",
         ),
         ((RUN, {**ACCESS, "stack": [{"build_id": "AB", "offset": 1}]}), ":2: stack[0]: `build_id`"),
+        ((RUN, {**ACCESS, "scanned": {"offset": 1}}), ":2: field `scanned` must be list or null"),
+        (
+            (RUN, {**ACCESS, "scanned": [{"build_id": "ab", "offset": 1, "callee": -1}]}),
+            ":2: scanned[0]: `callee` must be a non-negative integer",
+        ),
         ((RUN, {**ACCESS, "pid": True}), ":2: field `pid` must be int, not true"),
         (({"record": "other"},), ":1: `record` is 'other'"),
     ],

@@ -11,9 +11,12 @@ from __future__ import annotations
 import errno
 import io
 import json
+import struct
+import subprocess
 from pathlib import Path
 
 import pytest
+from bpfbox.compiler import symbols
 from bpfbox.compiler.clang import clang_path, compile_object
 from bpfbox.compiler.resolve import ElfResolver
 from bpfbox.contract import abi, kinds
@@ -27,10 +30,18 @@ REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests" / "golden" / "learn"
 ROOT = REPO / "tests" / "golden" / "root"
 META = None  # the recorder does not look at the metadata
+SP = 0x7FFD_1234_5000  # where a test's stack copy starts
 
 
-def learn_event(record: dict, kind: int = abi.EventKind.COMPLAIN, reason: int = 0) -> bytes:
-    """The ring-buffer sample a learning profile sends for the access `record`."""
+def learn_event(
+    record: dict,
+    kind: int = abi.EventKind.COMPLAIN,
+    reason: int = 0,
+    window: bytes = b"",
+    loaded_entry: int = 0,
+) -> bytes:
+    """The ring-buffer sample a learning profile sends for the access `record`, with
+    `window` as the copy of the stack's top (none by default: `scanned` is null)."""
     rule_kind = kinds.REGISTRY[record["kind"]]
     flags = sum(rule_kind.flags.bits[name] for name in record["access"])
     number = abi.FAMILIES[record["family"]] if record["family"] else 0
@@ -51,7 +62,9 @@ def learn_event(record: dict, kind: int = abi.EventKind.COMPLAIN, reason: int = 
     error = record["stack_error"]
     size = -getattr(errno, error[1:]) if error else len(frames)
     stack = frames.ljust(abi.LEARN_STACK_DEPTH * abi.STACK_FRAME_STRUCT.size, b"\0")
-    return abi.LEARN_EVENT_STRUCT.pack(event, record["exe"].encode(), size, stack)
+    return abi.LEARN_EVENT_STRUCT.pack(
+        event, record["exe"].encode(), size, stack, loaded_entry, SP, len(window), window
+    )
 
 
 def _frame(frame: dict) -> bytes:
@@ -113,6 +126,42 @@ def test_the_stack_of_an_event() -> None:
     assert [f.offset for f in decoded.learned.frames] == [f["offset"] for f in record["stack"]]
     # The kernel leaves the frames it did not write zeroed (status EMPTY): they end the stack.
     assert len(decoded.learned.frames) < abi.LEARN_STACK_DEPTH
+
+
+def call_return(binary: Path, caller: str, callee: str) -> int:
+    """The address after `caller`'s first direct call of `callee`, as objdump reads it."""
+    listing = subprocess.run(
+        ["objdump", "-d", f"--disassemble={caller}", str(binary)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    return next(
+        int(following.split(":")[0], 16)
+        for line, following in zip(listing, listing[1:], strict=False)
+        if "\tcall " in line and line.endswith(f"<{callee}>")
+    )
+
+
+def test_the_recorder_scans_the_stack_copy_of_the_programs_events() -> None:
+    """A return address into check_password() after its call of read_entry(), in a stack
+    copy of a process that loaded the (PIE) program 0x5555_5555_4000 higher: the record's
+    `scanned` frame names the file offsets of both; other programs' events are not scanned."""
+    mylogin = ROOT / "sbin" / "mylogin"
+    text = symbols.executable_text(mylogin)
+    index = symbols.function_index(mylogin)
+    bias = 0x5555_5555_4000
+    after = call_return(mylogin, "check_password", "read_entry")
+    window = struct.pack("<QQ", 0x1234, bias + after).ljust(abi.LEARN_STACK_WINDOW, b"\0")
+    record = {**golden_records("mylogin")[-1], "exe": str(mylogin)}
+    sample = learn_event(record, window=window, loaded_entry=bias + text.entry)
+    scanned = recording.access_record(events.decode(sample), text)["scanned"]
+    (frame,) = scanned
+    assert index.function_at(frame["offset"] - 1) == "check_password"
+    assert index.function_starting_at(frame["callee"]) == "read_entry"
+    assert frame["build_id"] == text.build_id
+    other = learn_event(golden_records("mylogin")[-1], window=window, loaded_entry=bias + 0x1120)
+    assert recording.access_record(events.decode(other), text)["scanned"] is None
 
 
 def test_a_failed_stack_capture_is_a_stack_error() -> None:
