@@ -60,7 +60,7 @@ static long note_context(__u32 index, void *data)
 	return 0;
 }
 
-/* The policy's contexts the thread is inside, a mask: only computed for a rule with any. */
+/* The policy's contexts the thread is inside, a mask (CONTEXT_COUNT > 0: see decide_path). */
 static __always_inline __u64 contexts_inside(struct task_state *t)
 {
 	struct context_scan scan = { .t = t };
@@ -105,12 +105,6 @@ static __noinline void decide_path(struct task_state *t, struct decision *d, __u
 					__u32 path_kind)
 {
 	struct rule_scan scan = { .t = t, .req = req };
-
-	/* Computed here, not on a rule's first clause inside apply_path_rule: a bpf_loop in a
-	 * bpf_loop callback makes 6.12's verifier fail the program with EFAULT ("verifier bug.
-	 * No program starts at insn N" in jit_subprogs), whatever is inlined. */
-	if (CONTEXT_COUNT)
-		scan.inside = contexts_inside(t);
 	__u64 slice = (__u64)fs_row(state) * PATH_KINDS + path_kind;
 	__u32 count;
 
@@ -118,7 +112,16 @@ static __noinline void decide_path(struct task_state *t, struct decision *d, __u
 	 * arithmetic (2 * below(...) + 1 is only known to be below the next power of two). */
 	scan.first = ((const __u32 *)path_slices)[below(slice * 2, PATH_SLICES * 2)];
 	count = ((const __u32 *)path_slices)[below(slice * 2 + 1, PATH_SLICES * 2)];
-	bpf_loop(count, apply_path_rule, &scan, 0);
+	/* Every bpf_loop here runs only with a count above 0: 6.12's verifier never visits the
+	 * callback of a bpf_loop whose count it proves 0 (an empty row of a policy with no path
+	 * rule, a policy with no context), removes it as dead code, and then fails the program
+	 * with EFAULT ("verifier bug. No program starts at insn N" from jit_subprogs) over the
+	 * callback's address still loaded here.  The contexts are computed once, before the
+	 * rules' loop rather than in its callback, to keep bpf_loops unnested. */
+	if (CONTEXT_COUNT)
+		scan.inside = contexts_inside(t);
+	if (count)
+		bpf_loop(count, apply_path_rule, &scan, 0);
 	*d = scan.d;
 }
 
