@@ -4,10 +4,9 @@ PYTHON ?= python3
 # This checkout is the `bpfbox` package for everything make runs (tools/pythonpath/bpfbox).
 export PYTHONPATH := $(CURDIR)/tools/pythonpath$(if $(PYTHONPATH),:$(PYTHONPATH))
 PYTEST ?= $(PYTHON) -m pytest
-# The kernels `make test-vm` runs the VM suite on (tests/vm/kernels.py): Debian 12's 6.1 by
-# default; `make test KERNELS="6.1 6.12"` adds bookworm-backports' 6.12 (fetched into
-# build/kernels); it joins the default after a whole run with the harness's last fix.
-KERNELS ?= 6.1
+# The kernels `make test-vm` runs the VM suite on (tests/vm/kernels.py): Debian 12's 6.1 and
+# bookworm-backports' 6.12 (fetched into build/kernels); `make test KERNELS=6.1` for one.
+KERNELS ?= 6.1 6.12
 
 .PHONY: setup setup-apt setup-py check test test-host test-vm kernels golden lint format demo bench bench-scale fuzz
 
