@@ -25,6 +25,7 @@ from functools import cache
 from importlib import resources
 from importlib.abc import Traversable
 from pathlib import PurePosixPath
+from typing import Any
 
 import jinja2
 from bpfbox.contract import abi, header, kinds
@@ -159,7 +160,7 @@ def metadata(program: Program) -> contract_metadata.Document:
     )
 
 
-def _guard_view(program: Program, fs_table: GlobTable) -> dict:
+def _guard_view(program: Program, fs_table: GlobTable) -> dict[str, Any]:
     """Per fs DFA state, the first deny rule that matches the path, and the first that matches
     it or a path beneath it: renaming or linking such a path would take the files out from
     under the rule."""
@@ -187,7 +188,7 @@ def accept_rows(dfa: glob.Dfa) -> tuple[list[frozenset[int]], list[int]]:
     return list(rows), of_state
 
 
-def _dfa_view(table: GlobTable, sets: bool) -> dict:
+def _dfa_view(table: GlobTable, sets: bool) -> dict[str, Any]:
     """The DFA's tables as data: byte classes; transitions (2-byte state numbers up to 65,536
     states, 4-byte past that) split over as many maps as they need; each state's accept row;
     with `sets`, each row's glob bit set (for `NAME_has`: the target globs, which few rules
@@ -196,7 +197,7 @@ def _dfa_view(table: GlobTable, sets: bool) -> dict:
     states, classes = len(dfa.transitions), dfa.class_count
     width = glob.entry_bytes(states)
     per_shard = glob.MAX_TABLE_BYTES // (classes * width)
-    shards: list[dict] = []
+    shards: list[dict[str, Any]] = []
     for first in range(0, states, per_shard):
         end = min(states, first + per_shard)
         entries = array("H" if width == 2 else "I")
@@ -242,7 +243,7 @@ _PATH_RULE = struct.Struct("<QIBBHII")
 assert _PATH_RULE.size == lower.RECORD_BYTES
 
 
-def _data(name: str, section: str, data: bytes, entry: int = 8) -> dict:
+def _data(name: str, section: str, data: bytes, entry: int = 8) -> dict[str, Any]:
     """A constant table as the template writes it: `name`, in the section `.rodata.SECTION`
     (a map of its own; libbpf names it after the section, so SECTION is kept to the 7
     characters a map name has left), `data` as string literals.  An empty table gets one
@@ -258,7 +259,7 @@ def _data(name: str, section: str, data: bytes, entry: int = 8) -> dict:
     }
 
 
-def _bytes(values: array) -> bytes:
+def _bytes(values: array[int]) -> bytes:
     """Little-endian, as the BPF target (x86-64) reads them."""
     if sys.byteorder != "little":
         values.byteswap()
@@ -343,7 +344,7 @@ def path_tables(program: Program) -> PathTables:
     )
 
 
-def _path_rules_view(program: Program, context_kinds: dict[int, str]) -> dict:
+def _path_rules_view(program: Program, context_kinds: dict[int, str]) -> dict[str, Any]:
     tables = path_tables(program)
     kfunc = sum(1 << i for i, kind in context_kinds.items() if kind == "kfunc")
     return {
@@ -369,7 +370,7 @@ def _kind_view(
     program: Program,
     targets: GlobTable,
     context_kinds: dict[int, str],
-) -> dict:
+) -> dict[str, Any]:
     return {
         "name": kind.name,
         "parameters": kind.c_parameters,
@@ -398,7 +399,7 @@ def _rule_view(
     kind: RuleKind,
     targets: GlobTable,
     context_kinds: dict[int, str],
-) -> dict:
+) -> dict[str, Any]:
     return {
         "id": rule.id,
         "location": c_text.comment(f"{rule.span.file}:{rule.span.line}"),
@@ -443,7 +444,7 @@ def _inside(context_kind: str, index: int) -> str:
     return f"{test}(t, {index})"
 
 
-def _context_view(context: Context) -> dict:
+def _context_view(context: Context) -> dict[str, Any]:
     enter, leave = abi.probe_names(context.kind, context.index)
     if context.kind == "func":
         comment = f"inside {context.symbol}() of {context.binary}, file offset {context.offset:#x}"

@@ -138,7 +138,7 @@ class Diagnostics:
             if d.span:
                 order.setdefault(d.span.file, len(order))
 
-        def key(d: Diagnostic) -> tuple:
+        def key(d: Diagnostic) -> tuple[object, ...]:
             if d.span is None:
                 return (-1, 0, 0, d.code)
             return (order[d.span.file], d.span.line, d.span.column, d.code)

@@ -84,10 +84,13 @@ class _Repeat:
 
 @dataclass(frozen=True)
 class _Alternatives:
-    options: tuple[tuple, ...]
+    options: tuple[tuple[_Node, ...], ...]
 
 
-def parse(glob: str) -> tuple:
+_Node = _Bytes | _Set | _Repeat | _Alternatives
+
+
+def parse(glob: str) -> tuple[_Node, ...]:
     """Parse a glob into its node sequence, raising GlobError on malformed syntax."""
     nodes, end = _parse_sequence(glob, 0, in_braces=False)
     if end != len(glob):  # pragma: no cover - _parse_sequence consumes all outside braces
@@ -95,8 +98,8 @@ def parse(glob: str) -> tuple:
     return nodes
 
 
-def _parse_sequence(glob: str, i: int, in_braces: bool) -> tuple[tuple, int]:
-    nodes: list = []
+def _parse_sequence(glob: str, i: int, in_braces: bool) -> tuple[tuple[_Node, ...], int]:
+    nodes: list[_Node] = []
     while i < len(glob):
         c = glob[i]
         if in_braces and c in ",}":
@@ -129,7 +132,7 @@ def _parse_sequence(glob: str, i: int, in_braces: bool) -> tuple[tuple, int]:
     return tuple(nodes), i
 
 
-def _parse_double_star(glob: str, i: int, nodes: list) -> int:
+def _parse_double_star(glob: str, i: int, nodes: list[_Node]) -> int:
     """`**` matches across components; `/**/` also matches a lone `/`."""
     after = i + 2
     if glob.startswith("*", after):
@@ -237,7 +240,7 @@ class _Nfa:
         return len(self.edges) - 1
 
 
-def _build(nfa: _Nfa, nodes: tuple, start: int) -> int:
+def _build(nfa: _Nfa, nodes: tuple[_Node, ...], start: int) -> int:
     """Add `nodes` after state `start`; return the state reached at their end."""
     current = start
     for node in nodes:

@@ -16,7 +16,7 @@ from .ir import GlobTable, Program, Rule
 
 def lint(program: Program, diagnostics: Diagnostics) -> None:
     """Report duplicate and shadowed rules."""
-    seen: dict[tuple, Rule] = {}
+    seen: dict[tuple[object, ...], Rule] = {}
     for rule in program.rules:
         key = _identity(rule)
         if key in seen:
@@ -60,7 +60,7 @@ def lint(program: Program, diagnostics: Diagnostics) -> None:
             )
 
 
-def _identity(rule: Rule) -> tuple:
+def _identity(rule: Rule) -> tuple[object, ...]:
     return (
         rule.kind,
         rule.decision,

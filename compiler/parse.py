@@ -83,7 +83,7 @@ def parse_source(source: SourceFile, diagnostics: Diagnostics) -> ast.Policy | N
     return policy
 
 
-def _first_block_too_deep(tree: Tree) -> Tree | None:
+def _first_block_too_deep(tree: Tree[Token]) -> Tree[Token] | None:
     """The first block nested deeper than MAX_NESTING, found without recursion (the AST
     builder and later passes recurse, once per level, and must stay far from Python's limit)."""
     pending = [(tree, 0)]
@@ -241,7 +241,7 @@ def _meta_span(file: str, meta: Meta) -> Span:
 
 
 @v_args(meta=True)
-class _AstBuilder(Transformer):
+class _AstBuilder(Transformer[Token, Any]):
     """lark tree to AST, decoding string escapes on the way.
 
     Each method gets the children of one grammar rule, already built bottom-up: tokens and
@@ -253,7 +253,7 @@ class _AstBuilder(Transformer):
         self.file = file
         self.diagnostics = diagnostics
 
-    def start(self, meta: Meta, items: list[Any]) -> Tree:
+    def start(self, meta: Meta, items: list[Any]) -> Tree[Any]:
         return Tree("items", items)
 
     def file_attribute(self, meta: Meta, children: list[Any]) -> ast.FileAttribute:
@@ -298,8 +298,8 @@ class _AstBuilder(Transformer):
         return ast.String(self._unescape(str(token)[1:-1], span), span)
 
     def _unescape(self, body: str, span: Span) -> str:
-        def replace(match: re.Match) -> str:
-            escape = match.group(1)
+        def replace(match: re.Match[str]) -> str:
+            escape: str = match.group(1)
             if escape in _ESCAPES:
                 return _ESCAPES[escape]
             if escape.startswith("x") and len(escape) == 3:

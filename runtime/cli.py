@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from typing import TextIO
+from typing import Any, TextIO
 
 import click
 from bpfbox.contract.errors import BpfboxError
@@ -123,7 +123,9 @@ def run_cli(argv: list[str]) -> int:
     return run_click(bpfbox_run, PROG, options, {"command": command})
 
 
-def run_click(command: click.Command, prog: str, argv: list[str], obj: dict | None = None) -> int:
+def run_click(
+    command: click.Command, prog: str, argv: list[str], obj: dict[str, Any] | None = None
+) -> int:
     """Run a click command; every failure becomes a one-line error, a help line and a status."""
     try:
         status = command.main(args=argv, prog_name=prog, standalone_mode=False, obj=obj)
@@ -172,7 +174,7 @@ def _note(message: str) -> None:
         click.echo(f"{PROG}: {message}", err=True)
 
 
-def log_options(command: Callable) -> Callable:
+def log_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """--log and --log-format, shared by bpfbox-run and `bpfbox events`."""
     command = click.option(
         "--log-format",

@@ -48,7 +48,8 @@ from datetime import datetime, timezone
 from typing import Any, TextIO
 
 from bpfbox.contract import abi, kinds
-from bpfbox.runtime.metadata import Metadata, Rule
+from bpfbox.contract.metadata import Rule
+from bpfbox.runtime.metadata import Metadata
 
 PREFIX = "bpfbox: "
 

@@ -326,7 +326,7 @@ class Map:
         fd = library().bpf.bpf_map__fd(self._ptr)
         if fd < 0:
             raise MapError(f"map '{self.name}' has no file descriptor: {errno_text(fd)}")
-        return fd
+        return int(fd)
 
     def lookup_u64(self, key: int) -> int:
         """The u64 value at u32 `key` of an array map."""
@@ -403,7 +403,7 @@ def open_pinned(path: str) -> int:
     fd = library().bpf.bpf_obj_get(path.encode())
     if fd < 0:
         raise PinError(f"opening the pinned object {path} failed: {errno_text(_errno())}")
-    return fd
+    return int(fd)
 
 
 def map_shape(fd: int, name: str) -> MapShape:
@@ -623,7 +623,7 @@ def vmlinux_func_btf_id(name: str) -> int:
         found = lib.btf__find_by_name_kind(btf, name.encode(), BTF_KIND_FUNC)
     finally:
         lib.btf__free(btf)
-    return max(found, 0)
+    return max(int(found), 0)
 
 
 def probe_attach_program(prog_type: int, attach_type: int, btf_id: int) -> int:
@@ -638,7 +638,7 @@ def probe_attach_program(prog_type: int, attach_type: int, btf_id: int) -> int:
     )
     take_messages()
     if fd < 0:
-        return -fd
+        return -int(fd)
     os.close(fd)
     return 0
 
@@ -648,4 +648,4 @@ def probe_map_type(map_type: int) -> int:
     take_messages()
     rc = library().bpf.libbpf_probe_bpf_map_type(map_type, None)
     take_messages()
-    return rc
+    return int(rc)

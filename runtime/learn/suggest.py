@@ -99,7 +99,7 @@ def read_denials(path: Path, policy_name: str, profile: str, resolver: ElfResolv
         raise SuggestError(f"cannot read `{path}`: {error.strerror}") from None
     except UnicodeDecodeError:
         raise SuggestError(f"`{path}` is not a text file: expected JSON lines") from None
-    counts: dict[tuple, list[Any]] = {}
+    counts: dict[tuple[Request, str, int | None, str | None], list[Any]] = {}
     policies: set[str] = set()
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -190,7 +190,7 @@ def suggest(text: str, policy: Path, resolver: ElfResolver, denials: list[Denial
     compilation = compile_text(text, policy.name, policy, resolver, warnings_ok=True)
     program, tree = compilation.program, compilation.policy
     lines = _line_offsets(text)
-    changes: dict[tuple, Change] = {}
+    changes: dict[tuple[object, ...], Change] = {}
     skipped: list[tuple[Denial, str]] = []
     for denial in denials:
         rule = _rule(program, denial.rule_id)
@@ -220,7 +220,7 @@ def suggest(text: str, policy: Path, resolver: ElfResolver, denials: list[Denial
             target = rule
         target = target or _same_object_rule(program, denial.request, policy.name)
         if target is not None:
-            key: tuple = ("edit", target.id)
+            key: tuple[object, ...] = ("edit", target.id)
             change = changes.get(key) or _edit(target, tree, lines, program)
         else:
             obj = object_of(denial.request)
