@@ -34,7 +34,8 @@ struct rule_scan {
 	struct task_state *t;
 	__u64 req;
 	__u64 inside;	/* the contexts the thread is inside */
-	__u32 first;
+	__u32 first;	/* the row's records: path_members[first], ... [first + count - 1] */
+	__u32 count;
 };
 
 struct context_scan {
@@ -83,16 +84,19 @@ static __always_inline int clauses_hold(__u32 first, __u32 count, __u64 inside)
 	return 1;
 }
 
+/* The row's records from the last: with `last_wins`, the first rule ends up named (see
+ * note_rule). */
 static long apply_path_rule(__u32 index, void *data)
 {
 	struct rule_scan *scan = data;
-	__u32 member = ((const __u32 *)path_members)[below(scan->first + index, PATH_MEMBERS)];
+	__u32 position = scan->first + scan->count - 1 - index;
+	__u32 member = ((const __u32 *)path_members)[below(position, PATH_MEMBERS)];
 	const struct path_rule *rule = &((const struct path_rule *)path_rules)[below(member, PATH_RULES)];
 	int in_context = 1;
 
 	if (rule->clauses)
 		in_context = clauses_hold(rule->clause, rule->clauses, scan->inside);
-	apply(&scan->d, scan->req, rule->id, rule->decision, rule->audit, rule->flags, in_context);
+	apply(&scan->d, scan->req, rule->id, rule->decision, rule->audit, rule->flags, in_context, 1);
 	return 0;
 }
 
@@ -106,12 +110,11 @@ static __noinline void decide_path(struct task_state *t, struct decision *d, __u
 {
 	struct rule_scan scan = { .t = t, .req = req };
 	__u64 slice = (__u64)fs_row(state) * PATH_KINDS + path_kind;
-	__u32 count;
 
 	/* Each index bounded as it is used: the verifier loses a bound carried through
 	 * arithmetic (2 * below(...) + 1 is only known to be below the next power of two). */
 	scan.first = ((const __u32 *)path_slices)[below(slice * 2, PATH_SLICES * 2)];
-	count = ((const __u32 *)path_slices)[below(slice * 2 + 1, PATH_SLICES * 2)];
+	scan.count = ((const __u32 *)path_slices)[below(slice * 2 + 1, PATH_SLICES * 2)];
 	/* Every bpf_loop here runs only with a count above 0: 6.12's verifier never visits the
 	 * callback of a bpf_loop whose count it proves 0 (an empty row of a policy with no path
 	 * rule, a policy with no context), removes it as dead code, and then fails the program
@@ -120,8 +123,8 @@ static __noinline void decide_path(struct task_state *t, struct decision *d, __u
 	 * rules' loop rather than in its callback, to keep bpf_loops unnested. */
 	if (CONTEXT_COUNT)
 		scan.inside = contexts_inside(t);
-	if (count)
-		bpf_loop(count, apply_path_rule, &scan, 0);
+	if (scan.count)
+		bpf_loop(scan.count, apply_path_rule, &scan, 0);
 	*d = scan.d;
 }
 

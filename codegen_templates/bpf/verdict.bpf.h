@@ -35,32 +35,37 @@ struct object {
 	__u32 has_path;
 };
 
-static __always_inline void note_rule(__u64 *flags, __u32 *first, __u32 id, __u64 granted)
+/* Record the flags a rule grants, and the rule: the first one that grants any, or with
+ * `last_wins` the last one.  A bpf_loop callback visits rules backwards with `last_wins`
+ * instead of testing `*rule`: kernels before 6.8 verify a callback for its first iteration
+ * only, take `*rule` for the 0 it starts as, and drop the test as dead code (6.1 named the
+ * last matching rule in events). */
+static __always_inline void note_rule(__u64 *flags, __u32 *rule, __u32 id, __u64 granted, int last_wins)
 {
 	*flags |= granted;
-	if (!*first)
-		*first = id;
+	if (last_wins || !*rule)
+		*rule = id;
 }
 
 /* A rule whose object matched: record what it says, if its context holds. */
 static __always_inline void apply(struct decision *d, __u64 req, __u32 id, int decision, int audit,
-				  __u64 flags, int in_context)
+				  __u64 flags, int in_context, int last_wins)
 {
 	if (!(flags & req))
 		return;
 	if (!in_context) {
 		if (decision == DECISION_ALLOW)
-			note_rule(&d->inactive, &d->inactive_rule, id, flags);
+			note_rule(&d->inactive, &d->inactive_rule, id, flags, last_wins);
 		return;
 	}
 	if (audit)
-		note_rule(&d->audit, &d->audit_rule, id, flags);
+		note_rule(&d->audit, &d->audit_rule, id, flags, last_wins);
 	if (decision == DECISION_ALLOW)
-		note_rule(&d->allow, &d->allow_rule, id, flags);
+		note_rule(&d->allow, &d->allow_rule, id, flags, last_wins);
 	else if (decision == DECISION_DENY)
-		note_rule(&d->deny, &d->deny_rule, id, flags);
+		note_rule(&d->deny, &d->deny_rule, id, flags, last_wins);
 	else if (decision == DECISION_TAINT)
-		note_rule(&d->taint, &d->taint_rule, id, flags);
+		note_rule(&d->taint, &d->taint_rule, id, flags, last_wins);
 }
 
 /* Pairs of the auxiliary vector looked at for AT_ENTRY: x86-64's kernels put it about

@@ -5,7 +5,9 @@ rule, in rule order.  It now walks the records of the final state's row
 (codegen_templates/bpf/rules.bpf.h).  Both are replayed here in Python over the same DFA, with
 the same apply() (verdict.bpf.h's), on random policies (deny, taint, audit, contexts, `ioctl`
 rules and the fs rules they absorb), paths, requests and sets of contexts the thread is in:
-the decisions, masks and first rules named must be equal.
+the decisions, masks and first rules named must be equal.  The table walk visits a row's
+records from the last, each overwriting the rule it names (as rules.bpf.h does, since kernels
+before 6.8 verify a bpf_loop callback for its first iteration only).
 """
 
 from __future__ import annotations
@@ -29,29 +31,40 @@ FUNCTIONS = ("check_password", "add_user")
 
 @dataclass
 class Decision:
-    """struct decision: masks and the first rule of each."""
+    """struct decision: masks and the rule named for each."""
 
     masks: dict[str, int] = field(default_factory=dict)
     first: dict[str, int] = field(default_factory=dict)
 
-    def note(self, what: str, rule: int, flags: int) -> None:
+    def note(self, what: str, rule: int, flags: int, last_wins: bool) -> None:
+        """verdict.bpf.h's note_rule()."""
         self.masks[what] = self.masks.get(what, 0) | flags
-        self.first.setdefault(what, rule)
+        if last_wins or what not in self.first:
+            self.first[what] = rule
 
 
-def apply(d: Decision, req: int, rule: int, decision: int, audit: int, flags: int, held: bool):
+def apply(
+    d: Decision,
+    req: int,
+    rule: int,
+    decision: int,
+    audit: int,
+    flags: int,
+    held: bool,
+    last_wins: bool,
+) -> None:
     """verdict.bpf.h's apply()."""
     if not flags & req:
         return
     if not held:
         if decision == abi.Decision.ALLOW:
-            d.note("inactive", rule, flags)
+            d.note("inactive", rule, flags, last_wins)
         return
     if audit:
-        d.note("audit", rule, flags)
+        d.note("audit", rule, flags, last_wins)
     what = {abi.Decision.ALLOW: "allow", abi.Decision.DENY: "deny", abi.Decision.TAINT: "taint"}
     if decision in what:
-        d.note(what[decision], rule, flags)
+        d.note(what[decision], rule, flags, last_wins)
 
 
 def one_if_per_rule(program: Program, kind_name: str, path: bytes, req: int, inside: set[int]):
@@ -62,7 +75,8 @@ def one_if_per_rule(program: Program, kind_name: str, path: bytes, req: int, ins
     for rule in sorted(rules, key=lambda r: r.id):
         if program.fs_globs.index(rule.path) in matched:
             held = all(any(i in inside for i in clause) for clause in rule.contexts)
-            apply(d, req, rule.id, rule.decision, rule.audit, codegen._granted(rule, kind), held)
+            granted = codegen._granted(rule, kind)
+            apply(d, req, rule.id, rule.decision, rule.audit, granted, held, last_wins=False)
     return d
 
 
@@ -80,12 +94,12 @@ def from_tables(program: Program, kind_name: str, path: bytes, req: int, inside:
     first, count = tables.slices[2 * slot], tables.slices[2 * slot + 1]
     inside_mask = sum(1 << i for i in inside)
     d = Decision()
-    for member in tables.members[first : first + count]:
+    for member in reversed(tables.members[first : first + count]):
         flags, rule, decision, audit, clauses, clause, _ = codegen._PATH_RULE.unpack(
             tables.records[member]
         )
         held = all(tables.clauses[clause + i] & inside_mask for i in range(clauses))
-        apply(d, req, rule, decision, audit, flags, held)
+        apply(d, req, rule, decision, audit, flags, held, last_wins=True)
     return d
 
 

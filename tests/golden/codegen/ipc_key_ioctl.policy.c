@@ -212,14 +212,14 @@ static __always_inline void decide_ipc(struct task_state *t, struct decision *d,
 {
 	/* ipc_key_ioctl.bpfbox:5: ipc(msg, get|write) */
 	if (class < 64 && ((0x4ULL >> class) & 1))
-		apply(d, req, 1, DECISION_ALLOW, 0, 0x1aULL, 1);
+		apply(d, req, 1, DECISION_ALLOW, 0, 0x1aULL, 1, 0);
 }
 
 static __always_inline void decide_key(struct task_state *t, struct decision *d, __u64 req)
 {
 	/* ipc_key_ioctl.bpfbox:6: key(create) */
 	if (1)
-		apply(d, req, 2, DECISION_ALLOW, 0, 0x1ULL, 1);
+		apply(d, req, 2, DECISION_ALLOW, 0, 0x1ULL, 1, 0);
 }
 
 

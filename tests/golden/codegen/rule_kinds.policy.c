@@ -179,35 +179,35 @@ static __always_inline void decide_proc(struct task_state *t, struct decision *d
 {
 	/* rule_kinds.bpfbox:4: proc(self, read) */
 	if (same)
-		apply(d, req, 2, DECISION_ALLOW, 0, 0x1ULL, 1);
+		apply(d, req, 2, DECISION_ALLOW, 0, 0x1ULL, 1, 0);
 }
 
 static __always_inline void decide_signal(struct task_state *t, struct decision *d, __u64 req, int same, __u32 target)
 {
 	/* rule_kinds.bpfbox:5: signal("/usr/bin/\*", sigterm) */
 	if (target_has(target, 0))
-		apply(d, req, 3, DECISION_ALLOW, 0, 0x8000ULL, 1);
+		apply(d, req, 3, DECISION_ALLOW, 0, 0x8000ULL, 1, 0);
 }
 
 static __always_inline void decide_ptrace(struct task_state *t, struct decision *d, __u64 req, int same, __u32 target)
 {
 	/* rule_kinds.bpfbox:6: ptrace(any, read) */
 	if (1)
-		apply(d, req, 4, DECISION_ALLOW, 0, 0x1ULL, 1);
+		apply(d, req, 4, DECISION_ALLOW, 0, 0x1ULL, 1, 0);
 }
 
 static __always_inline void decide_net(struct task_state *t, struct decision *d, __u64 req, __u32 class)
 {
 	/* rule_kinds.bpfbox:7: net(inet, connect) */
 	if (class < 64 && ((0x4ULL >> class) & 1))
-		apply(d, req, 5, DECISION_ALLOW, 0, 0x2ULL, 1);
+		apply(d, req, 5, DECISION_ALLOW, 0, 0x2ULL, 1, 0);
 }
 
 static __always_inline void decide_cap(struct task_state *t, struct decision *d, __u64 req)
 {
 	/* rule_kinds.bpfbox:8: cap(sys_admin) */
 	if (1)
-		apply(d, req, 6, DECISION_DENY, 0, 0x200000ULL, 1);
+		apply(d, req, 6, DECISION_DENY, 0, 0x200000ULL, 1, 0);
 }
 
 static __always_inline void decide_ipc(struct task_state *t, struct decision *d, __u64 req, __u32 class)
