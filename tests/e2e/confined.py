@@ -129,9 +129,12 @@ class Enforcing:
         return "".join(self.stderr_lines)
 
     def events(self) -> list[dict]:
+        """The events logged so far: bpfbox-run may be writing the last line, so only lines
+        ended by a newline count."""
         if not self.log.exists():
             return []
-        return [json.loads(line) for line in self.log.read_text().splitlines() if line.strip()]
+        *complete, _partial = self.log.read_text().split("\n")
+        return [json.loads(line) for line in complete if line.strip()]
 
     def wait_for(self, predicate, timeout: float = 20) -> list[dict]:
         """Events matching `predicate`, waiting for the ring buffer to be polled."""
