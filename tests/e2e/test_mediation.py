@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pty
+import shutil
 import socket
 import subprocess
 from pathlib import Path
@@ -308,6 +309,85 @@ class TestDetachedPaths:
             assert probe_with(f"openat-fd:{fd}:hidden", pass_fds=(fd,)) == ["EPERM"]
         finally:
             os.close(fd)
+
+
+#: The longest path bpfbox resolves, in bytes (docs/language.md, "Limits"): PATH_MAX_LEN (4,095)
+#: less the byte the walk keeps for the string's end.
+LONGEST_PATH = 4094
+
+
+def components(prefix: str, length: int, last: str) -> list[str]:
+    """Directory names, then `last`, such that `prefix` followed by them, joined with "/",
+    is a path of `length` bytes."""
+    room = length - len(prefix) - 1 - len(last)
+    names = []
+    while room > 0:
+        # "/" and a name of up to 200 bytes, never leaving one byte (a "/" with no name).
+        size = min(201, room) if room - 201 != 1 else 200
+        names.append("x" * (size - 1))
+        room -= size
+    assert room == 0 and all(names), (prefix, length, last)
+    return [*names, last]
+
+
+def make_path(top: Path, names: list[str]) -> None:
+    """Create the file top/names[0]/.../names[-1] and its directories through directory
+    descriptors: the whole path may be longer than a system call takes in one string."""
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for name in names[:-1]:
+            os.mkdir(name, dir_fd=fd)
+            below = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = below
+        os.close(os.open(names[-1], os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd))
+    finally:
+        os.close(fd)
+
+
+class TestPathLimits:
+    """Paths bpfbox cannot resolve whole are denied, whatever their resolvable end looks like
+    (docs/language.md, "Limits").  The rule `data/tree{,/**}` grants every path below."""
+
+    @pytest.fixture
+    def tree(self, session):
+        top = Path(d("tree/limits"))
+        top.mkdir()
+        yield top
+        shutil.rmtree(top)
+
+    def test_the_longest_path_resolves(self, tree):
+        names = components(str(tree), LONGEST_PATH, "file")
+        make_path(tree, names)
+        path = "/".join([str(tree), *names])
+        assert len(path) == LONGEST_PATH
+        assert probe(f"open:r:{path}") == ["ok"]
+
+    def test_one_byte_longer_is_denied(self, tree):
+        names = components(str(tree), LONGEST_PATH + 1, "file")
+        make_path(tree, names)
+        path = "/".join([str(tree), *names])
+        assert probe(f"open:r:{path}") == ["EPERM"]
+
+    def test_a_too_long_path_whose_end_looks_granted(self, session, tree):
+        """The walk from the file up runs out of room at the directory above a granted-looking
+        `/mnt/e2e/data/tree/...`: the whole path is refused, not that end of it."""
+        granted = components(d("tree/limits"), LONGEST_PATH, "file")
+        inner = [*d("tree/limits").strip("/").split("/"), *granted]
+        make_path(tree, ["y" * 255, *inner])
+        outer = tree / ("y" * 255)
+        assert probe(f"openat-dirfd:{outer}:{'/'.join(inner)}:r") == ["EPERM"]
+        # A file at the granted path that end looks like is readable.
+        make_path(tree, granted)
+        assert probe(f"open:r:{'/'.join([str(tree), *granted])}") == ["ok"]
+
+    def test_a_deep_path_is_denied(self, tree):
+        # Each directory is one step of the walk, as is each mount crossed and the last;
+        # 200 directories are within the walk's 256 steps, 300 are not.
+        for depth, expected in ((200, "ok"), (300, "EPERM")):
+            names = [f"d{depth}", *["a"] * (depth - 1), "file"]
+            make_path(tree, names)
+            assert probe(f"open:r:{'/'.join([str(tree), *names])}") == [expected], depth
 
 
 def policy_line(name: str, start: str) -> int:
