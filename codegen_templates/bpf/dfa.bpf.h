@@ -25,10 +25,10 @@ struct DFA_FN(scan) {
 	__u32 state;
 };
 
-static long DFA_FN(step)(__u32 index, void *data)
+/* One byte of the walk: returns 1 when it ends (end of the path, or the dead state). */
+static __always_inline long DFA_FN(advance)(struct DFA_FN(scan) *scan, __u32 index)
 {
-	struct DFA_FN(scan) *scan = data;
-	__u32 state = scan->state, cls;
+	__u32 cls;
 	__u8 c;
 
 	if (!scan->s)
@@ -37,8 +37,13 @@ static long DFA_FN(step)(__u32 index, void *data)
 	if (!c)
 		return 1;
 	cls = DFA_FN(class)[c];
-	scan->state = DFA_FN(next)(state, cls);
+	scan->state = DFA_FN(next)(scan->state, cls);
 	return scan->state == 0;
+}
+
+static long DFA_FN(step)(__u32 index, void *data)
+{
+	return DFA_FN(advance)(data, index);
 }
 
 /* Run the DFA over the path in the scratch buffer; returns the final state (0: nothing
@@ -50,7 +55,13 @@ static __noinline __u32 DFA_FN(match)(struct scratch *s)
 	if (!s)
 		return 0;
 	scan.off = s->start;
-	bpf_loop(PATH_MAX_LEN + 1, DFA_FN(step), &scan, 0);
+	/* The first byte is walked here, not in the loop: kernels before 6.8 verify the loop's
+	 * callback once, from the scan as it is at the call, and a constant start state there
+	 * would leave the transition maps of later states as dead code, dropped. */
+	if (!DFA_FN(advance)(&scan, 0)) {
+		scan.off += 1;
+		bpf_loop(PATH_MAX_LEN, DFA_FN(step), &scan, 0);
+	}
 	return scan.state < DFA_STATES ? scan.state : 0;
 }
 
