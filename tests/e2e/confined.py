@@ -207,10 +207,14 @@ def probe(*ops: str, program: str = "probe") -> list[str]:
 
 
 def start_target(name: str = "target") -> subprocess.Popen:
-    """An unconfined copy of the probe that sleeps, to be signalled, traced or inspected;
-    returned once it runs the program (a rule on targets matches the program, not Python's
-    fork of itself before the exec)."""
-    program = BIN / name
+    """An unconfined copy of the probe that sleeps, to be signalled, traced or inspected."""
+    return start_sleeping(BIN / name)
+
+
+def start_sleeping(program: Path) -> subprocess.Popen:
+    """The probe `program` sleeping, returned once it runs the program (a rule on targets, or
+    bpfbox-run's look for processes already running a profile, matches the program, not
+    Python's fork of itself before the exec)."""
     process = subprocess.Popen(
         [str(program), "sleep:600000"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL
     )

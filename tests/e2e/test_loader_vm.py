@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from confined import start_sleeping
 from timing import scaled
 
 pytestmark = pytest.mark.vm
@@ -230,7 +231,7 @@ def test_unprivileged_user_gets_a_clear_message(e2e):
 
 
 def test_warns_about_processes_started_before(e2e):
-    early = subprocess.Popen([str(e2e.probe), "sleep:60000"], stdout=subprocess.DEVNULL)
+    early = start_sleeping(e2e.probe)
     try:
         result = e2e.run(str(e2e.deny_open()), "--", "true")
     finally:
