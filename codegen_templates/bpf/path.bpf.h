@@ -22,12 +22,14 @@ enum { WALK_OK = 0, WALK_TOO_LONG = 1, WALK_DETACHED = 2, WALK_INTERNAL = 3, WAL
 
 /* 32 bytes, so that resolve_path's frame stays one verifier stack slot of 32: a learning
  * event resolves the acting task's executable from verdict(), five calls deep, and the
- * verifier allows 512 bytes for all frames together. */
+ * verifier allows 512 bytes for all frames together.  The offset the path is written at is
+ * the scratch's `start`, in its map rather than here on the stack: kernels before 6.8 verify
+ * a bpf_loop callback once, from its context as it is at the call, and would have taken the
+ * walk's first offset there for a constant, dropping the length check as dead code. */
 struct walk {
 	struct scratch *s;
 	struct dentry *dentry;
 	struct vfsmount *vfsmnt;
-	__u32 off;
 	__u32 status;
 };
 
@@ -60,14 +62,15 @@ static __always_inline __u32 unreachable(struct mount *mnt)
 #define MQUEUE_MAGIC 0x19800202
 #define MQUEUE_ROOT "/dev/mqueue"
 
-static __always_inline __u32 name_mqueue_root(struct scratch *s, __u32 *off)
+static __always_inline __u32 name_mqueue_root(struct scratch *s)
 {
-	__u32 len = sizeof(MQUEUE_ROOT) - 1;
+	__u32 len = sizeof(MQUEUE_ROOT) - 1, off = s->start;
 
-	if (*off < PATH_BUF - PATH_MAX_LEN + len || *off > PATH_BUF - 1)
+	if (off < PATH_BUF - PATH_MAX_LEN + len || off > PATH_BUF - 1)
 		return WALK_TOO_LONG;
-	*off -= len;
-	__builtin_memcpy(&s->path[path_index(*off)], MQUEUE_ROOT, sizeof(MQUEUE_ROOT) - 1);
+	off -= len;
+	__builtin_memcpy(&s->path[path_index(off)], MQUEUE_ROOT, sizeof(MQUEUE_ROOT) - 1);
+	s->start = off;
 	return WALK_OK;
 }
 
@@ -81,6 +84,8 @@ static long walk_step(__u32 index, void *data)
 	struct scratch *s = w->s;
 	__u32 len, off;
 
+	if (!s)
+		return 1;
 	if (dentry == parent && BPF_CORE_READ(dentry, d_sb, s_magic) == MQUEUE_MAGIC) {
 		w->status = WALK_MQUEUE;
 		return 1;
@@ -107,17 +112,18 @@ static long walk_step(__u32 index, void *data)
 		return 1;
 	}
 	len = BPF_CORE_READ(dentry, d_name.len);
-	if (len > NAME_MAX || w->off < PATH_BUF - PATH_MAX_LEN + len + 1) {
+	off = s->start;
+	if (len > NAME_MAX || off < PATH_BUF - PATH_MAX_LEN + len + 1) {
 		w->status = WALK_TOO_LONG;
 		return 1;
 	}
-	off = w->off - len;
-	if (off > PATH_BUF - 2 || !s)
+	off -= len;
+	if (off > PATH_BUF - 2)
 		return 1;
 	bpf_probe_read_kernel(&s->path[path_index(off)], name_length(len), BPF_CORE_READ(dentry, d_name.name));
 	off -= 1;
 	s->path[path_index(off)] = '/';
-	w->off = off;
+	s->start = off;
 	w->dentry = parent;
 	return 0;
 }
@@ -129,21 +135,20 @@ static __noinline int resolve_path(struct scratch *s, struct vfsmount *mnt, stru
 		.s = s,
 		.dentry = dentry,
 		.vfsmnt = mnt,
-		.off = PATH_BUF - 1,
 	};
 
 	if (!s)
 		return WALK_TOO_LONG;
 	s->path[PATH_BUF - 1] = 0;
+	s->start = PATH_BUF - 1;
 	if (bpf_loop(WALK_STEPS, walk_step, &w, 0) == WALK_STEPS && w.status == WALK_OK)
 		w.status = WALK_TOO_LONG;
 	if (w.status == WALK_MQUEUE)
-		w.status = name_mqueue_root(s, &w.off);
-	if (w.off == PATH_BUF - 1) {
-		w.off -= 1;
+		w.status = name_mqueue_root(s);
+	if (s->start == PATH_BUF - 1) {
+		s->start -= 1;
 		s->path[PATH_BUF - 2] = '/';
 	}
-	s->start = w.off;
 	return w.status;
 }
 
