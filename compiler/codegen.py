@@ -196,7 +196,7 @@ def _dfa_view(table: GlobTable, sets: bool) -> dict[str, Any]:
     dfa, name = table.dfa, table.name
     states, classes = len(dfa.transitions), dfa.class_count
     width = glob.entry_bytes(states)
-    per_shard = glob.MAX_TABLE_BYTES // (classes * width)
+    per_shard = glob.rows_per_shard(states, classes)
     shards: list[dict[str, Any]] = []
     for first in range(0, states, per_shard):
         end = min(states, first + per_shard)

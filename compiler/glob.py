@@ -41,12 +41,17 @@ def entry_bytes(states: int) -> int:
     return 2 if states <= 1 << 16 else 4
 
 
+def rows_per_shard(states: int, classes: int) -> int:
+    """How many states' transitions one map holds in a DFA of `states` states and `classes`
+    byte classes (the transition table is split over maps of MAX_TABLE_BYTES)."""
+    return MAX_TABLE_BYTES // (classes * entry_bytes(states))
+
+
 def max_states(classes: int) -> int:
     """The most states a DFA with `classes` byte classes may have: MAX_STATES, and a
     transition table (states x classes entries of 4 bytes, past 65,536 states) of at most
     MAX_SHARDS maps."""
-    rows_per_shard = MAX_TABLE_BYTES // (classes * entry_bytes(MAX_STATES))
-    return min(MAX_STATES, max(1 << 16, rows_per_shard * MAX_SHARDS))
+    return min(MAX_STATES, max(1 << 16, rows_per_shard(MAX_STATES, classes) * MAX_SHARDS))
 
 
 _ALL = (1 << 256) - 1

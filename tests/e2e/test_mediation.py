@@ -330,9 +330,10 @@ def components(prefix: str, length: int, last: str) -> list[str]:
     return [*names, last]
 
 
-def make_path(top: Path, names: list[str]) -> None:
+def make_path(top: Path, names: list[str]) -> str:
     """Create the file top/names[0]/.../names[-1] and its directories through directory
-    descriptors: the whole path may be longer than a system call takes in one string."""
+    descriptors (the whole path may be longer than a system call takes in one string);
+    returns its path."""
     fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
     try:
         for name in names[:-1]:
@@ -343,6 +344,7 @@ def make_path(top: Path, names: list[str]) -> None:
         os.close(os.open(names[-1], os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd))
     finally:
         os.close(fd)
+    return "/".join([str(top), *names])
 
 
 class TestPathLimits:
@@ -357,37 +359,32 @@ class TestPathLimits:
         shutil.rmtree(top)
 
     def test_the_longest_path_resolves(self, tree):
-        names = components(str(tree), LONGEST_PATH, "file")
-        make_path(tree, names)
-        path = "/".join([str(tree), *names])
+        path = make_path(tree, components(str(tree), LONGEST_PATH, "file"))
         assert len(path) == LONGEST_PATH
         assert probe(f"open:r:{path}") == ["ok"]
 
     def test_one_byte_longer_is_denied(self, tree):
-        names = components(str(tree), LONGEST_PATH + 1, "file")
-        make_path(tree, names)
-        path = "/".join([str(tree), *names])
+        path = make_path(tree, components(str(tree), LONGEST_PATH + 1, "file"))
+        assert len(path) == LONGEST_PATH + 1
         assert probe(f"open:r:{path}") == ["EPERM"]
 
     def test_a_too_long_path_whose_end_looks_granted(self, session, tree):
         """The walk from the file up runs out of room at the directory above a granted-looking
         `/mnt/e2e/data/tree/...`: the whole path is refused, not that end of it."""
-        granted = components(d("tree/limits"), LONGEST_PATH, "file")
-        inner = [*d("tree/limits").strip("/").split("/"), *granted]
+        granted = components(str(tree), LONGEST_PATH, "file")
+        inner = [*str(tree).strip("/").split("/"), *granted]
         make_path(tree, ["y" * 255, *inner])
         outer = tree / ("y" * 255)
         assert probe(f"openat-dirfd:{outer}:{'/'.join(inner)}:r") == ["EPERM"]
         # A file at the granted path that end looks like is readable.
-        make_path(tree, granted)
-        assert probe(f"open:r:{'/'.join([str(tree), *granted])}") == ["ok"]
+        assert probe(f"open:r:{make_path(tree, granted)}") == ["ok"]
 
     def test_a_deep_path_is_denied(self, tree):
         # Each directory is one step of the walk, as is each mount crossed and the last;
         # 200 directories are within the walk's 256 steps, 300 are not.
         for depth, expected in ((200, "ok"), (300, "EPERM")):
-            names = [f"d{depth}", *["a"] * (depth - 1), "file"]
-            make_path(tree, names)
-            assert probe(f"open:r:{'/'.join([str(tree), *names])}") == [expected], depth
+            path = make_path(tree, [f"d{depth}", *["a"] * (depth - 1), "file"])
+            assert probe(f"open:r:{path}") == [expected], depth
 
 
 def policy_line(name: str, start: str) -> int:

@@ -34,7 +34,7 @@ def test_the_ten_thousand_rule_test_walks_through_every_transition_map(tmp_path:
     assert compilation.program is not None, compilation.diagnostics.sorted()
     dfa = compilation.program.fs_globs.dfa
     states = len(dfa.transitions)
-    per_map = glob.MAX_TABLE_BYTES // (dfa.class_count * glob.entry_bytes(states))
+    per_map = glob.rows_per_shard(states, dfa.class_count)
     maps = -(-states // per_map)
     stepped_from = set()
     for name in test_scale._files(rules):
