@@ -27,21 +27,25 @@ def comment(text: str) -> str:
     a backslash could splice the next line in; anything not printable ASCII is written as an
     escape (`\\n`, `\\xHH`, `\\u{HHHH}`), so the reader still sees what the input said.
     """
-    out = []
-    for character in text:
-        if character == "\\":
-            out.append("\\\\")
-        elif _printable(character):
-            out.append(character)
-        elif character == "\n":
-            out.append("\\n")
-        elif character == "\t":
-            out.append("\\t")
-        elif ord(character) < 0x100:
-            out.append(f"\\x{ord(character):02x}")
-        else:
-            out.append(f"\\u{{{ord(character):04x}}}")
-    return "".join(out).replace("*/", "*\\/").replace("/*", "/\\*")
+    if not (
+        text.isascii() and text.isprintable() and "\\" not in text
+    ):  # most text needs no escape
+        text = "".join(_comment_character(character) for character in text)
+    return text.replace("*/", "*\\/").replace("/*", "/\\*")
+
+
+def _comment_character(character: str) -> str:
+    if character == "\\":
+        return "\\\\"
+    if _printable(character):
+        return character
+    if character == "\n":
+        return "\\n"
+    if character == "\t":
+        return "\\t"
+    if ord(character) < 0x100:
+        return f"\\x{ord(character):02x}"
+    return f"\\u{{{ord(character):04x}}}"
 
 
 def string_literal_chunks(text: str, width: int) -> list[str]:

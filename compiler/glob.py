@@ -313,9 +313,10 @@ def guard_states(
     end_of_string = dfa.classes[0]
     predecessors: list[list[int]] = [[] for _ in range(count)]
     for state, row in enumerate(dfa.transitions):
-        for cls, target in enumerate(row):
-            if cls != end_of_string:
-                predecessors[target].append(state)
+        # Each target once: most of a row is the dead state, and a wildcard's classes repeat
+        # one target.
+        for target in set(row[:end_of_string] + row[end_of_string + 1 :]):
+            predecessors[target].append(state)
     # reachable[s]: the smallest weight accepted in any state reachable from s (s included).
     reachable = list(own)
     work = [s for s in range(count) if reachable[s]]
@@ -350,42 +351,51 @@ def compile_globs(globs: list[str]) -> Dfa:
     limit = max_states(len(representatives))
     budget = MAX_WORK + WORK_PER_GLOB * len(globs)
     closure = _closure_function(nfa)
-    # Each edge as the byte classes it covers: a DFA state then visits its edges once, not
-    # once per class (most edges are one literal byte, one class).
+    # Each NFA state's edges as (byte class, target) pairs: a DFA state then visits each
+    # edge's classes once, not every class for every edge (most edges are one literal byte).
     covered: dict[int, list[int]] = {}
     for edges in nfa.edges:
         for mask, _ in edges:
             if mask not in covered:
                 covered[mask] = [c for c, byte in enumerate(representatives) if mask >> byte & 1]
-    class_edges = [[(covered[mask], t) for mask, t in edges] for edges in nfa.edges]
+    class_edges = [[(c, t) for mask, t in edges for c in covered[mask]] for edges in nfa.edges]
     empty: frozenset[int] = frozenset()
-    dead = empty
     first = closure(frozenset([start]))
-    ids = {dead: 0, first: 1}
-    order = [dead, first]
+    ids = {empty: 0, first: 1}
+    order = [empty, first]
+    # The DFA state each move (the NFA states one class leads to, in the order found) goes
+    # to: most moves recur, and a tuple is found again without building its closure.
+    target_of: dict[tuple[int, ...], int] = {}
     transitions: list[tuple[int, ...]] = []
     work = 0
     for current in order:  # `order` grows while we walk it
         work += len(current) * len(representatives)
         if work > budget:
             raise TooComplexError("the path globs are too many or too wide to combine")
-        moves: list[set[int]] = [set() for _ in representatives]
+        moves: dict[int, list[int]] = {}
         for s in current:
-            for classes_of_edge, t in class_edges[s]:
-                for c in classes_of_edge:
-                    moves[c].add(t)
-        row = []
-        for move in moves:
-            target = closure(frozenset(move)) if move else empty
-            if target not in ids:
-                if len(order) >= limit:
-                    raise TooComplexError(
-                        f"the path globs need more than {limit} automaton states "
-                        f"(with {len(representatives)} byte classes)"
-                    )
-                ids[target] = len(order)
-                order.append(target)
-            row.append(ids[target])
+            for c, t in class_edges[s]:
+                if c in moves:
+                    moves[c].append(t)
+                else:
+                    moves[c] = [t]
+        row = [0] * len(representatives)
+        for c in sorted(moves):  # in class order: states are numbered as they are found
+            move = tuple(moves[c])
+            target = target_of.get(move)
+            if target is None:
+                closed = closure(frozenset(move))
+                target = ids.get(closed)
+                if target is None:
+                    if len(order) >= limit:
+                        raise TooComplexError(
+                            f"the path globs need more than {limit} automaton states "
+                            f"(with {len(representatives)} byte classes)"
+                        )
+                    target = ids[closed] = len(order)
+                    order.append(closed)
+                target_of[move] = target
+            row[c] = target
         transitions.append(tuple(row))
     accepts = tuple(
         frozenset(nfa.accepts[s] for s in states if s in nfa.accepts) for states in order
