@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import os
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NoReturn, ParamSpec
 
@@ -118,11 +119,6 @@ def main(
     symbols: Path | None,
     sysroot: Path,
 ) -> None:
-    # The automaton of a large policy is millions of small objects, all alive until the end:
-    # the cycle collector would traverse them again and again (half of the time at 10,000
-    # rules) and find nothing, as the passes leave no cycles worth collecting in a process
-    # this short.  Reference counting still frees what is dropped.
-    gc.disable()
     if check and (emit or output):
         raise click.UsageError("--check writes nothing; drop --emit and -o")
     if not (check or emit or output):
@@ -139,7 +135,8 @@ def main(
     resolver = ElfResolver(btf_path=btf or DEFAULT_BTF, symbols_file=symbols, sysroot=sysroot)
     compilation = Compilation(source, resolver)
     try:
-        run(compilation, STAGES[emit or ("ir" if check else "c")])
+        with _cycle_collector_paused():
+            run(compilation, STAGES[emit or ("ir" if check else "c")])
     except EnvironmentProblem as problem:
         _fail(str(problem), EXIT_USAGE)
     report = render_all(compilation.diagnostics, compilation.sources)
@@ -159,6 +156,20 @@ def main(
         _write_atomically(output, text)
     else:
         click.echo(text, nl=False)
+
+
+@contextlib.contextmanager
+def _cycle_collector_paused() -> Iterator[None]:
+    """The automaton of a large policy is millions of small objects, alive until the passes
+    end: the cycle collector would traverse them again and again and find nothing (half of
+    bpfboxc's time at 10,000 rules).  Reference counting still frees what a pass drops."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _check_regular_file(path: Path, what: str) -> None:

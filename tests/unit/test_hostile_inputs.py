@@ -6,6 +6,7 @@ located diagnostics of the policy-level ones.
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import struct
@@ -417,3 +418,12 @@ def test_metadata_keeps_names_that_comments_escape(tmp_path):
     _compiles_with_clang(out)
     assert metadata.read(str(out) + ".o").profile == "/sbin/my\\lögin"
     assert "for the profile /sbin/my\\\\l\\xf6gin." in out.read_text()
+
+
+def test_the_cycle_collector_is_back_on_after_a_compilation(tmp_path):
+    """bpfboxc pauses it for the passes only: callers that run bpfboxc in-process (these
+    tests, the fuzzer) must get it back, or every syntax error's reference cycles would stay."""
+    assert gc.isenabled()
+    status, _, _ = bpfboxc(policy_file(tmp_path, PROFILE + "fs(\n"), "--check")
+    assert status == 1
+    assert gc.isenabled()
