@@ -2,8 +2,10 @@
 
 bpfbox-run accepts either the C that bpfboxc emits or an object built from it.  C sources
 are compiled by the compiler's clang step (compiler/clang.py), and the object is cached
-under a key of (source hash, kernel release, clang version): restarting a confined service
-must not pay for a compile, while a new clang or kernel gets a fresh build.
+under a key of (source hash, clang version, flags): restarting a confined service must not
+pay for a compile, while a new clang gets a fresh build.  The kernel is not part of the key:
+the object is CO-RE (relocated to the running kernel by libbpf at load time) and the hook
+variants are chosen at load time too, so a kernel upgrade keeps every cached object.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def object_for(path: str) -> str:
 
 
 def compile_cached(source: Path) -> str:
-    """Compile `source` unless an object for the same source, kernel and clang is cached."""
+    """Compile `source` unless an object for the same source and clang is cached."""
     clang = clang_path()
     try:
         text = files.read_regular(source, "PROFILE", files.MAX_SOURCE_BYTES)
@@ -63,9 +65,9 @@ def compile_cached(source: Path) -> str:
 
 
 def cache_key(source: bytes, clang_id: str) -> str:
-    """Hash of everything the object depends on: source, kernel release, clang, flags."""
+    """Hash of everything the object depends on: source, clang, flags."""
     digest = hashlib.sha256()
-    for part in (os.uname().release, clang_id, " ".join(CLANG_FLAGS)):
+    for part in (clang_id, " ".join(CLANG_FLAGS)):
         digest.update(part.encode() + b"\0")
     digest.update(source)
     return digest.hexdigest()[:24]
