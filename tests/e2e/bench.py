@@ -304,6 +304,7 @@ def run(rounds: int, out: Path, only: set[str]) -> int:
         "samples": {s.name: {} for s in chosen},
         "not_measured": {},
         "complain": {"events": 0, "lost": 0},
+        "startup_s": {},
         "hooks": {},
     }
     install_tree()
@@ -353,6 +354,7 @@ def run_phase(phase: str | None, systems: list[System], results: dict, profile: 
     options = ("--complain",) if phase == "bench_complain" else ()
     try:
         with Enforcing(phase, options=options) as session:
+            results["startup_s"].setdefault(phase, []).append(session.startup_seconds)
             for system in systems:
                 time_workloads(system, results)
             for system in systems:
@@ -443,6 +445,11 @@ def print_results(results: dict) -> None:
         print(f"{label}: not measured ({reason})")
     complain = results["complain"]
     print(f"\ncomplain mode: {complain['events']} events logged, {complain['lost']} lost")
+    for phase, seconds in results.get("startup_s", {}).items():  # not in older runs' files
+        print(
+            f"bpfbox-run {phase} (prebuilt object), start to enforcing: median "
+            f"{statistics.median(seconds):.2f} s of {len(seconds)} starts"
+        )
     goal_workloads = [w for w in workloads if w["name"] in USER_WORKLOADS]
     print("\n| goal | " + " | ".join(w["label"] for w in goal_workloads) + " |")
     print("|---|" + "---:|" * len(goal_workloads))

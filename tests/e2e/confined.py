@@ -87,8 +87,11 @@ class Enforcing:
         self._reader: threading.Thread | None = None
         self._ready = threading.Event()
         self._enforcing = False
+        #: Seconds from bpfbox-run's start to its "enforcing" line (`make bench` reports it).
+        self.startup_seconds = 0.0
 
     def __enter__(self) -> Enforcing:
+        started = time.monotonic()
         self.process = subprocess.Popen(
             self.command,
             stdin=subprocess.DEVNULL,
@@ -103,6 +106,7 @@ class Enforcing:
         if not self._ready.wait(timeout=scaled(300)) or not self._enforcing:
             self.stop()
             raise RuntimeError("bpfbox-run did not start enforcing:\n" + self.stderr)
+        self.startup_seconds = time.monotonic() - started
         return self
 
     def _read_stderr(self) -> None:
