@@ -27,9 +27,8 @@ def comment(text: str) -> str:
     a backslash could splice the next line in; anything not printable ASCII is written as an
     escape (`\\n`, `\\xHH`, `\\u{HHHH}`), so the reader still sees what the input said.
     """
-    if not (
-        text.isascii() and text.isprintable() and "\\" not in text
-    ):  # most text needs no escape
+    # Most text has nothing to escape; the rest is rewritten character by character.
+    if not (text.isascii() and text.isprintable() and "\\" not in text):
         text = "".join(_comment_character(character) for character in text)
     return text.replace("*/", "*\\/").replace("/*", "/\\*")
 
