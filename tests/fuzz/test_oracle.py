@@ -53,4 +53,3 @@ def test_a_slow_compile_is_confirmed_in_a_fresh_process(oracle, monkeypatch):
     monkeypatch.setattr(oracle_module, "TIME_LIMIT_S", 0.0)
     with pytest.raises(Violation, match="CPU time"):
         oracle.check(POLICY)
-
