@@ -102,10 +102,10 @@ class Oracle:
 
     def _run(self) -> Run:
         arguments = self._arguments()
-        # CPU time, not wall time: the machine may be busy with other work.
         for stream in (self.stdout, self.stderr):
             stream.seek(0)
             stream.truncate()
+        # CPU time, not wall time: the machine may be busy with other work.
         start = time.process_time()
         status = None
         with contextlib.redirect_stdout(self.stdout), contextlib.redirect_stderr(self.stderr):
