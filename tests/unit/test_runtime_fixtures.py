@@ -35,7 +35,7 @@ def harness():
 def test_vm_boot_command_and_guest_script(tmp_path):
     vm = harness()
     args = vm._parse(["--no-bpf-lsm", "--", "pytest", "-k", "a b"])
-    command = vm.boot_command("vng", "/boot/vmlinuz-x", args, tmp_path)
+    command = vm.boot_command("vng", "/boot/vmlinuz-x", args, tmp_path, tmp_path / "console")
     assert command[command.index("--append") + 1] == "lsm=lockdown,capability,landlock"
     assert command[command.index("--rwdir") + 1] == str(tmp_path)
     script = vm.guest_script(args.command, tmp_path, None)

@@ -123,7 +123,7 @@ def test_vm_kernel_option_takes_a_series_or_an_image(vm, tmp_path):
 
 def test_vm_results_dir_is_shared_and_named_to_the_guest(vm, tmp_path):
     args = vm._parse(["--results", str(tmp_path / "r"), "--", "true"])
-    command = vm.boot_command("vng", "/boot/vmlinuz-x", args, tmp_path)
+    command = vm.boot_command("vng", "/boot/vmlinuz-x", args, tmp_path, tmp_path / "console")
     assert command.count("--rwdir") == 2 and str(tmp_path / "r") in command
     script = vm.guest_script(args.command, tmp_path, tmp_path / "r")
     assert f"export BPFBOX_VM_RESULTS={tmp_path / 'r'}\n" in script
@@ -131,10 +131,12 @@ def test_vm_results_dir_is_shared_and_named_to_the_guest(vm, tmp_path):
 
 def test_vm_extra_lsms_come_before_bpf(vm, tmp_path):
     args = vm._parse(["--lsm-extra", "apparmor", "--", "true"])
-    command = vm.boot_command("vng", "/boot/vmlinuz-x", args, tmp_path)
+    command = vm.boot_command("vng", "/boot/vmlinuz-x", args, tmp_path, tmp_path / "console")
     assert "lsm=lockdown,capability,landlock,apparmor,bpf" in command
     args = vm._parse(["--no-bpf-lsm", "--", "true"])
-    assert "lsm=lockdown,capability,landlock" in vm.boot_command("vng", "k", args, tmp_path)
+    assert "lsm=lockdown,capability,landlock" in vm.boot_command(
+        "vng", "k", args, tmp_path, tmp_path / "console"
+    )
 
 
 def test_vm_progress_names_failures_and_the_test_cut_short(vm, tmp_path):
@@ -279,6 +281,51 @@ def test_vm_killed_at_its_timeout_still_names_failures_and_the_running_test(tmp_
     assert "timed out after 2 s (1 s x slowness 2.00)" in result.stderr
     assert "run_in_vm:   FAILED t::a" in result.stderr
     assert "running when the VM stopped: t::b" in result.stderr
+
+
+def test_a_crashed_guest_gets_its_kernel_log_printed_and_quoted_in_the_summary(
+    kernels, monkeypatch, tmp_path, capsys
+):
+    """The stand-in guest logs a panic to the kernel console and dies before its script can
+    report a status, as a panicking kernel does."""
+    fake_vng = tmp_path / "vng"
+    fake_vng.write_text('#!/bin/sh\nfor last; do :; done\nexec sh -c "$last"\n')
+    fake_vng.chmod(0o755)
+    results = tmp_path / "results"
+    crash = (
+        'cd "$BPFBOX_VM_RESULTS" && printf "START t::a\\n" > progress'
+        " && printf '[    1.5] ata3.00: LPM support broken\\n"
+        "[   99.25] Kernel panic - not syncing: Attempted to kill init!\\n"
+        "[   99.26] CPU: 1 PID: 1 Comm: init\\n' > console && kill -9 $PPID"
+    )
+    result = subprocess.run(
+        [sys.executable, str(TESTS / "vm" / "run_in_vm.py"), "--kernel", str(fake_vng)]
+        + ["--results", str(results), "--", "sh", "-c", crash],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": f"{tmp_path}:/usr/bin:/bin"},
+    )
+    assert result.returncode == 125, result.stderr
+    assert "running when the VM stopped: t::a" in result.stderr
+    assert "the guest kernel's last 3 warnings or worse" in result.stderr
+    assert "  [   99.26] CPU: 1 PID: 1 Comm: init\n" in result.stderr
+    matrix = load(TESTS / "vm" / "matrix.py", "matrix")
+    monkeypatch.setattr(matrix, "kernels", kernels)
+    group = matrix.GROUPS[0]
+    (tmp_path / "6.1").mkdir()
+    results.rename(tmp_path / "6.1" / group.name)
+    assert matrix.summarise([matrix.Outcome("6.1", group, 125)], tmp_path) == 1
+    assert (
+        "      guest kernel: Kernel panic - not syncing: Attempted to kill init! (log: "
+        in capsys.readouterr().err
+    )
+
+
+def test_a_guest_that_logged_nothing_says_so(vm, tmp_path, capsys):
+    vm._print_console(tmp_path / "console")
+    assert "the guest kernel logged no warnings" in capsys.readouterr().err
+    assert vm.kernel_trouble(tmp_path) is None
 
 
 def test_a_stalled_test_gets_the_guest_state_reported_and_ends_the_suite(tmp_path):

@@ -5,9 +5,11 @@ The suite is split into groups so that no single VM boot comes near its timeout 
 for minutes under software emulation); every group runs on every kernel named, even after a
 failure, and a summary at the end names each failing test by kernel and group.  Results, as
 the tests run, are kept under --results (default build/vm-results/KERNEL/GROUP: `progress`,
-`slowness`, pytest's `junit.xml`, a watchdog's `stall` report), so a VM killed half way still
-tells what happened.  A boot that stalls or times out with no test failed is booted once more
-for the tests that had not passed; the summary names the test that stalled.
+`slowness`, pytest's `junit.xml`, a watchdog's `stall` report, the guest kernel's `console`
+log), so a VM killed half way still tells what happened; the summary quotes the first kernel
+warning, oops, panic or OOM kill of each boot.  A boot that stalls or times out with no test
+failed is booted once more for the tests that had not passed; the summary names the test
+that stalled.
 
     python3 tests/vm/matrix.py 6.1 6.12
     python3 tests/vm/matrix.py --group enforcement 6.12 -- -k setattr
@@ -182,6 +184,12 @@ def summarise(outcomes: list[Outcome], results: Path) -> int:
             )
         if status != 0 and running:
             print(f"      still running when the VM stopped: {running}", file=sys.stderr)
+        trouble = run_in_vm.kernel_trouble(out)
+        if trouble:
+            print(
+                f"      guest kernel: {trouble} (log: {out / run_in_vm.CONSOLE_FILE})",
+                file=sys.stderr,
+            )
     print(f"matrix: results in {results}", file=sys.stderr)
     # Last, in the plain form CI reads: a boot that failed without naming a test counts one.
     print(f"matrix: {total_passed} passed, {total_failed} failed", file=sys.stderr)

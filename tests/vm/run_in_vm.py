@@ -19,7 +19,8 @@ or an image file.  --results DIR is a host directory the guest may write, at the
 named to the command as $BPFBOX_VM_RESULTS.  The e2e suite logs each test's start and outcome
 there as it goes (DIR/progress) and the VM's measured slowness (DIR/slowness): the timeout is
 stretched by that factor, and if the VM is killed or crashes the tests that failed and the one
-that was running are still printed.
+that was running are still printed.  The guest kernel's warnings and worse go to DIR/console
+(a temporary file without --results); the end of it is printed when the guest crashes.
 
 Exit status: COMMAND's; 124 if --timeout expired; 125 if the VM could not run it.
 """
@@ -29,6 +30,7 @@ from __future__ import annotations
 import argparse
 import glob
 import os
+import re
 import selectors
 import shlex
 import shutil
@@ -54,6 +56,18 @@ SLOWNESS_FILE = "slowness"
 STALL_FILE = "stall"
 #: The suite's exit status when that watchdog ended it.
 EXIT_STALL = 9
+#: The guest kernel's warnings and worse (oopses, panics, the OOM killer), from a console of
+#: our own: vng sends its serial console to /dev/null unless it is verbose, and a crashed
+#: guest otherwise leaves no word of why.
+CONSOLE_FILE = "console"
+#: KERN_WARNING and more urgent; chattier levels would slow an emulated serial port.
+CONSOLE_LOGLEVEL = 5
+CONSOLE_TAIL_LINES = 80
+#: Lines of the kernel log that say why a guest died or misbehaved, for the matrix summary.
+KERNEL_TROUBLE = re.compile(
+    r"Kernel panic|BUG:|Oops|WARNING:|general protection|invoked oom-killer|Out of memory"
+    r"|rcu_.*stall|soft lockup|hung_task|blocked for more than"
+)
 
 
 class HarnessError(Exception):
@@ -144,18 +158,33 @@ def _kernel_image(name: str) -> str:
         raise HarnessError(str(err)) from None
 
 
-def boot_command(vng: str, kernel: str, args: argparse.Namespace, shared: Path) -> list[str]:
-    """The vng invocation; the guest runs the script written into `shared`."""
+def boot_command(
+    vng: str, kernel: str, args: argparse.Namespace, shared: Path, console: Path
+) -> list[str]:
+    """The vng invocation; the guest runs the script written into `shared`, and its
+    kernel log goes to `console`."""
     # bpf last: the other LSMs decide first, as in Debian's own CONFIG_LSM order.
     lsms = ",".join((*LSMS, *args.lsm_extra, *(() if args.no_bpf_lsm else ("bpf",))))
     results = ["--rwdir", str(args.results)] if args.results else []
+    # A virtio console (hvc0) on a bus of its own: the serial driver serves one console
+    # port only, and vng's ttyS0 has it.  The loglevel comes after vng's "quiet", and the
+    # last one given wins.
+    kernel_log = (
+        "-device virtio-serial-pci,id=bpfbox-klog "
+        f"-chardev file,id=bpfbox-klog,path={console} "
+        "-device virtconsole,bus=bpfbox-klog.0,chardev=bpfbox-klog"
+    )
     return [
         vng,
         "--run",
         kernel,
         "--disable-kvm",
+        # One word: vng's option parser would take a separate "-device ..." for an option.
+        f"--qemu-opts={kernel_log}",
         "--append",
         f"lsm={lsms}",
+        "--append",
+        f"console=hvc0 loglevel={CONSOLE_LOGLEVEL}",
         "--memory",
         args.memory,
         "--cpus",
@@ -200,12 +229,13 @@ def run(vng: str, kernel: str, args: argparse.Namespace) -> int:
             for stale in (PROGRESS_FILE, SLOWNESS_FILE, STALL_FILE):
                 (args.results / stale).unlink(missing_ok=True)
         (shared / "run.sh").write_text(guest_script(args.command, shared, args.results))
+        console = (args.results or shared) / CONSOLE_FILE
         print(f"run_in_vm: booting {kernel} (software emulation, ~30 s)", file=sys.stderr)
         # Pipes, not our own stdout/stderr: QEMU reopens /proc/self/fd/2 with O_TRUNC, which
         # would empty a log file the caller redirected us to.  A session of its own, so a
         # timeout can stop vng and QEMU together.
         proc = subprocess.Popen(
-            boot_command(vng, kernel, args, shared),
+            boot_command(vng, kernel, args, shared, console),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
@@ -224,11 +254,13 @@ def run(vng: str, kernel: str, args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             _print_progress(args.results, killed=True)
+            _print_console(console)
             return EXIT_TIMEOUT
         try:
             status = _reported_status(shared, proc.wait())
         except HarnessError:
             _print_progress(args.results, killed=True)
+            _print_console(console)
             raise
         if status != 0:
             _print_progress(args.results, killed=False)
@@ -339,6 +371,37 @@ def _print_progress(results: Path | None, killed: bool) -> None:
     if stall.exists():
         print(f"run_in_vm: the guest's watchdog reported a stall ({stall}):", file=sys.stderr)
         print(stall.read_text(errors="replace"), file=sys.stderr)
+
+
+def kernel_trouble(results: Path) -> str | None:
+    """The first line of the guest kernel's log in `results` that reports a crash, a
+    warning, a stall or the OOM killer, without its timestamp."""
+    try:
+        text = (results / CONSOLE_FILE).read_text(errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if KERNEL_TROUBLE.search(line):
+            return re.sub(r"^\[\s*[\d.]+\]\s*", "", line).strip()
+    return None
+
+
+def _print_console(console: Path) -> None:
+    """The end of the guest kernel's log, for a guest that crashed or was killed."""
+    try:
+        lines = console.read_text(errors="replace").splitlines()
+    except OSError:
+        lines = []
+    if not lines:
+        print(f"run_in_vm: the guest kernel logged no warnings ({console})", file=sys.stderr)
+        return
+    shown = lines[-CONSOLE_TAIL_LINES:]
+    print(
+        f"run_in_vm: the guest kernel's last {len(shown)} warnings or worse ({console}):",
+        file=sys.stderr,
+    )
+    for line in shown:
+        print(f"  {line}", file=sys.stderr)
 
 
 if __name__ == "__main__":
