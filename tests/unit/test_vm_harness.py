@@ -217,26 +217,43 @@ def test_matrix_summary_fails_a_boot_of_the_wrong_kernel(kernels, monkeypatch, t
 @pytest.mark.parametrize(
     ("first", "second", "retried"),
     [
-        ((9, "START a\nPASSED a 1.0\nSTART b\n"), (0, "START b\nPASSED b 1.0\n"), True),
-        ((124, "START a\nPASSED a 1.0\nSTART b\n"), (1, "START b\nFAILED b 1.0\n"), True),
-        ((9, "START a\nFAILED a 1.0\nSTART b\n"), None, False),
-        ((1, "START a\nFAILED a 1.0\n"), None, False),
+        ((9, "START a\nPASSED a 1.0\nSTART b\n", ""), (0, "START b\nPASSED b 1.0\n"), "stalled"),
+        (
+            (124, "START a\nPASSED a 1.0\nSTART b\n", ""),
+            (1, "START b\nFAILED b 1.0\n"),
+            "timed out",
+        ),
+        (
+            (125, "START a\nPASSED a 1.0\nSTART b\n", "[ 1.0] ata3.00: LPM\n"),
+            (0, "START b\nPASSED b 1.0\n"),
+            "died",
+        ),
+        (
+            (125, "START a\nPASSED a 1.0\nSTART b\n", "[ 9.5] BUG: kernel NULL pointer\n"),
+            None,
+            None,
+        ),
+        ((9, "START a\nFAILED a 1.0\nSTART b\n", ""), None, None),
+        ((1, "START a\nFAILED a 1.0\n", ""), None, None),
     ],
 )
-def test_matrix_boots_again_once_after_a_stall_with_no_failure(
+def test_matrix_boots_again_once_after_a_boot_cut_short_with_no_failure(
     kernels, monkeypatch, tmp_path, capsys, first, second, retried
 ):
-    """run_group stands in for the VM: each boot writes its progress log and returns a status."""
+    """run_group stands in for the VM: each boot writes its progress log and kernel console
+    and returns a status.  A boot that died is run again only if its kernel logged nothing
+    alarming: a kernel bug is a finding."""
     matrix = load(TESTS / "vm" / "matrix.py", "matrix")
     monkeypatch.setattr(matrix, "kernels", kernels)
     boots = [first, second]
     calls = []
 
     def fake_run_group(kernel, group, out, pytest_args):
-        status, progress = boots[len(calls)]
+        status, progress, *console = boots[len(calls)]
         calls.append(pytest_args)
         out.mkdir(parents=True, exist_ok=True)
         (out / "progress").write_text(progress)
+        (out / "console").write_text(console[0] if console else "")
         return status
 
     monkeypatch.setattr(matrix, "run_group", fake_run_group)
@@ -244,15 +261,15 @@ def test_matrix_boots_again_once_after_a_stall_with_no_failure(
     outcome = matrix.run_with_one_retry("6.1", group, tmp_path, ["-x"])
     assert len(calls) == (2 if retried else 1)
     if not retried:
-        assert outcome.status == first[0] and outcome.stalled is None
+        assert outcome.status == first[0] and outcome.interrupted is None
         return
     assert calls[1] == ["-x", "--deselect=a"]
-    assert (tmp_path / "6.1" / f"{group.name}-stalled" / "progress").read_text() == first[1]
-    assert (outcome.status, outcome.passed_before, outcome.stalled) == (second[0], ["a"], "b")
+    assert (tmp_path / "6.1" / f"{group.name}-cut" / "progress").read_text() == first[1]
+    assert (outcome.status, outcome.passed_before, outcome.interrupted) == (second[0], ["a"], "b")
     monkeypatch.setattr(matrix, "_booted_release", lambda out: kernels.image("6.1").name[8:])
     code = matrix.summarise([outcome], tmp_path)
     err = capsys.readouterr().err
-    assert "stalled in a first boot, run again: b" in err
+    assert f"a first boot {retried} in b, run again" in err
     passed_b = second[0] == 0
     assert code == (0 if passed_b else 1)
     assert err.splitlines()[-1] == f"matrix: {1 + passed_b} passed, {0 if passed_b else 1} failed"

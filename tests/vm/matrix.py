@@ -7,9 +7,9 @@ failure, and a summary at the end names each failing test by kernel and group.  
 the tests run, are kept under --results (default build/vm-results/KERNEL/GROUP: `progress`,
 `slowness`, pytest's `junit.xml`, a watchdog's `stall` report, the guest kernel's `console`
 log), so a VM killed half way still tells what happened; the summary quotes the first kernel
-warning, oops, panic or OOM kill of each boot.  A boot that stalls or times out with no test
-failed is booted once more for the tests that had not passed; the summary names the test
-that stalled.
+warning, oops, panic or OOM kill of each boot.  A boot that stalls, times out or dies with no
+test failed (and, if it died, no word from its kernel) is booted once more for the tests that
+had not passed; the summary names the test it cut short.
 
     python3 tests/vm/matrix.py 6.1 6.12
     python3 tests/vm/matrix.py --group enforcement 6.12 -- -k setattr
@@ -123,32 +123,50 @@ class Outcome:
     kernel: str
     group: Group
     status: int
-    #: Passed in a first boot that stalled or timed out with no failure, and the test then
-    #: running (run again, with the rest, in a second boot).
+    #: Passed in a first boot that stalled, timed out or died with no failure, and the test
+    #: then running (run again, with the rest, in a second boot).
     passed_before: list[str] = field(default_factory=list)
-    stalled: str | None = None
+    interrupted: str | None = None
+    #: What ended the first boot: "stalled", "timed out", "died".
+    how: str = ""
+
+
+def _cut_short(status: int, out: Path) -> str | None:
+    """How a boot ended that is worth a second one: stalled (the guest's watchdog), timed
+    out, or died with no word from its kernel (QEMU or the guest gone, most likely the
+    emulator).  None for a boot that ran to its end, or whose kernel logged an oops, a panic,
+    a warning or the OOM killer: that is a finding, and a second boot would hide it."""
+    if status == run_in_vm.EXIT_STALL:
+        return "stalled"
+    if status == run_in_vm.EXIT_TIMEOUT:
+        return "timed out"
+    if status == run_in_vm.EXIT_HARNESS and run_in_vm.kernel_trouble(out) is None:
+        return "died"
+    return None
 
 
 def run_with_one_retry(kernel: str, group: Group, results: Path, pytest_args: list[str]) -> Outcome:
-    """Run `group`; if the boot stalled or timed out with no test failed (the guest stuck, most
-    likely in the emulator), boot once more for the tests that had not passed.  The first
-    boot's results stay in GROUP-stalled, and the summary names the stalled test."""
+    """Run `group`; if the boot was cut short with no test failed (see _cut_short), boot once
+    more for the tests that had not passed.  The first boot's results stay in GROUP-cut, and
+    the summary names the test it cut short."""
     out = results / kernel / group.name
     status = run_group(kernel, group, out, pytest_args)
     passed, failures, running = run_in_vm.progress(out)
-    if status not in (run_in_vm.EXIT_TIMEOUT, run_in_vm.EXIT_STALL) or failures:
+    how = _cut_short(status, out)
+    if how is None or failures:
         return Outcome(kernel, group, status)
-    kept = out.with_name(f"{group.name}-stalled")
+    kept = out.with_name(f"{group.name}-cut")
     shutil.rmtree(kept, ignore_errors=True)
     out.rename(kept)
     print(
-        f"matrix: {running or 'the boot'} stalled; once more without the tests that passed",
+        f"matrix: the boot {how} in {running or 'its start'}; once more without the tests "
+        "that passed",
         file=sys.stderr,
         flush=True,
     )
     deselect = [f"--deselect={nodeid}" for nodeid in passed]
     status = run_group(kernel, group, out, [*pytest_args, *deselect])
-    return Outcome(kernel, group, status, passed, running or "the boot")
+    return Outcome(kernel, group, status, passed, running or "its start", how)
 
 
 def summarise(outcomes: list[Outcome], results: Path) -> int:
@@ -176,10 +194,10 @@ def summarise(outcomes: list[Outcome], results: Path) -> int:
         )
         for line in failures:
             print(f"      {line}", file=sys.stderr)
-        if outcome.stalled:
+        if outcome.interrupted:
             print(
-                f"      stalled in a first boot, run again: {outcome.stalled} (its report: "
-                f"{results / kernel / (group.name + '-stalled')})",
+                f"      a first boot {outcome.how} in {outcome.interrupted}, run again (its "
+                f"report: {results / kernel / (group.name + '-cut')})",
                 file=sys.stderr,
             )
         if status != 0 and running:
