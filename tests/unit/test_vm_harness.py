@@ -248,7 +248,7 @@ def test_matrix_boots_again_once_after_a_boot_cut_short_with_no_failure(
     boots = [first, second]
     calls = []
 
-    def fake_run_group(kernel, group, out, pytest_args):
+    def fake_run_group(kernel, group, out, pytest_args, quiet):
         status, progress, *console = boots[len(calls)]
         calls.append(pytest_args)
         out.mkdir(parents=True, exist_ok=True)
@@ -273,6 +273,56 @@ def test_matrix_boots_again_once_after_a_boot_cut_short_with_no_failure(
     passed_b = second[0] == 0
     assert code == (0 if passed_b else 1)
     assert err.splitlines()[-1] == f"matrix: {1 + passed_b} passed, {0 if passed_b else 1} failed"
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_matrix_boots_the_kernels_side_by_side_each_running_its_groups_in_turn(
+    monkeypatch, tmp_path, capsys, jobs
+):
+    """Side by side, both kernels' first boots run at once (a barrier both must reach) and
+    write their output to a file; one after the other, they stream it."""
+    matrix = load(TESTS / "vm" / "matrix.py", "matrix")
+    monkeypatch.setattr(matrix.kernels, "image", lambda name: Path(f"/boot/vmlinuz-{name}"))
+    both_started = threading.Barrier(2, timeout=30)
+    boots = []
+
+    def fake_run_group(kernel, group, out, pytest_args, quiet):
+        if jobs == 2 and group == matrix.GROUPS[0]:
+            both_started.wait()
+        boots.append((kernel, group.name, quiet))
+        out.mkdir(parents=True)
+        (out / "progress").write_text(f"START {group.name}\nPASSED {group.name} 1.0\n")
+        (out / "kernel").write_text(kernel)
+        return 0
+
+    monkeypatch.setattr(matrix, "run_group", fake_run_group)
+    assert matrix.main(["--jobs", str(jobs), "--results", str(tmp_path), "6.1", "6.12"]) == 0
+    names = [g.name for g in matrix.GROUPS]
+    for kernel in ("6.1", "6.12"):
+        assert [(g, q) for k, g, q in boots if k == kernel] == [(n, jobs == 2) for n in names]
+    summary = capsys.readouterr().err.split("matrix: summary\n")[1].splitlines()
+    assert [line.split()[:2] for line in summary[: 2 * len(names)]] == [
+        [kernel, name] for kernel in ("6.1", "6.12") for name in names
+    ]
+
+
+def test_a_quiet_boot_keeps_its_output_and_prints_its_end_if_it_fails(
+    monkeypatch, tmp_path, capsys
+):
+    """run_in_vm.py stood in for by a script that prints 50 lines and fails."""
+    matrix = load(TESTS / "vm" / "matrix.py", "matrix")
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "run_in_vm.py").write_text(
+        "import sys\nfor i in range(50):\n    print(f'line {i}', flush=True)\nsys.exit(3)\n"
+    )
+    monkeypatch.setattr(matrix, "HERE", tmp_path / "bin")
+    out = tmp_path / "6.1" / "enforcement"
+    assert matrix.run_group("6.1", matrix.GROUPS[0], out, [], quiet=True) == 3
+    assert (out / "output").read_text().splitlines()[-1] == "line 49"
+    err = capsys.readouterr().err
+    assert f"matrix: kernel 6.1, group enforcement: started (output: {out / 'output'})" in err
+    assert "matrix: kernel 6.1, group enforcement: exit status 3\n  | line 10\n" in err
+    assert err.rstrip().endswith("  | line 49") and "line 9\n" not in err
 
 
 def test_vm_killed_at_its_timeout_still_names_failures_and_the_running_test(tmp_path):

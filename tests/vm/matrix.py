@@ -11,6 +11,11 @@ warning, oops, panic or OOM kill of each boot.  A boot that stalls, times out or
 test failed (and, if it died, no word from its kernel) is booted once more for the tests that
 had not passed; the summary names the test it cut short.
 
+Kernels boot side by side (--jobs, default 2), each running its groups in turn: a guest
+mostly keeps one host CPU busy, so on two CPUs the matrix takes some two thirds of the time
+of one kernel after the other.  Each boot's output then goes to GROUP/output, and its end is
+printed if the boot fails.
+
     python3 tests/vm/matrix.py 6.1 6.12
     python3 tests/vm/matrix.py --group enforcement 6.12 -- -k setattr
 
@@ -20,9 +25,12 @@ Exit status: 0 if every group passed on every kernel, 1 otherwise, 2 for a usage
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
+import os
 import shutil
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +43,9 @@ REPO = HERE.parent.parent
 E2E = "tests/e2e"
 #: Written by tests/e2e/conftest.py into the results directory: the release the guest ran.
 KERNEL_FILE = "kernel"
+#: A boot's own output, when kernels boot side by side (theirs would interleave).
+OUTPUT_FILE = "output"
+OUTPUT_TAIL_LINES = 40
 
 
 @dataclass(frozen=True)
@@ -75,16 +86,40 @@ GROUPS = (
 )
 
 
-def run_group(kernel: str, group: Group, out: Path, pytest_args: list[str]) -> int:
+def run_group(kernel: str, group: Group, out: Path, pytest_args: list[str], quiet: bool) -> int:
+    """Boot `kernel` for `group`; its output goes to ours, or with `quiet` (kernels booting side
+    by side) to OUT/output only, whose end is printed if the boot fails."""
     shutil.rmtree(out, ignore_errors=True)  # nothing of an earlier run may pass for this one
-    print(f"matrix: kernel {kernel}, group {group.name}", file=sys.stderr, flush=True)
+    out.mkdir(parents=True)
+    _say(
+        f"kernel {kernel}, group {group.name}"
+        + (f": started (output: {out / OUTPUT_FILE})" if quiet else "")
+    )
     pytest = [sys.executable, "-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider"]
     pytest += [f"--junitxml={out / 'junit.xml'}", "-m", group.marker, *group.paths, *pytest_args]
     options = ["--kernel", kernel, "--results", str(out), "--timeout", str(group.timeout)]
     if not group.bpf_lsm:
         options.append("--no-bpf-lsm")
     command = [sys.executable, str(HERE / "run_in_vm.py"), *options, "--", *pytest]
-    return subprocess.run(command, cwd=REPO).returncode
+    if not quiet:
+        return subprocess.run(command, cwd=REPO).returncode
+    with open(out / OUTPUT_FILE, "wb") as output:
+        status = subprocess.run(
+            command, cwd=REPO, stdout=output, stderr=subprocess.STDOUT
+        ).returncode
+    lines = (out / OUTPUT_FILE).read_text(errors="replace").splitlines()
+    ending = "" if status == 0 else "".join(f"\n  | {line}" for line in lines[-OUTPUT_TAIL_LINES:])
+    _say(f"kernel {kernel}, group {group.name}: exit status {status}{ending}")
+    return status
+
+
+_PRINT = threading.Lock()
+
+
+def _say(message: str) -> None:
+    """One message of the matrix, whole, whichever kernel's thread says it."""
+    with _PRINT:
+        print(f"matrix: {message}", file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,6 +132,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("kernels", nargs="+", metavar="KERNEL", help=", ".join(kernels.KERNELS))
     parser.add_argument("--results", type=Path, default=REPO / "build" / "vm-results")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        help="kernels booted side by side, each running its groups in turn (default: 2 on a "
+        "machine of two CPUs or more; a guest mostly keeps one host CPU busy)",
+    )
     parser.add_argument(
         "--group",
         action="append",
@@ -111,11 +153,14 @@ def main(argv: list[str] | None = None) -> int:
             kernels.image(kernel)
         except kernels.KernelError as err:
             parser.error(str(err))
-    outcomes = []
-    for kernel in args.kernels:
-        for group in groups:
-            outcomes.append(run_with_one_retry(kernel, group, args.results, pytest_args))
-    return summarise(outcomes, args.results)
+    quiet = args.jobs > 1 and len(args.kernels) > 1
+
+    def run_kernel(kernel: str) -> list[Outcome]:
+        return [run_with_one_retry(kernel, g, args.results, pytest_args, quiet) for g in groups]
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        per_kernel = list(pool.map(run_kernel, args.kernels))
+    return summarise([outcome for outcomes in per_kernel for outcome in outcomes], args.results)
 
 
 @dataclass
@@ -145,12 +190,14 @@ def _cut_short(status: int, out: Path) -> str | None:
     return None
 
 
-def run_with_one_retry(kernel: str, group: Group, results: Path, pytest_args: list[str]) -> Outcome:
+def run_with_one_retry(
+    kernel: str, group: Group, results: Path, pytest_args: list[str], quiet: bool = False
+) -> Outcome:
     """Run `group`; if the boot was cut short with no test failed (see _cut_short), boot once
     more for the tests that had not passed.  The first boot's results stay in GROUP-cut, and
     the summary names the test it cut short."""
     out = results / kernel / group.name
-    status = run_group(kernel, group, out, pytest_args)
+    status = run_group(kernel, group, out, pytest_args, quiet)
     passed, failures, running = run_in_vm.progress(out)
     how = _cut_short(status, out)
     if how is None or failures:
@@ -158,14 +205,12 @@ def run_with_one_retry(kernel: str, group: Group, results: Path, pytest_args: li
     kept = out.with_name(f"{group.name}-cut")
     shutil.rmtree(kept, ignore_errors=True)
     out.rename(kept)
-    print(
-        f"matrix: the boot {how} in {running or 'its start'}; once more without the tests "
-        "that passed",
-        file=sys.stderr,
-        flush=True,
+    _say(
+        f"kernel {kernel}, group {group.name}: the boot {how} in {running or 'its start'}; "
+        "once more without the tests that passed"
     )
     deselect = [f"--deselect={nodeid}" for nodeid in passed]
-    status = run_group(kernel, group, out, [*pytest_args, *deselect])
+    status = run_group(kernel, group, out, [*pytest_args, *deselect], quiet)
     return Outcome(kernel, group, status, passed, running or "its start", how)
 
 
