@@ -267,24 +267,45 @@ int BPF_PROG(bpfbox_path_truncate, const struct path *path)
  * mount of the task's working directory when the file lives there, else the file
  * system's first mount (see docs/language.md, "Known gaps"). */
 
+/* Mounts of one file system looked through for its first on kernels that chain them newest
+ * first; a file system mounted more often names no mount (the access is denied). */
+#define SB_MOUNTS_SEARCHED 64
+
+static __always_inline struct vfsmount *first_mount(struct super_block *sb)
+{
+	struct mount *m, *next;
+	struct list_head *first;
+
+	if (bpf_core_field_exists(struct mount___mount_chain, mnt_next_for_sb)) {
+		m = BPF_CORE_READ((struct super_block___mount_chain *)sb, s_mounts);
+		for (int i = 0; m && i < SB_MOUNTS_SEARCHED; i++) {
+			next = BPF_CORE_READ((struct mount___mount_chain *)m, mnt_next_for_sb);
+			if (!next)
+				return (void *)m + bpf_core_field_offset(struct mount, mnt);
+			m = next;
+		}
+		return 0;
+	}
+	first = BPF_CORE_READ(sb, s_mounts.next);
+	if (!first || (void *)first == (void *)sb + bpf_core_field_offset(struct super_block, s_mounts))
+		return 0;
+	return (void *)first - bpf_core_field_offset(struct mount, mnt_instance) +
+	       bpf_core_field_offset(struct mount, mnt);
+}
+
 static __always_inline struct vfsmount *mount_of(struct dentry *dentry)
 {
 	struct super_block *sb = BPF_CORE_READ(dentry, d_sb);
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct fs_struct *fs = BPF_CORE_READ(task, fs);
 	struct vfsmount *mnt = BPF_CORE_READ(fs, pwd.mnt);
-	struct list_head *first;
 
 	if (mnt && BPF_CORE_READ(mnt, mnt_sb) == sb)
 		return mnt;
 	mnt = BPF_CORE_READ(fs, root.mnt);
 	if (mnt && BPF_CORE_READ(mnt, mnt_sb) == sb)
 		return mnt;
-	first = BPF_CORE_READ(sb, s_mounts.next);
-	if (!first || (void *)first == (void *)sb + bpf_core_field_offset(struct super_block, s_mounts))
-		return 0;
-	return (void *)first - bpf_core_field_offset(struct mount, mnt_instance) +
-	       bpf_core_field_offset(struct mount, mnt);
+	return first_mount(sb);
 }
 
 /* The flag a setattr of `ia_valid` needs, 0 for none: a truncation (ATTR_SIZE: truncate,

@@ -117,6 +117,11 @@ struct mount {
 	struct vfsmount mnt;
 	struct list_head mnt_instance;
 } __attribute__((preserve_access_index));
+/* After 6.12 a super block's mounts are no longer a list_head through mnt_instance but a list
+ * through the mounts themselves, newest first (7.3: s_mounts, mnt_next_for_sb).  The
+ * flavors (libbpf drops the ___ suffix) let one object read whichever the kernel has. */
+struct super_block___mount_chain { struct mount *s_mounts; } __attribute__((preserve_access_index));
+struct mount___mount_chain { struct mount *mnt_next_for_sb; } __attribute__((preserve_access_index));
 struct path { struct vfsmount *mnt; struct dentry *dentry; } __attribute__((preserve_access_index));
 struct fs_struct { struct path root; struct path pwd; } __attribute__((preserve_access_index));
 struct mnt_namespace { struct mount *root; } __attribute__((preserve_access_index));

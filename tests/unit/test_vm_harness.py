@@ -59,7 +59,9 @@ def fake_fetched(kernels, release: str) -> Path:
 
 
 def test_unknown_and_unfetched_kernels_say_what_to_do(kernels):
-    with pytest.raises(kernels.KernelError, match="unknown kernel '5.10': choose one of 6.1, 6.12"):
+    with pytest.raises(
+        kernels.KernelError, match="unknown kernel '5.10': choose one of 6.1, 6.12, 7.3"
+    ):
         kernels.image("5.10")
     with pytest.raises(kernels.KernelError, match=r"kernels.py fetch 6.12` \(or `make kernels`\)"):
         kernels.image("6.12")
@@ -93,6 +95,51 @@ def test_a_second_fetch_does_nothing(kernels, monkeypatch, capsys):
     monkeypatch.setattr(kernels, "PrivateApt", None)  # any use of apt would fail
     assert kernels.fetch(kernels.KERNELS["6.12"]) == "6.12.9+deb12-amd64"
     assert "already fetched" in capsys.readouterr().out
+
+
+def test_the_image_package_is_found_in_old_and_split_packaging(kernels):
+    """apt-cache's stanzas as Debian writes them: bookworm-backports names the image package
+    first; trixie-backports names linux-base-amd64 first, and its image package only depends
+    on the packages that hold the kernel and the modules."""
+    old = (
+        "Package: linux-image-amd64\nVersion: 6.12.9-1~bpo12+1\n"
+        "Depends: linux-image-6.12.9+deb12-amd64 (= 6.12.9-1~bpo12+1)\n\n"
+        "Package: linux-image-amd64\nVersion: 6.12.30-1~bpo12+1\n"
+        "Depends: linux-image-6.12.30+deb12-amd64 (= 6.12.30-1~bpo12+1)\n"
+    )
+    assert kernels.newest_image_package(old, "6.12") == "linux-image-6.12.30+deb12-amd64"
+    assert kernels.newest_image_package(old, "6.1") is None
+    new = (
+        "Package: linux-image-amd64\nVersion: 7.3.4-1~bpo13+1\n"
+        "Depends: linux-base-amd64 (= 7.3.4-1~bpo13+1), linux-image-7.3.4+deb13-amd64 "
+        "(= 7.3.4-1~bpo13+1), linux-modules-amd64 (= 7.3.4-1~bpo13+1)\n"
+    )
+    assert kernels.newest_image_package(new, "7.3") == "linux-image-7.3.4+deb13-amd64"
+    image = (
+        "Package: linux-image-7.3.4+deb13-amd64\nDepends: dracut | initramfs-tools, "
+        "linux-base-7.3.4+deb13-amd64 (= 7.3.4-1~bpo13+1), linux-binary-7.3.4+deb13-amd64 "
+        "(= 7.3.4-1~bpo13+1), linux-modules-7.3.4+deb13-amd64 (= 7.3.4-1~bpo13+1)\n"
+    )
+    assert kernels.split_parts(image, "7.3.4+deb13-amd64") == [
+        "linux-binary-7.3.4+deb13-amd64",
+        "linux-modules-7.3.4+deb13-amd64",
+    ]
+    assert kernels.split_parts(image, "7.3.4+deb13") == []
+    assert kernels.split_parts("Package: linux-image-6.12.9+deb12-amd64\n", "6.12.9") == []
+
+
+def test_a_kernel_unpacked_under_usr_gets_the_layout_of_the_older_packages(kernels, tmp_path):
+    release = "7.3.4+deb13-amd64"
+    root = tmp_path / "root"
+    modules = root / "usr" / "lib" / "modules" / release
+    modules.mkdir(parents=True)
+    (modules / "vmlinuz").write_text("image")
+    kernels._merged_layout(root, release)
+    assert (root / "boot" / f"vmlinuz-{release}").read_text() == "image"
+    assert (root / "lib" / "modules" / release).resolve() == modules
+    kernels._merged_layout(root, release)  # a second time changes nothing
+    with pytest.raises(kernels.KernelError, match="hold no kernel image"):
+        kernels._merged_layout(tmp_path / "empty", release)
 
 
 def test_the_host_mirror_and_keyring_are_reused(kernels, tmp_path, monkeypatch):

@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
-"""The kernels the VM suite runs on: Debian's 6.1 (bookworm) and 6.12 (bookworm-backports).
+"""The kernels the VM suite runs on: Debian's 6.1 (bookworm), 6.12 (bookworm-backports) and
+7.3 (trixie-backports).
 
 6.1 is the machine's own Debian kernel package, installed in /boot by `make setup`
-(linux-image-amd64).  6.12 comes from bookworm-backports, fetched WITHOUT touching the machine's
-apt sources or its boot kernel: a private apt configuration under build/kernels/apt (same
-Debian mirror and signing keyring as the host's own sources) downloads the image package, which
-is unpacked under build/kernels/6.12/root.  virtme-ng loads the guest's 9p and overlay modules
-from /lib/modules/RELEASE, so that one path is a link to the unpacked modules.
+(linux-image-amd64).  The others are fetched WITHOUT touching the machine's apt sources or its
+boot kernel: a private apt configuration under build/kernels/apt (same Debian mirror and
+signing keyring as the host's own sources) downloads the image package (and, for kernels
+packaged since Debian split them, its linux-binary and linux-modules parts), which is unpacked
+under build/kernels/SERIES/root.  virtme-ng loads the guest's 9p and overlay modules from
+/lib/modules/RELEASE, so that one path is a link to the unpacked modules.
 
     python3 tests/vm/kernels.py fetch 6.12       # download and unpack (nothing if done already)
+    python3 tests/vm/kernels.py fetch 7.3        # not in the default matrix: see KERNELS
     python3 tests/vm/kernels.py fetch --refresh 6.12   # the newest 6.12 backports build
     python3 tests/vm/kernels.py image 6.1        # the image path, for run_in_vm.py --kernel
     python3 tests/vm/kernels.py list
@@ -61,9 +64,12 @@ KERNELS = {
     for k in (
         Kernel("6.1", None, "Debian 12 bookworm's kernel, installed in /boot by `make setup`"),
         Kernel("6.12", "bookworm-backports", "Debian 12 bookworm-backports (Debian 13's series)"),
+        Kernel("7.3", "trixie-backports", "Debian 13 trixie-backports (the newest Debian ships)"),
     )
 }
-DEFAULT = tuple(KERNELS)
+#: The kernels `make test` boots.  7.3 is fetched and run on demand (`make test-vm
+#: KERNELS="6.1 6.12 7.3"`): a third kernel would take CI past its time.
+DEFAULT = ("6.1", "6.12")
 
 
 class KernelError(Exception):
@@ -119,9 +125,11 @@ def fetch(kernel: Kernel, refresh: bool = False) -> str:
     print(f"kernels: {kernel.series}: downloading {package} from {kernel.suite}")
     CACHE.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=CACHE) as work:
-        deb = apt.download(package, Path(work))
         staging = Path(work) / "root"
-        _run(["dpkg-deb", "-x", str(deb), str(staging)], f"unpacking {deb.name}")
+        for part in (package, *apt.split_parts(package, newest)):
+            deb = apt.download(part, Path(work))
+            _run(["dpkg-deb", "-x", str(deb), str(staging)], f"unpacking {deb.name}")
+        _merged_layout(staging, newest)
         _run(["depmod", "-b", str(staging), newest], f"depmod for {newest}")
         shutil.rmtree(_dir(kernel), ignore_errors=True)
         _dir(kernel).mkdir(parents=True)
@@ -167,15 +175,16 @@ class PrivateApt:
             ["apt-cache", *self._options(), "show", "linux-image-amd64"],
             "apt-cache show linux-image-amd64",
         )
-        candidates = []
-        for stanza in out.split("\n\n"):
-            version = re.search(r"^Version: (\S+)", stanza, re.M)
-            depends = re.search(r"^Depends: (linux-image-\S+)", stanza, re.M)
-            if version and depends and version[1].startswith(series + "."):
-                candidates.append((version[1], depends[1]))
-        if not candidates:
+        package = newest_image_package(out, series)
+        if package is None:
             raise KernelError(f"{self.suite} offers no linux-image-amd64 of series {series}")
-        return max(candidates, key=functools.cmp_to_key(_compare_versions))[1]
+        return package
+
+    def split_parts(self, package: str, release: str) -> list[str]:
+        """The packages holding the image and the modules when `package` only depends on
+        them (newer Debian kernel packages: linux-binary-RELEASE, linux-modules-RELEASE)."""
+        out = _run(["apt-cache", *self._options(), "show", package], f"apt-cache show {package}")
+        return split_parts(out, release)
 
     def download(self, package: str, directory: Path) -> Path:
         _run(
@@ -185,6 +194,29 @@ class PrivateApt:
         if len(debs) != 1:
             raise KernelError(f"apt-get download {package} left no single .deb in {directory}")
         return debs[0]
+
+
+def newest_image_package(show: str, series: str) -> str | None:
+    """From `apt-cache show linux-image-amd64`: the versioned image package of the newest
+    version of `series` (Depends names it first in older packages, after linux-base-amd64 in
+    newer ones)."""
+    candidates = []
+    for stanza in show.split("\n\n"):
+        version = re.search(r"^Version: (\S+)", stanza, re.M)
+        depends = re.search(r"^Depends:.*?\b(linux-image-[^\s,]+)", stanza, re.M)
+        if version and depends and version[1].startswith(series + "."):
+            candidates.append((version[1], depends[1]))
+    if not candidates:
+        return None
+    return max(candidates, key=functools.cmp_to_key(_compare_versions))[1]
+
+
+def split_parts(show: str, release: str) -> list[str]:
+    """From `apt-cache show linux-image-RELEASE`: the linux-binary and linux-modules packages
+    of `release` it depends on (none for a package that holds the kernel itself)."""
+    depends = re.search(r"^Depends: (.*)$", show, re.M)
+    pattern = rf"\blinux-(?:binary|modules)-{re.escape(release)}(?=[\s,]|$)"
+    return sorted(set(re.findall(pattern, depends[1] if depends else "")))
 
 
 def host_debian_mirror() -> tuple[str, str]:
@@ -278,6 +310,21 @@ def _system_image(kernel: Kernel) -> Path:
     if not os.access(images[-1], os.R_OK):
         raise KernelError(f"cannot read {images[-1]}; run as root")
     return Path(images[-1])
+
+
+def _merged_layout(root: Path, release: str) -> None:
+    """Give an unpacked kernel the layout of the older packages, which the rest of this file
+    and depmod expect: newer packages put everything under usr/lib/modules/RELEASE (the
+    image as `vmlinuz` there), on the merged-/usr assumption that /lib is /usr/lib."""
+    if not (root / "lib").exists() and (root / "usr" / "lib").is_dir():
+        (root / "lib").symlink_to("usr/lib")
+    image = root / "boot" / f"vmlinuz-{release}"
+    moved = root / "usr" / "lib" / "modules" / release / "vmlinuz"
+    if not image.exists() and moved.is_file():
+        image.parent.mkdir(exist_ok=True)
+        image.symlink_to(os.path.relpath(moved, image.parent))
+    if not image.exists():
+        raise KernelError(f"the packages of {release} hold no kernel image")
 
 
 def _dir(kernel: Kernel) -> Path:
