@@ -387,6 +387,41 @@ class TestPathLimits:
             assert probe(f"open:r:{path}") == [expected], depth
 
 
+class TestFirstMount:
+    """inode_setattr and the xattr hooks have no mount: for a file outside the task's working
+    directory's and root's file systems (the probe runs in the checkout, the tree is a tmpfs),
+    the path is taken under the file system's first mount (docs/language.md, "Limits").
+    Kernels after 6.12 chain a file system's mounts newest first and the program follows at
+    most 64 of them; older kernels keep a list whose head is the first mount."""
+
+    def test_setattr_under_the_first_of_64_mounts_and_past_them(self, session):
+        chained = b"mnt_next_for_sb" in Path("/sys/kernel/btf/vmlinux").read_bytes()
+        binds: list[Path] = []
+        try:
+            while mounts_of(DATA) < 64:
+                binds.append(bind(DATA, DATA.parent.parent / "binds" / str(len(binds))))
+            assert probe(f"utime:{d('perms')}") == ["ok"]
+            binds.append(bind(DATA, DATA.parent.parent / "binds" / str(len(binds))))
+            assert probe(f"utime:{d('perms')}") == ["EPERM" if chained else "ok"]
+        finally:
+            for target in reversed(binds):
+                subprocess.run(["umount", str(target)], check=True)
+
+
+def mounts_of(path: Path) -> int:
+    """The mounts of this mount namespace that show the file system holding `path`."""
+    device = os.stat(path).st_dev
+    ids = f"{os.major(device)}:{os.minor(device)}"
+    with open("/proc/self/mountinfo") as mountinfo:
+        return sum(1 for line in mountinfo if line.split()[2] == ids)
+
+
+def bind(source: Path, target: Path) -> Path:
+    target.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "--bind", str(source), str(target)], check=True)
+    return target
+
+
 def policy_line(name: str, start: str) -> int:
     """The line of tests/e2e/policies/NAME.bpfbox that starts with `start`."""
     lines = (Path(__file__).parent / "policies" / f"{name}.bpfbox").read_text().splitlines()
