@@ -87,8 +87,12 @@ CLANG_FLAGS = ("-O2", "-g", "-target", "bpf", "-D__TARGET_ARCH_x86", "-I/usr/inc
 
 #: Path resolution limits of the generated program: the scratch buffer (a power of two, so
 #: that an index masked with PATH_BUF - 1 is in bounds), the longest path and name resolved,
-#: and the most components walked.
-PATH_BUF = 8192
+#: and the most components walked.  The path is written backwards into the buffer and ends
+#: at its last byte, so PATH_MAX_LEN + 1 bytes are all it needs: the per-task scratch value
+#: (the buffer, a name's slack, the start) must stay under 8 KiB, the most Linux 7.3 creates
+#: in task storage from an LSM program (a 8,452-byte one came back NULL: every path
+#: unresolved, every access denied).
+PATH_BUF = 4096
 PATH_MAX_LEN = 4095
 NAME_MAX = 255
 WALK_STEPS = 256

@@ -25,7 +25,7 @@
 #define PROFILE_PATH_LEN 256
 #define MAX_CONTEXTS 64
 #define TASK_STATE_LAYOUT 2
-#define PATH_BUF 8192
+#define PATH_BUF 4096
 #define PATH_MAX_LEN 4095
 #define NAME_MAX 255
 #define WALK_STEPS 256

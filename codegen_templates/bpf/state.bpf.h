@@ -31,7 +31,7 @@ static __always_inline __u64 current_user_sp(void)
  * and the verifier, which tracks less than clang knows, would then reject the access. */
 static __always_inline __u64 path_index(__u64 i)
 {
-	asm volatile("%0 &= 8191" : "+r"(i));
+	asm volatile("%0 &= 4095" : "+r"(i));
 	return i;
 }
 
@@ -43,7 +43,7 @@ static __always_inline __u64 name_length(__u64 n)
 /* `i` if it is below `limit`, else 0, in a form the verifier tracks. */
 #define below(i, limit) ({ __u64 __i = (i); asm volatile("if %0 < %1 goto +1; %0 = 0;" : "+r"(__i) : "i"(limit)); __i; })
 
-_Static_assert(PATH_MASK == 8191 && NAME_MAX == 255, "path_index and name_length masks");
+_Static_assert(PATH_MASK == 4095 && NAME_MAX == 255, "path_index and name_length masks");
 
 /* Per-thread state (struct task_state, bpfbox_abi.h), in task-local storage: it lives and
  * dies with the task, so no eviction can ever release a confined process. */
