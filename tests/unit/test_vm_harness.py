@@ -176,6 +176,14 @@ def test_vm_results_dir_is_shared_and_named_to_the_guest(vm, tmp_path):
     assert f"export BPFBOX_VM_RESULTS={tmp_path / 'r'}\n" in script
 
 
+def test_vm_guest_runs_in_one_host_thread_and_logs_to_its_own_console(vm, tmp_path):
+    args = vm._parse(["--", "true"])
+    command = vm.boot_command("vng", "/boot/vmlinuz-x", args, tmp_path, tmp_path / "console")
+    assert "--qemu-opts=-accel tcg,thread=single" in command
+    options = " ".join(command)
+    assert f"path={tmp_path / 'console'}" in options and "console=hvc0" in options
+
+
 def test_vm_extra_lsms_come_before_bpf(vm, tmp_path):
     args = vm._parse(["--lsm-extra", "apparmor", "--", "true"])
     command = vm.boot_command("vng", "/boot/vmlinuz-x", args, tmp_path, tmp_path / "console")

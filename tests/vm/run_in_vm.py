@@ -63,6 +63,7 @@ CONSOLE_FILE = "console"
 #: KERN_WARNING and more urgent; chattier levels would slow an emulated serial port.
 CONSOLE_LOGLEVEL = 5
 CONSOLE_TAIL_LINES = 80
+TCG_ONE_THREAD = "-accel tcg,thread=single"
 #: Lines of the kernel log that say why a guest died or misbehaved, for the matrix summary.
 KERNEL_TROUBLE = re.compile(
     r"Kernel panic|BUG:|Oops|WARNING:|general protection|invoked oom-killer|Out of memory"
@@ -181,6 +182,13 @@ def boot_command(
         "--disable-kvm",
         # One word: vng's option parser would take a separate "-device ..." for an option.
         f"--qemu-opts={kernel_log}",
+        # Both vCPUs in one host thread.  Multi-threaded TCG does not make a code change one
+        # vCPU makes visible to the other the way hardware does: attaching a BPF program
+        # patches the hook's call site with text_poke_bp(), and a vCPU running the stale
+        # translation met a leftover int3 ("Oops: int3" in bpf_lsm_file_permission, then
+        # "Kernel panic - not syncing: Fatal exception in interrupt", 6.12, twice).  A
+        # guest kept about one host CPU busy anyway.
+        f"--qemu-opts={TCG_ONE_THREAD}",
         "--append",
         f"lsm={lsms}",
         "--append",
