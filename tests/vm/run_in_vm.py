@@ -60,7 +60,7 @@ EXIT_STALL = 9
 #: our own: vng sends its serial console to /dev/null unless it is verbose, and a crashed
 #: guest otherwise leaves no word of why.
 CONSOLE_FILE = "console"
-#: KERN_WARNING and more urgent; chattier levels would slow an emulated serial port.
+#: KERN_WARNING and more urgent: the boot's chatter would bury what matters.
 CONSOLE_LOGLEVEL = 5
 CONSOLE_TAIL_LINES = 80
 TCG_ONE_THREAD = "-accel tcg,thread=single"
@@ -186,7 +186,7 @@ def boot_command(
         # vCPU makes visible to the other the way hardware does: attaching a BPF program
         # patches the hook's call site with text_poke_bp(), and a vCPU running the stale
         # translation met a leftover int3 ("Oops: int3" in bpf_lsm_file_permission, then
-        # "Kernel panic - not syncing: Fatal exception in interrupt", 6.12, twice).  A
+        # "Kernel panic - not syncing: Fatal exception in interrupt", seen on 6.12).  A
         # guest kept about one host CPU busy anyway.
         f"--qemu-opts={TCG_ONE_THREAD}",
         "--append",
