@@ -380,25 +380,30 @@ def test_a_quiet_boot_keeps_its_output_and_prints_its_end_if_it_fails(
     assert err.rstrip().endswith("  | line 49") and "line 9\n" not in err
 
 
-def test_vm_killed_at_its_timeout_still_names_failures_and_the_running_test(tmp_path):
-    """A stand-in for vng runs the guest script here; the command hangs after logging."""
+def run_in_fake_vm(tmp_path: Path, script: str, *options: str) -> subprocess.CompletedProcess:
+    """run_in_vm.py with a stand-in for vng that runs the guest script here: `script` (sh)
+    plays the guest, with --results tmp_path/results."""
     fake_vng = tmp_path / "vng"
     fake_vng.write_text('#!/bin/sh\nfor last; do :; done\nexec sh -c "$last"\n')
     fake_vng.chmod(0o755)
-    results = tmp_path / "results"
-    log = (
-        'cd "$BPFBOX_VM_RESULTS"'
-        ' && printf "START t::a\\nFAILED t::a 1.0\\nSTART t::b\\n" > progress'
-        " && echo '2.00 0.500' > slowness && exec sleep 60"
-    )
-    result = subprocess.run(
+    return subprocess.run(
         [sys.executable, str(TESTS / "vm" / "run_in_vm.py"), "--kernel", str(fake_vng)]
-        + ["--results", str(results), "--timeout", "1", "--", "sh", "-c", log],
+        + ["--results", str(tmp_path / "results"), *options, "--", "sh", "-c", script],
         capture_output=True,
         text=True,
         timeout=60,
         env={"PATH": f"{tmp_path}:/usr/bin:/bin"},
     )
+
+
+def test_vm_killed_at_its_timeout_still_names_failures_and_the_running_test(tmp_path):
+    """A stand-in for vng runs the guest script here; the command hangs after logging."""
+    log = (
+        'cd "$BPFBOX_VM_RESULTS"'
+        ' && printf "START t::a\\nFAILED t::a 1.0\\nSTART t::b\\n" > progress'
+        " && echo '2.00 0.500' > slowness && exec sleep 60"
+    )
+    result = run_in_fake_vm(tmp_path, log, "--timeout", "1")
     assert result.returncode == 124, result.stderr
     assert "timed out after 2 s (1 s x slowness 2.00)" in result.stderr
     assert "run_in_vm:   FAILED t::a" in result.stderr
@@ -410,24 +415,13 @@ def test_a_crashed_guest_gets_its_kernel_log_printed_and_quoted_in_the_summary(
 ):
     """The stand-in guest logs a panic to the kernel console and dies before its script can
     report a status, as a panicking kernel does."""
-    fake_vng = tmp_path / "vng"
-    fake_vng.write_text('#!/bin/sh\nfor last; do :; done\nexec sh -c "$last"\n')
-    fake_vng.chmod(0o755)
-    results = tmp_path / "results"
     crash = (
         'cd "$BPFBOX_VM_RESULTS" && printf "START t::a\\n" > progress'
         " && printf '[    1.5] ata3.00: LPM support broken\\n"
         "[   99.25] Kernel panic - not syncing: Attempted to kill init!\\n"
         "[   99.26] CPU: 1 PID: 1 Comm: init\\n' > console && kill -9 $PPID"
     )
-    result = subprocess.run(
-        [sys.executable, str(TESTS / "vm" / "run_in_vm.py"), "--kernel", str(fake_vng)]
-        + ["--results", str(results), "--", "sh", "-c", crash],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"PATH": f"{tmp_path}:/usr/bin:/bin"},
-    )
+    result = run_in_fake_vm(tmp_path, crash)
     assert result.returncode == 125, result.stderr
     assert "running when the VM stopped: t::a" in result.stderr
     assert "the guest kernel's last 3 warnings or worse" in result.stderr
@@ -436,7 +430,7 @@ def test_a_crashed_guest_gets_its_kernel_log_printed_and_quoted_in_the_summary(
     monkeypatch.setattr(matrix, "kernels", kernels)
     group = matrix.GROUPS[0]
     (tmp_path / "6.1").mkdir()
-    results.rename(tmp_path / "6.1" / group.name)
+    (tmp_path / "results").rename(tmp_path / "6.1" / group.name)
     assert matrix.summarise([matrix.Outcome("6.1", group, 125)], tmp_path) == 1
     assert (
         "      guest kernel: Kernel panic - not syncing: Attempted to kill init! (log: "
