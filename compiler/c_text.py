@@ -8,8 +8,6 @@ or a line splice into the program.  The output is plain printable ASCII.
 
 from __future__ import annotations
 
-import bisect
-import itertools
 import re
 
 #: What a C identifier (and so a kernel function name in `SEC("fentry/NAME")`) looks like.
@@ -48,30 +46,21 @@ def _comment_character(character: str) -> str:
 
 
 def string_literal_chunks(text: str, width: int) -> list[str]:
-    """`text` as the bodies of adjacent C string literals, each about `width` characters.
+    """`text` as the bodies of adjacent C string literals, one for each `width` bytes of its
+    UTF-8 encoding.
 
-    Bytes outside printable ASCII (and the second `?` of a `??`, which could start a
-    trigraph) are octal escapes of exactly three digits, so that no escape can run on into
-    the next character, and a chunk never ends inside an escape (adjacent literals are joined
-    after escapes are read: `"\\1" "23"` is not `"\\123"`).  The literals together hold the
-    UTF-8 encoding of `text`.
+    Bytes outside printable ASCII are octal escapes of exactly three digits, so that no escape
+    can run on into the next character, and each literal holds whole escapes (adjacent
+    literals are joined after escapes are read: `"\\1" "23"` is not `"\\123"`).  The second
+    `?` of a `??` is an escape too: `??/` and its kind are trigraphs (a warning, an error with
+    -Werror, and a different string where trigraphs are on); a `?` that ends a literal is
+    followed by a quote, never by a trigraph's `?`.
     """
-    data = text.encode()
-    pieces = [_ESCAPED[byte] for byte in data]
-    question = data.find(b"??")
-    while question >= 0:
-        pieces[question + 1] = "\\077"
-        question = data.find(b"??", question + 1)
-    # Chunk ends: the first piece at which a chunk reaches `width` characters (a bisection
-    # over the running length: policies of thousands of rules have megabytes of metadata).
-    ends = list(itertools.accumulate(len(piece) for piece in pieces))
-    chunks: list[str] = []
-    start, done = 0, 0
-    while start < len(pieces):
-        end = bisect.bisect_left(ends, done + width, lo=start) + 1
-        chunks.append("".join(pieces[start:end]))
-        start, done = end, ends[min(end, len(ends)) - 1]
-    return chunks
+    data = text.encode().decode("latin-1")
+    return [
+        data[i : i + width].translate(_ESCAPED).replace("??", "?\\077")
+        for i in range(0, len(data), width)
+    ]
 
 
 def byte_literal_chunks(data: bytes, width: int) -> list[str]:
@@ -99,7 +88,7 @@ _BYTE_LITERAL = {
 
 def string_literal(text: str) -> str:
     """`text` as the body of one C string literal (no surrounding quotes)."""
-    return "".join(string_literal_chunks(text, len(text.encode()) * 4 + 1))
+    return "".join(string_literal_chunks(text, len(text.encode()) + 1))
 
 
 def _escaped_byte(byte: int) -> str:
@@ -110,10 +99,8 @@ def _escaped_byte(byte: int) -> str:
     return f"\\{byte:03o}"
 
 
-#: Each byte as string_literal_chunks writes it, but the second `?` of `??`: `??/` and its
-#: kind are trigraphs (a warning, an error with -Werror, and a different string where
-#: trigraphs are on), so that one is an octal escape.
-_ESCAPED = [_escaped_byte(byte) for byte in range(256)]
+#: Each byte as string_literal_chunks writes it (a table for str.translate).
+_ESCAPED = {byte: _escaped_byte(byte) for byte in range(256)}
 
 
 def identifier(name: str) -> str:

@@ -37,7 +37,8 @@ from .ir import Context, GlobTable, Program, Rule
 
 TEMPLATE = "program.bpf.c.j2"
 DFA_TEMPLATE = "dfa.c.j2"
-_METADATA_CHUNK = 96
+#: Bytes of the metadata JSON per line of C (quotes escaped make a line of about 96).
+_METADATA_CHUNK = 80
 
 
 @cache
@@ -194,22 +195,27 @@ def accept_rows(dfa: glob.Dfa) -> tuple[list[frozenset[int]], list[int]]:
 
 
 def _dfa_view(table: GlobTable, sets: bool) -> dict[str, Any]:
-    """The DFA's tables as data: byte classes; transitions (2-byte state numbers up to 65,536
-    states, 4-byte past that) split over as many maps as they need; each state's accept row;
-    with `sets`, each row's glob bit set (for `NAME_has`: the target globs, which few rules
-    name; path rules are decided from rows, see _path_rules_view)."""
+    """The DFA's tables as data: byte classes; the packed transitions (glob.Packed): each
+    state's stored row and own transition, and the stored rows (2-byte state numbers up to
+    65,536 states, 4-byte past that) split over as many maps as they need; each state's
+    accept row; with `sets`, each row's glob bit set (for `NAME_has`: the target globs, which
+    few rules name; path rules are decided from rows, see _path_rules_view)."""
     dfa, name = table.dfa, table.name
-    states, classes = len(dfa.transitions), dfa.class_count
+    packed = dfa.packed
+    states, classes, stored = len(dfa.transitions), dfa.class_count, len(packed.rows)
     width = glob.entry_bytes(states)
     per_shard = glob.rows_per_shard(states, classes)
     shards: list[dict[str, Any]] = []
-    for first in range(0, states, per_shard):
-        end = min(states, first + per_shard)
+    for first in range(0, stored, per_shard):
+        end = min(stored, first + per_shard)
         entries = array("H" if width == 2 else "I")
-        for row in dfa.transitions[first:end]:
+        for row in packed.rows[first:end]:
             entries.extend(row)
         shard = _data(f"{name}_next{len(shards)}", f"{name[:2]}n{len(shards)}", _bytes(entries))
         shards.append(shard | {"first": first, "end": end, "entries": (end - first) * classes})
+    state_words = array("I", bytes(8 * states))
+    state_words[0::2] = array("I", packed.row_of)
+    state_words[1::2] = array("I", packed.exception)
     rows, of_state = accept_rows(dfa)
     words = max(1, (len(table.globs) + 63) // 64)
     view = {
@@ -219,6 +225,9 @@ def _dfa_view(table: GlobTable, sets: bool) -> dict[str, Any]:
         "classes": classes,
         "entry": "__u16" if width == 2 else "__u32",
         "class_table": ", ".join(str(c) for c in dfa.classes),
+        "stored": stored,
+        "state_table": _data(f"{name}_states", f"{name[:2]}sta", _bytes(state_words)),
+        "exception_shift": glob.EXCEPTION_SHIFT,
         "shards": shards,
         "rows": len(rows),
         "row_table": _data(f"{name}_rows", f"{name[:2]}row", _u32(of_state)),

@@ -13,7 +13,7 @@ Glob syntax: `*` any run of characters within one path component, `**` any run i
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
 from dataclasses import dataclass, field
 
 #: Longest path the kernel side resolves (bytes, without the NUL).
@@ -22,18 +22,24 @@ PATH_MAX = 4095
 #: constant tables are each such a map, a `.rodata.NAME` section) is at most
 #: KMALLOC_MAX_SIZE, 4 MiB on x86-64 (Linux 6.1 to 6.12).
 MAX_TABLE_BYTES = 1 << 22
-#: The transition table may span this many such maps (one branch each in the scan step).
+#: The stored rows of the transition table (Packed) may span this many such maps (one branch
+#: each in the scan step).
 MAX_SHARDS = 16
-#: More DFA states than this is refused: the per-state tables (the deny guard, 8 bytes a
-#: state; the accepting row, 4) must each fit one map.
+#: More DFA states than this is refused: the per-state tables (the packed transitions and the
+#: deny guard, 8 bytes a state; the accepting row, 4) must each fit one map.
 MAX_STATES = MAX_TABLE_BYTES // 8
-#: More steps than this building the DFA (NFA states visited, times byte classes), plus
-#: WORK_PER_GLOB for each glob, is refused too: it keeps the compiler's time bounded (about
-#: a second, plus up to two seconds per thousand globs) on any policy, where the state limit
-#: alone lets thousands of wide globs take minutes.  A policy of 10,000 distinct literal paths and
-#: globs of a few components needs about half of it.
-MAX_WORK = 1_000_000
-WORK_PER_GLOB = 2_000
+#: A state's own transition is `class << EXCEPTION_SHIFT | target` in one 32-bit word:
+#: targets (state numbers, below MAX_STATES) take the bits below it, byte classes the 8 above.
+EXCEPTION_SHIFT = 24
+assert MAX_STATES <= 1 << EXCEPTION_SHIFT
+#: More steps than this building the DFA (for each DFA state: its byte classes, its NFA states
+#: and their edges, one step each class an edge covers), plus WORK_PER_GLOB for each glob, is
+#: refused too: it keeps the compiler's time bounded (about 0.2 µs a step at most here: some
+#: 0.15 s, plus 0.3 ms a glob) on any policy, where the state limit alone lets thousands of
+#: wide globs take minutes.  A policy of 10,000 distinct literal paths and globs of a few
+#: components needs 5.5 million steps, a third of its bound.
+MAX_WORK = 700_000
+WORK_PER_GLOB = 1_400
 
 
 def entry_bytes(states: int) -> int:
@@ -42,16 +48,15 @@ def entry_bytes(states: int) -> int:
 
 
 def rows_per_shard(states: int, classes: int) -> int:
-    """How many states' transitions one map holds in a DFA of `states` states and `classes`
-    byte classes (the transition table is split over maps of MAX_TABLE_BYTES)."""
+    """How many stored rows of transitions one map holds in a DFA of `states` states and
+    `classes` byte classes (the stored rows are split over maps of MAX_TABLE_BYTES)."""
     return MAX_TABLE_BYTES // (classes * entry_bytes(states))
 
 
-def max_states(classes: int) -> int:
-    """The most states a DFA with `classes` byte classes may have: MAX_STATES, and a
-    transition table (states x classes entries of 4 bytes, past 65,536 states) of at most
-    MAX_SHARDS maps."""
-    return min(MAX_STATES, max(1 << 16, rows_per_shard(MAX_STATES, classes) * MAX_SHARDS))
+def max_stored_rows(states: int, classes: int) -> int:
+    """The most distinct rows a DFA of `states` states and `classes` byte classes may store:
+    MAX_SHARDS maps of them."""
+    return rows_per_shard(states, classes) * MAX_SHARDS
 
 
 _ALL = (1 << 256) - 1
@@ -103,9 +108,21 @@ def parse(glob: str) -> tuple[_Node, ...]:
     return nodes
 
 
+#: A run of characters that stand for themselves, outside and inside `{...}`: one node for
+#: the whole run (a literal path is one node, not one per byte).
+_LITERAL_RUN = re.compile(r"[^*?\[{}\\]+")
+_LITERAL_RUN_IN_BRACES = re.compile(r"[^*?\[{}\\,]+")
+
+
 def _parse_sequence(glob: str, i: int, in_braces: bool) -> tuple[tuple[_Node, ...], int]:
     nodes: list[_Node] = []
+    literal_run = _LITERAL_RUN_IN_BRACES if in_braces else _LITERAL_RUN
     while i < len(glob):
+        run = literal_run.match(glob, i)
+        if run:
+            nodes.append(_Bytes(run.group().encode()))
+            i = run.end()
+            continue
         c = glob[i]
         if in_braces and c in ",}":
             break
@@ -250,10 +267,14 @@ def _build(nfa: _Nfa, nodes: tuple[_Node, ...], start: int) -> int:
     current = start
     for node in nodes:
         if isinstance(node, _Bytes):
-            for byte in node.value:
-                nxt = nfa.state()
-                nfa.edges[current].append((1 << byte, nxt))
-                current = nxt
+            # A chain of states, one byte apart, added at once: literal paths are most of
+            # the NFA of a large policy.
+            first = len(nfa.edges)
+            nfa.edges[current].append((1 << node.value[0], first))
+            nfa.edges.extend([[(1 << byte, first + i)] for i, byte in enumerate(node.value[1:], 1)])
+            nfa.edges.append([])
+            nfa.epsilon.extend([[] for _ in node.value])
+            current = len(nfa.edges) - 1
         elif isinstance(node, _Set):
             nxt = nfa.state()
             nfa.edges[current].append((node.mask, nxt))
@@ -274,6 +295,73 @@ def _build(nfa: _Nfa, nodes: tuple[_Node, ...], start: int) -> int:
 
 
 @dataclass(frozen=True)
+class Packed:
+    """A DFA's transitions as the kernel reads them: each state is a stored row of
+    transitions plus at most one transition of its own, and only distinct rows are stored.
+
+    Most states of a policy's DFA differ from another state's row in one byte class: a state
+    on a literal path leads on by one byte from the dead row; the states of a `**` tail lead
+    back to its loop but for the byte that moves on (`/**/*.conf` after `.`: `c`).  At 10,000
+    rules this stores 6,000 rows for 115,000 states.
+
+    `rows[r]`: a stored row, `rows[0]` the dead one.  `row_of[s]`: the row state s reads;
+    `exception[s]`: its own transition, `class << EXCEPTION_SHIFT | target`, 0 for none (class
+    0 is NUL's, which ends a path and is never looked up).
+    """
+
+    rows: tuple[tuple[int, ...], ...]
+    row_of: tuple[int, ...]
+    exception: tuple[int, ...]
+
+    def next(self, state: int, cls: int) -> int:
+        """The transition as the kernel finds it (tests hold it to Dfa.transitions)."""
+        exception = self.exception[state]
+        if exception and exception >> EXCEPTION_SHIFT == cls:
+            return exception & ((1 << EXCEPTION_SHIFT) - 1)
+        return self.rows[self.row_of[state]][cls]
+
+
+def _pack(transitions: list[tuple[int, ...]], classes: int) -> Packed:
+    """Each state as a stored row and its own transition (_shared_row); rows stored once."""
+    dead = (0,) * classes
+    stored: dict[tuple[int, ...], int] = {dead: 0}
+    row_of: list[int] = []
+    exception: list[int] = []
+    for state, row in enumerate(transitions):
+        shared, own = _shared_row(state, row, transitions, dead)
+        index = stored.get(shared)
+        if index is None:
+            index = stored[shared] = len(stored)
+        row_of.append(index)
+        exception.append(own)
+    return Packed(tuple(stored), tuple(row_of), tuple(exception))
+
+
+def _shared_row(
+    state: int, row: tuple[int, ...], transitions: list[tuple[int, ...]], dead: tuple[int, ...]
+) -> tuple[tuple[int, ...], int]:
+    """The row `state` reads and its own transition (0: none): the dead row for a state with
+    at most one live transition; else the row of the state most of its transitions go to,
+    if the two differ in at most one class; else its own."""
+    live = len(row) - row.count(0)
+    if live == 0:
+        return dead, 0
+    if live == 1:
+        target = max(row)
+        return dead, row.index(target) << EXCEPTION_SHIFT | target
+    common = max(set(row), key=row.count)
+    if common in (0, state):
+        return row, 0
+    reference = transitions[common]
+    if row == reference:
+        return reference, 0
+    differing = [c for c, (a, b) in enumerate(zip(row, reference, strict=True)) if a != b]
+    if len(differing) == 1:
+        return reference, differing[0] << EXCEPTION_SHIFT | row[differing[0]]
+    return row, 0
+
+
+@dataclass(frozen=True)
 class Dfa:
     """A DFA over bytes: state 0 is dead (nothing can match any more), state 1 the start.
 
@@ -284,6 +372,7 @@ class Dfa:
     classes: tuple[int, ...]
     transitions: tuple[tuple[int, ...], ...]
     accepts: tuple[frozenset[int], ...]
+    packed: Packed
 
     @property
     def class_count(self) -> int:
@@ -307,15 +396,20 @@ def guard_states(
     by `separator` and anything after it.  For paths: the globs that match the path itself,
     and the globs that match it or any path beneath it."""
     count = len(dfa.transitions)
-    own = [
-        min((weights[g] for g in accepted if g in weights), default=0) for accepted in dfa.accepts
-    ]
-    end_of_string = dfa.classes[0]
+    if not weights:
+        return ((0, 0),) * count
+    weighted = frozenset(weights)
+    own = [0] * count
+    for state, accepted in enumerate(dfa.accepts):
+        if not weighted.isdisjoint(accepted):
+            own[state] = min(weights[g] for g in accepted & weighted)
+    # NUL's class leads nowhere (a path's end is not an input byte): every row's entry for it
+    # is the dead state, whose weight is 0, as are all the entries a row leaves dead.
     predecessors: list[list[int]] = [[] for _ in range(count)]
     for state, row in enumerate(dfa.transitions):
         # Each target once: most of a row is the dead state, and a wildcard's classes repeat
         # one target.
-        for target in set(row[:end_of_string] + row[end_of_string + 1 :]):
+        for target in set(row):
             predecessors[target].append(state)
     # reachable[s]: the smallest weight accepted in any state reachable from s (s included).
     reachable = list(own)
@@ -327,15 +421,16 @@ def guard_states(
                 reachable[state] = reachable[target]
                 work.append(state)
     beneath = dfa.classes[ord(separator)]
-    return tuple(
-        (own[s], min((w for w in (own[s], reachable[dfa.transitions[s][beneath]]) if w), default=0))
-        for s in range(count)
-    )
+    guards = []
+    for mine, row in zip(own, dfa.transitions, strict=True):
+        below = reachable[row[beneath]]
+        guards.append((mine, min(mine, below) if mine and below else mine or below))
+    return tuple(guards)
 
 
 class TooComplexError(ValueError):
-    """The globs together need a larger DFA than the kernel can hold (max_states), or more
-    work to build than MAX_WORK."""
+    """The globs together need a larger DFA than the kernel can hold (MAX_STATES states, or
+    more rows to store than max_stored_rows), or more work to build than MAX_WORK."""
 
 
 def compile_globs(globs: list[str]) -> Dfa:
@@ -348,9 +443,7 @@ def compile_globs(globs: list[str]) -> Dfa:
         nfa.accepts[_build(nfa, parse(glob), branch)] = index
     classes = _byte_classes(nfa)
     representatives = _representatives(classes)
-    limit = max_states(len(representatives))
     budget = MAX_WORK + WORK_PER_GLOB * len(globs)
-    closure = _closure_function(nfa)
     # Each NFA state's edges as (byte class, target) pairs: a DFA state then visits each
     # edge's classes once, not every class for every edge (most edges are one literal byte).
     covered: dict[int, list[int]] = {}
@@ -360,7 +453,7 @@ def compile_globs(globs: list[str]) -> Dfa:
                 covered[mask] = [c for c, byte in enumerate(representatives) if mask >> byte & 1]
     class_edges = [[(c, t) for mask, t in edges for c in covered[mask]] for edges in nfa.edges]
     empty: frozenset[int] = frozenset()
-    first = closure(frozenset([start]))
+    first = _closure(nfa.epsilon, (start,))
     ids = {empty: 0, first: 1}
     order = [empty, first]
     # The DFA state each move (the NFA states one class leads to, in the order found) goes
@@ -369,56 +462,66 @@ def compile_globs(globs: list[str]) -> Dfa:
     transitions: list[tuple[int, ...]] = []
     work = 0
     for current in order:  # `order` grows while we walk it
-        work += len(current) * len(representatives)
-        if work > budget:
-            raise TooComplexError("the path globs are too many or too wide to combine")
+        work += len(representatives) + len(current)
         moves: dict[int, list[int]] = {}
         for s in current:
-            for c, t in class_edges[s]:
+            edges = class_edges[s]
+            work += len(edges)
+            for c, t in edges:
                 if c in moves:
                     moves[c].append(t)
                 else:
                     moves[c] = [t]
+        if work > budget:
+            raise TooComplexError("the path globs are too many or too wide to combine")
         row = [0] * len(representatives)
         for c in sorted(moves):  # in class order: states are numbered as they are found
             move = tuple(moves[c])
             target = target_of.get(move)
             if target is None:
-                closed = closure(frozenset(move))
+                closed = _closure(nfa.epsilon, move)
                 target = ids.get(closed)
                 if target is None:
-                    if len(order) >= limit:
+                    if len(order) >= MAX_STATES:
                         raise TooComplexError(
-                            f"the path globs need more than {limit} automaton states "
-                            f"(with {len(representatives)} byte classes)"
+                            f"the path globs need more than {MAX_STATES} automaton states"
                         )
                     target = ids[closed] = len(order)
                     order.append(closed)
                 target_of[move] = target
             row[c] = target
         transitions.append(tuple(row))
+    accepting = frozenset(nfa.accepts)
     accepts = tuple(
-        frozenset(nfa.accepts[s] for s in states if s in nfa.accepts) for states in order
+        (
+            frozenset(nfa.accepts[s] for s in states & accepting)
+            if not accepting.isdisjoint(states)
+            else empty
+        )
+        for states in order
     )
-    return Dfa(tuple(classes), tuple(transitions), accepts)
+    packed = _pack(transitions, len(representatives))
+    most = max_stored_rows(len(transitions), len(representatives))
+    if len(packed.rows) > most:
+        raise TooComplexError(
+            f"the path globs need more than {most} distinct automaton rows "
+            f"(with {len(representatives)} byte classes)"
+        )
+    return Dfa(tuple(classes), tuple(transitions), accepts, packed)
 
 
-def _closure_function(nfa: _Nfa) -> Callable[[frozenset[int]], frozenset[int]]:
-    cache: dict[frozenset[int], frozenset[int]] = {}
-
-    def closure(states: frozenset[int]) -> frozenset[int]:
-        if states not in cache:
-            seen = set(states)
-            stack = list(states)
-            while stack:
-                for nxt in nfa.epsilon[stack.pop()]:
-                    if nxt not in seen:
-                        seen.add(nxt)
-                        stack.append(nxt)
-            cache[states] = frozenset(seen)
-        return cache[states]
-
-    return closure
+def _closure(epsilon: list[list[int]], states: tuple[int, ...]) -> frozenset[int]:
+    """`states` and every NFA state their epsilon edges reach."""
+    stack = [s for s in states if epsilon[s]]
+    if not stack:  # most moves: states of literal bytes, no epsilon edge
+        return frozenset(states)
+    seen = set(states)
+    while stack:
+        for nxt in epsilon[stack.pop()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return frozenset(seen)
 
 
 def _byte_classes(nfa: _Nfa) -> list[int]:

@@ -5,14 +5,16 @@
  *
  *	#define DFA_NAME fs		(names: fs_step, fs_match)
  *	#define DFA_STATES		(the number of states, a constant)
- *	DFA_NAME_class[256], DFA_NAME_next(state, class)	(the tables, codegen_templates/dfa.c.j2)
+ *	#define DFA_EXCEPTION_SHIFT	(where a state's own transition keeps its class)
+ *	DFA_NAME_class[256], DFA_NAME_states, DFA_NAME_stored(row, class)
+ *				(the tables, codegen_templates/dfa.c.j2)
  *
  * and after path_index(), below(), struct scratch and bpf_loop: the BPF program's
  * (state.bpf.h) or the host test's (tests/unit/dfa_host.c), which runs this same code
  * against compiler/glob.py's matcher.
  */
-#if !defined(DFA_NAME) || !defined(DFA_STATES)
-#error "dfa.bpf.h needs DFA_NAME and DFA_STATES"
+#if !defined(DFA_NAME) || !defined(DFA_STATES) || !defined(DFA_EXCEPTION_SHIFT)
+#error "dfa.bpf.h needs DFA_NAME, DFA_STATES and DFA_EXCEPTION_SHIFT"
 #endif
 
 #define DFA_PASTE_(name, what) name##_##what
@@ -24,6 +26,22 @@ struct DFA_FN(scan) {
 	__u32 off;
 	__u32 state;
 };
+
+/* The transitions are packed (compiler/glob.py, Packed): a state is the stored row it shares
+ * with others, and at most one transition of its own, class << DFA_EXCEPTION_SHIFT | target
+ * (0: none; class 0, NUL's, is never looked up). */
+static __always_inline __u32 DFA_FN(next)(__u32 state, __u32 cls)
+{
+	/* One load: the row in the low word, the own transition in the high one (little-endian,
+	 * as codegen writes them).  Two loads at 2 * state and 2 * state + 1 would have the
+	 * verifier bound the second by bit masks, past the table's end. */
+	__u64 packed = ((const __u64 *)DFA_FN(states))[below(state, DFA_STATES)];
+	__u32 own = packed >> 32;
+
+	if (own && own >> DFA_EXCEPTION_SHIFT == cls)
+		return own & ((1U << DFA_EXCEPTION_SHIFT) - 1);
+	return DFA_FN(stored)((__u32)packed, cls);
+}
 
 /* One byte of the walk: returns 1 when it ends (end of the path, or the dead state). */
 static __always_inline long DFA_FN(advance)(struct DFA_FN(scan) *scan, __u32 index)
@@ -70,3 +88,4 @@ static __noinline __u32 DFA_FN(match)(struct scratch *s)
 #undef DFA_PASTE_
 #undef DFA_NAME
 #undef DFA_STATES
+#undef DFA_EXCEPTION_SHIFT

@@ -1,5 +1,6 @@
 """Policies with many fs rules, for the scale benchmark (bench_scale.py), the kernel test
-that loads one (test_scale.py) and `make bench` (bench.py, also as AppArmor rules).
+that loads one (test_scale.py) and `make bench` (bench.py, also as AppArmor rules); and
+`branching()`, a policy whose automaton's stored rows fill more than one map.
 
 Rule i names its own directory ROOT/dNNNNN (ROOT: /srv, or the tests' data folder): even i
 a literal file, odd i a glob (`ROOT/dNNNNN/**/*.conf`), every tenth a deny rule
@@ -9,6 +10,8 @@ with their number as a real policy's would.
 """
 
 from __future__ import annotations
+
+import string
 
 #: The profile of generated policies: the tests' probe (reads and writes paths it is given).
 PROBE = "/mnt/e2e/bin/probe"
@@ -80,3 +83,31 @@ def apparmor_rules(rules: int, root: str = "/srv") -> list[str]:
         }[kind(i)]
         for i in range(rules)
     ]
+
+
+#: The characters of branching()'s directory names: 80 distinct bytes, each a byte class of
+#: its own, so that a stored row is wide (a class, 4 bytes) and a map holds fewer of them.
+NAME_ALPHABET = string.ascii_letters + string.digits + "!#%&()+-.:;<=>@^_~"
+#: branching()'s rules in the kernel test: their rows need two maps (glob.rows_per_shard).
+BRANCHING_RULES = 16000
+
+
+def branch_name(i: int) -> str:
+    """Rule i's directory in branching(): three characters of NAME_ALPHABET."""
+    name = ""
+    for _ in range(3):
+        i, digit = divmod(i, len(NAME_ALPHABET))
+        name += NAME_ALPHABET[digit]
+    return name
+
+
+def branching(rules: int, root: str = "/srv") -> str:
+    """A policy whose rule i grants reading `ROOT/b/NAME/a` and `ROOT/b/NAME/b`: after `NAME/`
+    the automaton has two ways on, a row of its own for each rule."""
+    lines = [
+        f"// {rules} generated fs rules, each with two ways on (tests/e2e/many_rules.py)",
+        f'#![profile "{PROBE}"]',
+        '#![include "base"]',
+    ]
+    lines += [f'fs("{root}/b/{branch_name(i)}/{{a,b}}", read)' for i in range(rules)]
+    return "\n".join(lines) + "\n"

@@ -111,6 +111,8 @@ def compile_policies(sysroot: Path, out: Path) -> None:
     for count in MANY_RULES:
         source = generated / f"many{count}.bpfbox"
         source.write_text(many_rules.policy(count, root=f"{E2E}/data"))
+    branching = many_rules.branching(many_rules.BRANCHING_RULES, root=f"{E2E}/data")
+    (generated / "branching.bpfbox").write_text(branching)
     for name, source in bench.BPFBOX_POLICIES.items():
         (generated / f"{name}.bpfbox").write_text(source)
     policies = sorted((HERE / "policies").glob("*.bpfbox")) + sorted(generated.glob("*.bpfbox"))

@@ -1,7 +1,8 @@
 """Policies of 1,000 and 10,000 fs rules load and enforce (tests/e2e/many_rules.py, compiled by
 prepare.py).  Rules at both ends of the policy are checked, each answer against what the
 rule says, and the events name the rule responsible: the tables the program decides from
-must hold every rule, in order.  Slow (the objects are megabytes of tables), one load each.
+must hold every rule, in order.  And a policy whose automaton's rows span two maps walks
+through both.  Slow (the objects are megabytes of tables), one load each.
 """
 
 from __future__ import annotations
@@ -95,3 +96,28 @@ class TestThousandRules(ManyRules):
 
 class TestTenThousandRules(ManyRules):
     rules = 10000
+
+
+def branching_checked() -> list[int]:
+    """The rules of many_rules.branching() checked: every thousandth and the last, whose
+    rows lie in both maps (tests/unit/test_scale_coverage.py)."""
+    rules = many_rules.BRANCHING_RULES
+    return [*range(0, rules, 1000), rules - 1]
+
+
+def branching_folder(i: int) -> str:
+    return f"b/{many_rules.branch_name(i)}"
+
+
+class TestRowsOverTwoMaps:
+    @pytest.fixture(scope="class")
+    def session(self):
+        fresh_data({f"{branching_folder(i)}/{n}": "" for i in branching_checked() for n in "abc"})
+        with Enforcing("branching") as running:
+            yield running
+
+    def test_each_rule_decides_its_paths(self, session):
+        for i in branching_checked():
+            folder = f"{ROOT}/{branching_folder(i)}"
+            ops = [f"open:r:{folder}/a", f"open:r:{folder}/b", f"open:r:{folder}/c"]
+            assert probe(*ops) == ["ok", "ok", "EPERM"], f"rule {i}"

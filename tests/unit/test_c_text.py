@@ -60,7 +60,7 @@ def test_string_literal_holds_the_utf8_of_the_text(text):
 @pytest.mark.parametrize("text", HOSTILE)
 def test_chunks_never_split_an_escape(text, width):
     chunks = c_text.string_literal_chunks(text, width)
-    assert "".join(chunks) == c_text.string_literal(text)
+    assert not any("??" in chunk for chunk in chunks), "a trigraph could start there"
     # Each chunk is a whole literal: read separately, they still give the text.
     assert b"".join(_c_string_value(chunk) for chunk in chunks) == text.encode()
 

@@ -103,13 +103,13 @@ def test_oracle_paths_scan_as_glob_py_matches(scan: HostScan, path: str) -> None
 
 
 @pytest.mark.parametrize("width", [2, 4])
-def test_a_transition_table_split_over_many_maps_scans_the_same(
+def test_stored_rows_split_over_many_maps_scan_the_same(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, width: int
 ) -> None:
-    """Past glob.MAX_TABLE_BYTES the transitions are split into shards, one map each: with a
-    small limit, this table needs several, and the scan must still follow every transition,
+    """Past glob.MAX_TABLE_BYTES the stored rows are split into shards, one map each: with a
+    small shard, this table needs several, and the scan must still follow every transition,
     with 2-byte state numbers and with the 4-byte ones of DFAs over 65,536 states."""
-    monkeypatch.setattr(glob, "MAX_TABLE_BYTES", 12800)
+    monkeypatch.setattr(glob, "rows_per_shard", lambda states, classes: 100)
     monkeypatch.setattr(glob, "entry_bytes", lambda states: width)
     sharded = HostScan(GLOBS, tmp_path)
     assert (

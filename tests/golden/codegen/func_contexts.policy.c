@@ -15,71 +15,71 @@ char LICENSE[] SEC("license") = "GPL";
 
 /* Metadata for the runtime: profile, probes, and each rule's source file and line. */
 const char bpfbox_meta[] SEC(".bpfbox.meta") __attribute__((used)) =
-	"{\"contexts\":[{\"binary\":\"/sbin/mylogin\",\"enter_program\":\"bpfbox_func_enter_0\",\"index\""
-	":0,\"kind\":\"func\",\"leave_program\":\"bpfbox_func_leave_0\",\"offset\":5369,\"symbol\":\"chec"
-	"k_password\"},{\"binary\":\"/sbin/mylogin\",\"enter_program\":\"bpfbox_func_enter_1\",\"index\":"
-	"1,\"kind\":\"func\",\"leave_program\":\"bpfbox_func_leave_1\",\"offset\":5505,\"symbol\":\"add_u"
-	"ser\"}],\"hooks\":[{\"hook\":\"inode_setattr\",\"variants\":[{\"params\":[\"struct dentry *\",\""
-	"struct iattr *\"],\"program\":\"bpfbox_inode_setattr\"},{\"params\":[\"struct mnt_idmap *\",\"st"
-	"ruct dentry *\",\"struct iattr *\"],\"program\":\"bpfbox_inode_setattr_idmap\"}]},{\"hook\":\"in"
-	"ode_setxattr\",\"variants\":[{\"params\":[\"struct user_namespace *\",\"struct dentry *\",\"char"
-	" *\",\"void *\",\"size_t\",\"int\"],\"program\":\"bpfbox_inode_setxattr_userns\"},{\"params\":[\""
-	"struct mnt_idmap *\",\"struct dentry *\",\"char *\",\"void *\",\"size_t\",\"int\"],\"program\":\""
-	"bpfbox_inode_setxattr_idmap\"}]},{\"hook\":\"inode_removexattr\",\"variants\":[{\"params\":[\"st"
-	"ruct user_namespace *\",\"struct dentry *\",\"char *\"],\"program\":\"bpfbox_inode_removexattr_u"
-	"serns\"},{\"params\":[\"struct mnt_idmap *\",\"struct dentry *\",\"char *\"],\"program\":\"bpfbo"
-	"x_inode_removexattr_idmap\"}]},{\"hook\":\"inode_set_acl\",\"since\":\"6.2\",\"variants\":[{\"pa"
-	"rams\":[\"struct user_namespace *\",\"struct dentry *\",\"char *\",\"struct posix_acl *\"],\"pro"
-	"gram\":\"bpfbox_inode_set_acl_userns\"},{\"params\":[\"struct mnt_idmap *\",\"struct dentry *\","
-	"\"char *\",\"struct posix_acl *\"],\"program\":\"bpfbox_inode_set_acl_idmap\"}],\"without\":\"PO"
-	"SIX ACL changes go through inode_setxattr (which checks them) instead\"},{\"hook\":\"inode_remov"
-	"e_acl\",\"since\":\"6.2\",\"variants\":[{\"params\":[\"struct user_namespace *\",\"struct dentry"
-	" *\",\"char *\"],\"program\":\"bpfbox_inode_remove_acl_userns\"},{\"params\":[\"struct mnt_idmap"
-	" *\",\"struct dentry *\",\"char *\"],\"program\":\"bpfbox_inode_remove_acl_idmap\"}],\"without\""
-	":\"POSIX ACL removals go through inode_removexattr (which checks them) instead\"},{\"hook\":\"fi"
-	"le_truncate\",\"since\":\"6.2\",\"variants\":[{\"params\":[\"struct file *\"],\"program\":\"bpfb"
-	"ox_file_truncate\"}],\"without\":\"ftruncate() and open(O_TRUNC) go through path_truncate (which"
-	" checks them)\"}],\"name\":\"mylogin\",\"policy\":\"func_contexts.bpfbox\",\"profile\":\"/sbin/m"
-	"ylogin\",\"rules\":[{\"action\":\"allow\",\"audit\":false,\"column\":5,\"contexts\":[\"check_pas"
-	"sword\"],\"file\":\"func_contexts.bpfbox\",\"flags\":17,\"id\":1,\"kind\":\"fs\",\"line\":5,\"te"
-	"xt\":\"fs(\\\"/etc/passwd\\\", read)\"},{\"action\":\"allow\",\"audit\":false,\"column\":5,\"con"
-	"texts\":[\"check_password\"],\"file\":\"func_contexts.bpfbox\",\"flags\":17,\"id\":2,\"kind\":\""
-	"fs\",\"line\":6,\"text\":\"fs(\\\"/etc/shadow\\\", read)\"},{\"action\":\"allow\",\"audit\":fals"
-	"e,\"column\":5,\"contexts\":[\"add_user\"],\"file\":\"func_contexts.bpfbox\",\"flags\":21,\"id\""
-	":3,\"kind\":\"fs\",\"line\":10,\"text\":\"fs(\\\"/etc/passwd\\\", read|append)\"},{\"action\":\""
-	"allow\",\"audit\":false,\"column\":5,\"contexts\":[\"add_user\"],\"file\":\"func_contexts.bpfbox"
-	"\",\"flags\":21,\"id\":4,\"kind\":\"fs\",\"line\":11,\"text\":\"fs(\\\"/etc/shadow\\\", read|app"
-	"end)\"}],\"task_state_layout\":2,\"version\":3}";
+	"{\"contexts\":[{\"binary\":\"/sbin/mylogin\",\"enter_program\":\"bpfbox_func_enter_0\",\"in"
+	"dex\":0,\"kind\":\"func\",\"leave_program\":\"bpfbox_func_leave_0\",\"offset\":5369,\"symbol"
+	"\":\"check_password\"},{\"binary\":\"/sbin/mylogin\",\"enter_program\":\"bpfbox_func_enter"
+	"_1\",\"index\":1,\"kind\":\"func\",\"leave_program\":\"bpfbox_func_leave_1\",\"offset\":5505,"
+	"\"symbol\":\"add_user\"}],\"hooks\":[{\"hook\":\"inode_setattr\",\"variants\":[{\"params\":[\"s"
+	"truct dentry *\",\"struct iattr *\"],\"program\":\"bpfbox_inode_setattr\"},{\"params\":[\""
+	"struct mnt_idmap *\",\"struct dentry *\",\"struct iattr *\"],\"program\":\"bpfbox_inode_"
+	"setattr_idmap\"}]},{\"hook\":\"inode_setxattr\",\"variants\":[{\"params\":[\"struct user_n"
+	"amespace *\",\"struct dentry *\",\"char *\",\"void *\",\"size_t\",\"int\"],\"program\":\"bpfbo"
+	"x_inode_setxattr_userns\"},{\"params\":[\"struct mnt_idmap *\",\"struct dentry *\",\"cha"
+	"r *\",\"void *\",\"size_t\",\"int\"],\"program\":\"bpfbox_inode_setxattr_idmap\"}]},{\"hook\""
+	":\"inode_removexattr\",\"variants\":[{\"params\":[\"struct user_namespace *\",\"struct de"
+	"ntry *\",\"char *\"],\"program\":\"bpfbox_inode_removexattr_userns\"},{\"params\":[\"struc"
+	"t mnt_idmap *\",\"struct dentry *\",\"char *\"],\"program\":\"bpfbox_inode_removexattr_i"
+	"dmap\"}]},{\"hook\":\"inode_set_acl\",\"since\":\"6.2\",\"variants\":[{\"params\":[\"struct us"
+	"er_namespace *\",\"struct dentry *\",\"char *\",\"struct posix_acl *\"],\"program\":\"bpfb"
+	"ox_inode_set_acl_userns\"},{\"params\":[\"struct mnt_idmap *\",\"struct dentry *\",\"cha"
+	"r *\",\"struct posix_acl *\"],\"program\":\"bpfbox_inode_set_acl_idmap\"}],\"without\":\"P"
+	"OSIX ACL changes go through inode_setxattr (which checks them) instead\"},{\"hook\""
+	":\"inode_remove_acl\",\"since\":\"6.2\",\"variants\":[{\"params\":[\"struct user_namespace "
+	"*\",\"struct dentry *\",\"char *\"],\"program\":\"bpfbox_inode_remove_acl_userns\"},{\"par"
+	"ams\":[\"struct mnt_idmap *\",\"struct dentry *\",\"char *\"],\"program\":\"bpfbox_inode_r"
+	"emove_acl_idmap\"}],\"without\":\"POSIX ACL removals go through inode_removexattr (w"
+	"hich checks them) instead\"},{\"hook\":\"file_truncate\",\"since\":\"6.2\",\"variants\":[{\""
+	"params\":[\"struct file *\"],\"program\":\"bpfbox_file_truncate\"}],\"without\":\"ftruncat"
+	"e() and open(O_TRUNC) go through path_truncate (which checks them)\"}],\"name\":\"my"
+	"login\",\"policy\":\"func_contexts.bpfbox\",\"profile\":\"/sbin/mylogin\",\"rules\":[{\"acti"
+	"on\":\"allow\",\"audit\":false,\"column\":5,\"contexts\":[\"check_password\"],\"file\":\"func_"
+	"contexts.bpfbox\",\"flags\":17,\"id\":1,\"kind\":\"fs\",\"line\":5,\"text\":\"fs(\\\"/etc/passwd"
+	"\\\", read)\"},{\"action\":\"allow\",\"audit\":false,\"column\":5,\"contexts\":[\"check_passwo"
+	"rd\"],\"file\":\"func_contexts.bpfbox\",\"flags\":17,\"id\":2,\"kind\":\"fs\",\"line\":6,\"text\""
+	":\"fs(\\\"/etc/shadow\\\", read)\"},{\"action\":\"allow\",\"audit\":false,\"column\":5,\"contex"
+	"ts\":[\"add_user\"],\"file\":\"func_contexts.bpfbox\",\"flags\":21,\"id\":3,\"kind\":\"fs\",\"li"
+	"ne\":10,\"text\":\"fs(\\\"/etc/passwd\\\", read|append)\"},{\"action\":\"allow\",\"audit\":fals"
+	"e,\"column\":5,\"contexts\":[\"add_user\"],\"file\":\"func_contexts.bpfbox\",\"flags\":21,\"i"
+	"d\":4,\"kind\":\"fs\",\"line\":11,\"text\":\"fs(\\\"/etc/shadow\\\", read|append)\"}],\"task_sta"
+	"te_layout\":2,\"version\":3}";
 
 /* 1: the policy has taint rules, and enforces nothing before a process is tainted. */
 #define TAINT_MODE 0
 #include "bpf/verdict.bpf.h"
 #include "bpf/contexts.bpf.h"
 
-/* DFA of the file path globs: 19 states, 13 byte classes, 3 accept rows.
+/* DFA of the file path globs: 19 states, 13 byte classes, 2 stored rows, 3 accept rows.
  * The byte classes are placed in .rodata explicitly: clang would put a small table in a
  * mergeable .rodata.cstN section, which its BTF does not describe and older libbpf then
  * rejects.  The other tables are data, each in a section (a read-only map) of its own. */
 static const __u8 fs_class[256] SEC(".rodata") = { 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 3, 1, 4, 5, 6, 1, 1, 7, 1, 1, 1, 1, 1, 1, 8, 9, 1, 1, 10, 11, 1, 1, 12, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1 };
-/* Transitions of states 0 to 18: __u16[state][class]. */
-static const __u8 fs_next0[494] SEC(".rodata.fsn0") __attribute__((aligned(8))) =
-	"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\2\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
-	"\3\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\4\0\0\0\0\0\0\0\0\0\0\0\5\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
-	"\0\0\0\0\0\0\6\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\7\0\10\0\0\0\0\0\0\0\0\0\0\0\11\0\0\0"
-	"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\12\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\13\0"
-	"\0\0\0\0\0\0\0\0\0\0\14\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\15\0\0\0\0\0\0\0\0\0\0\0\0\0"
-	"\0\0\16\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\17\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\20\0\0\0"
-	"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\21\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\22\0\0\0\0\0\0\0"
-	"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
+/* Each state's stored row and own transition: __u32[state][2] (bpf/dfa.bpf.h, next()). */
+static const __u8 fs_states[152] SEC(".rodata.fssta") __attribute__((aligned(8))) =
+	"\0\0\0\0\0\0\0\0\0\0\0\0\2\0\0\2\0\0\0\0\3\0\0\6\0\0\0\0\4\0\0\13\0\0\0\0\5\0\0\4\0\0\0\0\6\0\0\2\1\0\0\0\0\0\0\0\0\0\0\0\11\0\0\3"
+	"\0\0\0\0\12\0\0\7\0\0\0\0\13\0\0\12\0\0\0\0\14\0\0\3\0\0\0\0\15\0\0\12\0\0\0\0\16\0\0\5\0\0\0\0\17\0\0\14\0\0\0\0\20\0\0\10\0\0\0\0\21\0\0\5"
+	"\0\0\0\0\22\0\0\14\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
+/* Stored rows 0 to 1: __u16[row][class]. */
+static const __u8 fs_next0[52] SEC(".rodata.fsn0") __attribute__((aligned(8))) =
+	"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\7\0\10\0\0\0\0\0";
 /* Each state's accept row (__u32). */
 static const __u8 fs_rows[76] SEC(".rodata.fsrow") __attribute__((aligned(8))) =
 	"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
 	"\0\0\0\0\1\0\0\0\2\0\0\0";
 
-static __always_inline __u32 fs_next(__u32 state, __u32 cls)
+static __always_inline __u32 fs_stored(__u32 row, __u32 cls)
 {
-	if (state < 19)
-		return ((const __u16 *)fs_next0)[below((state - 0) * 13 + cls, 247)];
+	if (row < 2)
+		return ((const __u16 *)fs_next0)[below((row - 0) * 13 + cls, 26)];
 	return 0;
 }
 
@@ -91,17 +91,21 @@ static __always_inline __u32 fs_row(__u32 state)
 
 #define DFA_NAME fs
 #define DFA_STATES 19
+#define DFA_EXCEPTION_SHIFT 24
 #include "bpf/dfa.bpf.h"
 
 
-/* DFA of the target globs: 2 states, 2 byte classes, 1 accept rows.
+/* DFA of the target globs: 2 states, 2 byte classes, 1 stored rows, 1 accept rows.
  * The byte classes are placed in .rodata explicitly: clang would put a small table in a
  * mergeable .rodata.cstN section, which its BTF does not describe and older libbpf then
  * rejects.  The other tables are data, each in a section (a read-only map) of its own. */
 static const __u8 target_class[256] SEC(".rodata") = { 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1 };
-/* Transitions of states 0 to 1: __u16[state][class]. */
-static const __u8 target_next0[8] SEC(".rodata.tan0") __attribute__((aligned(8))) =
-	"\0\0\0\0\0\0\0\0";
+/* Each state's stored row and own transition: __u32[state][2] (bpf/dfa.bpf.h, next()). */
+static const __u8 target_states[16] SEC(".rodata.tasta") __attribute__((aligned(8))) =
+	"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
+/* Stored rows 0 to 0: __u16[row][class]. */
+static const __u8 target_next0[4] SEC(".rodata.tan0") __attribute__((aligned(8))) =
+	"\0\0\0\0";
 /* Each state's accept row (__u32). */
 static const __u8 target_rows[8] SEC(".rodata.tarow") __attribute__((aligned(8))) =
 	"\0\0\0\0\0\0\0\0";
@@ -109,10 +113,10 @@ static const __u8 target_rows[8] SEC(".rodata.tarow") __attribute__((aligned(8))
 static const __u8 target_sets[8] SEC(".rodata.taset") __attribute__((aligned(8))) =
 	"\0\0\0\0\0\0\0\0";
 
-static __always_inline __u32 target_next(__u32 state, __u32 cls)
+static __always_inline __u32 target_stored(__u32 row, __u32 cls)
 {
-	if (state < 2)
-		return ((const __u16 *)target_next0)[below((state - 0) * 2 + cls, 4)];
+	if (row < 1)
+		return ((const __u16 *)target_next0)[below((row - 0) * 2 + cls, 2)];
 	return 0;
 }
 
@@ -134,6 +138,7 @@ static __always_inline int target_has(__u32 state, __u32 glob)
 
 #define DFA_NAME target
 #define DFA_STATES 2
+#define DFA_EXCEPTION_SHIFT 24
 #include "bpf/dfa.bpf.h"
 
 

@@ -15,70 +15,69 @@ char LICENSE[] SEC("license") = "GPL";
 
 /* Metadata for the runtime: profile, probes, and each rule's source file and line. */
 const char bpfbox_meta[] SEC(".bpfbox.meta") __attribute__((used)) =
-	"{\"contexts\":[],\"hooks\":[{\"hook\":\"inode_setattr\",\"variants\":[{\"params\":[\"struct dent"
-	"ry *\",\"struct iattr *\"],\"program\":\"bpfbox_inode_setattr\"},{\"params\":[\"struct mnt_idmap"
-	" *\",\"struct dentry *\",\"struct iattr *\"],\"program\":\"bpfbox_inode_setattr_idmap\"}]},{\"ho"
-	"ok\":\"inode_setxattr\",\"variants\":[{\"params\":[\"struct user_namespace *\",\"struct dentry *"
-	"\",\"char *\",\"void *\",\"size_t\",\"int\"],\"program\":\"bpfbox_inode_setxattr_userns\"},{\"pa"
-	"rams\":[\"struct mnt_idmap *\",\"struct dentry *\",\"char *\",\"void *\",\"size_t\",\"int\"],\"p"
-	"rogram\":\"bpfbox_inode_setxattr_idmap\"}]},{\"hook\":\"inode_removexattr\",\"variants\":[{\"par"
-	"ams\":[\"struct user_namespace *\",\"struct dentry *\",\"char *\"],\"program\":\"bpfbox_inode_re"
-	"movexattr_userns\"},{\"params\":[\"struct mnt_idmap *\",\"struct dentry *\",\"char *\"],\"progra"
-	"m\":\"bpfbox_inode_removexattr_idmap\"}]},{\"hook\":\"inode_set_acl\",\"since\":\"6.2\",\"varian"
-	"ts\":[{\"params\":[\"struct user_namespace *\",\"struct dentry *\",\"char *\",\"struct posix_acl"
-	" *\"],\"program\":\"bpfbox_inode_set_acl_userns\"},{\"params\":[\"struct mnt_idmap *\",\"struct "
-	"dentry *\",\"char *\",\"struct posix_acl *\"],\"program\":\"bpfbox_inode_set_acl_idmap\"}],\"wit"
-	"hout\":\"POSIX ACL changes go through inode_setxattr (which checks them) instead\"},{\"hook\":\""
-	"inode_remove_acl\",\"since\":\"6.2\",\"variants\":[{\"params\":[\"struct user_namespace *\",\"st"
-	"ruct dentry *\",\"char *\"],\"program\":\"bpfbox_inode_remove_acl_userns\"},{\"params\":[\"struc"
-	"t mnt_idmap *\",\"struct dentry *\",\"char *\"],\"program\":\"bpfbox_inode_remove_acl_idmap\"}],"
-	"\"without\":\"POSIX ACL removals go through inode_removexattr (which checks them) instead\"},{\""
-	"hook\":\"file_truncate\",\"since\":\"6.2\",\"variants\":[{\"params\":[\"struct file *\"],\"progr"
-	"am\":\"bpfbox_file_truncate\"}],\"without\":\"ftruncate() and open(O_TRUNC) go through path_trun"
-	"cate (which checks them)\"}],\"name\":\"mylogin\",\"policy\":\"ipc_key_ioctl.bpfbox\",\"profile\""
-	":\"/sbin/mylogin\",\"rules\":[{\"action\":\"allow\",\"audit\":false,\"column\":1,\"contexts\":[]"
-	",\"file\":\"ipc_key_ioctl.bpfbox\",\"flags\":26,\"id\":1,\"kind\":\"ipc\",\"line\":5,\"text\":\""
-	"ipc(msg, get|write)\"},{\"action\":\"allow\",\"audit\":false,\"column\":1,\"contexts\":[],\"file"
-	"\":\"ipc_key_ioctl.bpfbox\",\"flags\":1,\"id\":2,\"kind\":\"key\",\"line\":6,\"text\":\"key(crea"
-	"te)\"},{\"action\":\"allow\",\"audit\":false,\"column\":1,\"contexts\":[],\"file\":\"ipc_key_ioc"
-	"tl.bpfbox\",\"flags\":536870912,\"id\":3,\"kind\":\"ioctl\",\"line\":7,\"text\":\"ioctl(\\\"/dev"
-	"/pts/*\\\", tiocsti)\"},{\"action\":\"allow\",\"audit\":false,\"column\":1,\"contexts\":[],\"fil"
-	"e\":\"ipc_key_ioctl.bpfbox\",\"flags\":512,\"id\":4,\"kind\":\"fs\",\"line\":8,\"text\":\"fs(\\\""
-	"/dev/tty\\\", ioctl)\"},{\"action\":\"deny\",\"audit\":false,\"column\":9,\"contexts\":[],\"file"
-	"\":\"ipc_key_ioctl.bpfbox\",\"flags\":512,\"id\":5,\"kind\":\"fs\",\"line\":9,\"text\":\"fs(\\\""
-	"/dev/console\\\", ioctl)\"}],\"task_state_layout\":2,\"version\":3}";
+	"{\"contexts\":[],\"hooks\":[{\"hook\":\"inode_setattr\",\"variants\":[{\"params\":[\"struct d"
+	"entry *\",\"struct iattr *\"],\"program\":\"bpfbox_inode_setattr\"},{\"params\":[\"struct "
+	"mnt_idmap *\",\"struct dentry *\",\"struct iattr *\"],\"program\":\"bpfbox_inode_setattr"
+	"_idmap\"}]},{\"hook\":\"inode_setxattr\",\"variants\":[{\"params\":[\"struct user_namespac"
+	"e *\",\"struct dentry *\",\"char *\",\"void *\",\"size_t\",\"int\"],\"program\":\"bpfbox_inode"
+	"_setxattr_userns\"},{\"params\":[\"struct mnt_idmap *\",\"struct dentry *\",\"char *\",\"v"
+	"oid *\",\"size_t\",\"int\"],\"program\":\"bpfbox_inode_setxattr_idmap\"}]},{\"hook\":\"inode"
+	"_removexattr\",\"variants\":[{\"params\":[\"struct user_namespace *\",\"struct dentry *\""
+	",\"char *\"],\"program\":\"bpfbox_inode_removexattr_userns\"},{\"params\":[\"struct mnt_i"
+	"dmap *\",\"struct dentry *\",\"char *\"],\"program\":\"bpfbox_inode_removexattr_idmap\"}]"
+	"},{\"hook\":\"inode_set_acl\",\"since\":\"6.2\",\"variants\":[{\"params\":[\"struct user_name"
+	"space *\",\"struct dentry *\",\"char *\",\"struct posix_acl *\"],\"program\":\"bpfbox_inod"
+	"e_set_acl_userns\"},{\"params\":[\"struct mnt_idmap *\",\"struct dentry *\",\"char *\",\"s"
+	"truct posix_acl *\"],\"program\":\"bpfbox_inode_set_acl_idmap\"}],\"without\":\"POSIX AC"
+	"L changes go through inode_setxattr (which checks them) instead\"},{\"hook\":\"inode"
+	"_remove_acl\",\"since\":\"6.2\",\"variants\":[{\"params\":[\"struct user_namespace *\",\"str"
+	"uct dentry *\",\"char *\"],\"program\":\"bpfbox_inode_remove_acl_userns\"},{\"params\":[\""
+	"struct mnt_idmap *\",\"struct dentry *\",\"char *\"],\"program\":\"bpfbox_inode_remove_a"
+	"cl_idmap\"}],\"without\":\"POSIX ACL removals go through inode_removexattr (which ch"
+	"ecks them) instead\"},{\"hook\":\"file_truncate\",\"since\":\"6.2\",\"variants\":[{\"params\""
+	":[\"struct file *\"],\"program\":\"bpfbox_file_truncate\"}],\"without\":\"ftruncate() and"
+	" open(O_TRUNC) go through path_truncate (which checks them)\"}],\"name\":\"mylogin\","
+	"\"policy\":\"ipc_key_ioctl.bpfbox\",\"profile\":\"/sbin/mylogin\",\"rules\":[{\"action\":\"al"
+	"low\",\"audit\":false,\"column\":1,\"contexts\":[],\"file\":\"ipc_key_ioctl.bpfbox\",\"flags"
+	"\":26,\"id\":1,\"kind\":\"ipc\",\"line\":5,\"text\":\"ipc(msg, get|write)\"},{\"action\":\"allow"
+	"\",\"audit\":false,\"column\":1,\"contexts\":[],\"file\":\"ipc_key_ioctl.bpfbox\",\"flags\":1"
+	",\"id\":2,\"kind\":\"key\",\"line\":6,\"text\":\"key(create)\"},{\"action\":\"allow\",\"audit\":fa"
+	"lse,\"column\":1,\"contexts\":[],\"file\":\"ipc_key_ioctl.bpfbox\",\"flags\":536870912,\"id"
+	"\":3,\"kind\":\"ioctl\",\"line\":7,\"text\":\"ioctl(\\\"/dev/pts/*\\\", tiocsti)\"},{\"action\":\""
+	"allow\",\"audit\":false,\"column\":1,\"contexts\":[],\"file\":\"ipc_key_ioctl.bpfbox\",\"fla"
+	"gs\":512,\"id\":4,\"kind\":\"fs\",\"line\":8,\"text\":\"fs(\\\"/dev/tty\\\", ioctl)\"},{\"action\":"
+	"\"deny\",\"audit\":false,\"column\":9,\"contexts\":[],\"file\":\"ipc_key_ioctl.bpfbox\",\"fla"
+	"gs\":512,\"id\":5,\"kind\":\"fs\",\"line\":9,\"text\":\"fs(\\\"/dev/console\\\", ioctl)\"}],\"task"
+	"_state_layout\":2,\"version\":3}";
 
 /* 1: the policy has taint rules, and enforces nothing before a process is tainted. */
 #define TAINT_MODE 0
 #include "bpf/verdict.bpf.h"
 #include "bpf/contexts.bpf.h"
 
-/* DFA of the file path globs: 22 states, 14 byte classes, 4 accept rows.
+/* DFA of the file path globs: 22 states, 14 byte classes, 3 stored rows, 4 accept rows.
  * The byte classes are placed in .rodata explicitly: clang would put a small table in a
  * mergeable .rodata.cstN section, which its BTF does not describe and older libbpf then
  * rejects.  The other tables are data, each in a section (a read-only map) of its own. */
 static const __u8 fs_class[256] SEC(".rodata") = { 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 3, 4, 5, 1, 1, 1, 1, 1, 1, 6, 1, 7, 8, 9, 1, 1, 10, 11, 1, 12, 1, 1, 13, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1 };
-/* Transitions of states 0 to 21: __u16[state][class]. */
-static const __u8 fs_next0[616] SEC(".rodata.fsn0") __attribute__((aligned(8))) =
-	"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\2\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
-	"\3\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\4\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
-	"\0\0\0\0\0\0\0\0\5\0\0\0\0\0\0\0\6\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\7\0\0\0\0\0\0\0\0\0\0\0\10\0\0\0\11\0"
-	"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\12\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\13\0\0\0\0\0\0\0\0\0"
-	"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\14\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\15\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
-	"\0\0\0\0\0\0\0\0\16\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\17\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
-	"\20\0\0\0\0\0\0\0\0\0\0\0\21\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
-	"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\22\0\0\0\0\0\0\0\0\0\0\0\23\0\23\0\0\0\23\0\23\0\23\0\23\0\23\0\23\0\23\0\23\0\23\0\23\0\23\0\0\0\0\0\0\0\0\0"
-	"\0\0\0\0\24\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\23\0\23\0\0\0\23\0\23\0\23\0\23\0\23\0\23\0\23\0\23\0\23\0\23\0\23\0\0\0\0\0\0\0\0\0\0\0\25\0\0\0\0\0"
-	"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
+/* Each state's stored row and own transition: __u32[state][2] (bpf/dfa.bpf.h, next()). */
+static const __u8 fs_states[176] SEC(".rodata.fssta") __attribute__((aligned(8))) =
+	"\0\0\0\0\0\0\0\0\0\0\0\0\2\0\0\2\0\0\0\0\3\0\0\4\0\0\0\0\4\0\0\5\0\0\0\0\5\0\0\14\0\0\0\0\6\0\0\2\1\0\0\0\0\0\0\0\0\0\0\0\12\0\0\10"
+	"\0\0\0\0\13\0\0\13\0\0\0\0\14\0\0\13\0\0\0\0\15\0\0\7\0\0\0\0\16\0\0\12\0\0\0\0\17\0\0\15\0\0\0\0\20\0\0\12\0\0\0\0\21\0\0\2\0\0\0\0\0\0\0\0"
+	"\0\0\0\0\22\0\0\10\2\0\0\0\0\0\0\0\0\0\0\0\24\0\0\6\2\0\0\0\0\0\0\0\0\0\0\0\25\0\0\5\0\0\0\0\0\0\0\0";
+/* Stored rows 0 to 2: __u16[row][class]. */
+static const __u8 fs_next0[84] SEC(".rodata.fsn0") __attribute__((aligned(8))) =
+	"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\7\0\0\0\0\0\0\0\0\0\0\0\10\0\0\0\11\0\0\0\0\0\23\0\23\0\0\0\23\0"
+	"\23\0\23\0\23\0\23\0\23\0\23\0\23\0\23\0\23\0\23\0";
 /* Each state's accept row (__u32). */
 static const __u8 fs_rows[88] SEC(".rodata.fsrow") __attribute__((aligned(8))) =
 	"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\1\0\0\0"
 	"\0\0\0\0\2\0\0\0\0\0\0\0\2\0\0\0\0\0\0\0\3\0\0\0";
 
-static __always_inline __u32 fs_next(__u32 state, __u32 cls)
+static __always_inline __u32 fs_stored(__u32 row, __u32 cls)
 {
-	if (state < 22)
-		return ((const __u16 *)fs_next0)[below((state - 0) * 14 + cls, 308)];
+	if (row < 3)
+		return ((const __u16 *)fs_next0)[below((row - 0) * 14 + cls, 42)];
 	return 0;
 }
 
@@ -90,17 +89,21 @@ static __always_inline __u32 fs_row(__u32 state)
 
 #define DFA_NAME fs
 #define DFA_STATES 22
+#define DFA_EXCEPTION_SHIFT 24
 #include "bpf/dfa.bpf.h"
 
 
-/* DFA of the target globs: 2 states, 2 byte classes, 1 accept rows.
+/* DFA of the target globs: 2 states, 2 byte classes, 1 stored rows, 1 accept rows.
  * The byte classes are placed in .rodata explicitly: clang would put a small table in a
  * mergeable .rodata.cstN section, which its BTF does not describe and older libbpf then
  * rejects.  The other tables are data, each in a section (a read-only map) of its own. */
 static const __u8 target_class[256] SEC(".rodata") = { 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1 };
-/* Transitions of states 0 to 1: __u16[state][class]. */
-static const __u8 target_next0[8] SEC(".rodata.tan0") __attribute__((aligned(8))) =
-	"\0\0\0\0\0\0\0\0";
+/* Each state's stored row and own transition: __u32[state][2] (bpf/dfa.bpf.h, next()). */
+static const __u8 target_states[16] SEC(".rodata.tasta") __attribute__((aligned(8))) =
+	"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
+/* Stored rows 0 to 0: __u16[row][class]. */
+static const __u8 target_next0[4] SEC(".rodata.tan0") __attribute__((aligned(8))) =
+	"\0\0\0\0";
 /* Each state's accept row (__u32). */
 static const __u8 target_rows[8] SEC(".rodata.tarow") __attribute__((aligned(8))) =
 	"\0\0\0\0\0\0\0\0";
@@ -108,10 +111,10 @@ static const __u8 target_rows[8] SEC(".rodata.tarow") __attribute__((aligned(8))
 static const __u8 target_sets[8] SEC(".rodata.taset") __attribute__((aligned(8))) =
 	"\0\0\0\0\0\0\0\0";
 
-static __always_inline __u32 target_next(__u32 state, __u32 cls)
+static __always_inline __u32 target_stored(__u32 row, __u32 cls)
 {
-	if (state < 2)
-		return ((const __u16 *)target_next0)[below((state - 0) * 2 + cls, 4)];
+	if (row < 1)
+		return ((const __u16 *)target_next0)[below((row - 0) * 2 + cls, 2)];
 	return 0;
 }
 
@@ -133,6 +136,7 @@ static __always_inline int target_has(__u32 state, __u32 glob)
 
 #define DFA_NAME target
 #define DFA_STATES 2
+#define DFA_EXCEPTION_SHIFT 24
 #include "bpf/dfa.bpf.h"
 
 

@@ -15,58 +15,59 @@ char LICENSE[] SEC("license") = "GPL";
 
 /* Metadata for the runtime: profile, probes, and each rule's source file and line. */
 const char bpfbox_meta[] SEC(".bpfbox.meta") __attribute__((used)) =
-	"{\"contexts\":[{\"enter_program\":\"bpfbox_kfunc_enter_0\",\"index\":0,\"kind\":\"kfunc\",\"leav"
-	"e_program\":\"bpfbox_kfunc_leave_0\",\"symbol\":\"vfs_read\"}],\"hooks\":[{\"hook\":\"inode_seta"
-	"ttr\",\"variants\":[{\"params\":[\"struct dentry *\",\"struct iattr *\"],\"program\":\"bpfbox_in"
-	"ode_setattr\"},{\"params\":[\"struct mnt_idmap *\",\"struct dentry *\",\"struct iattr *\"],\"pro"
-	"gram\":\"bpfbox_inode_setattr_idmap\"}]},{\"hook\":\"inode_setxattr\",\"variants\":[{\"params\":"
-	"[\"struct user_namespace *\",\"struct dentry *\",\"char *\",\"void *\",\"size_t\",\"int\"],\"pro"
-	"gram\":\"bpfbox_inode_setxattr_userns\"},{\"params\":[\"struct mnt_idmap *\",\"struct dentry *\""
-	",\"char *\",\"void *\",\"size_t\",\"int\"],\"program\":\"bpfbox_inode_setxattr_idmap\"}]},{\"hoo"
-	"k\":\"inode_removexattr\",\"variants\":[{\"params\":[\"struct user_namespace *\",\"struct dentry"
-	" *\",\"char *\"],\"program\":\"bpfbox_inode_removexattr_userns\"},{\"params\":[\"struct mnt_idma"
-	"p *\",\"struct dentry *\",\"char *\"],\"program\":\"bpfbox_inode_removexattr_idmap\"}]},{\"hook\""
-	":\"inode_set_acl\",\"since\":\"6.2\",\"variants\":[{\"params\":[\"struct user_namespace *\",\"st"
-	"ruct dentry *\",\"char *\",\"struct posix_acl *\"],\"program\":\"bpfbox_inode_set_acl_userns\"},"
-	"{\"params\":[\"struct mnt_idmap *\",\"struct dentry *\",\"char *\",\"struct posix_acl *\"],\"pro"
-	"gram\":\"bpfbox_inode_set_acl_idmap\"}],\"without\":\"POSIX ACL changes go through inode_setxatt"
-	"r (which checks them) instead\"},{\"hook\":\"inode_remove_acl\",\"since\":\"6.2\",\"variants\":["
-	"{\"params\":[\"struct user_namespace *\",\"struct dentry *\",\"char *\"],\"program\":\"bpfbox_in"
-	"ode_remove_acl_userns\"},{\"params\":[\"struct mnt_idmap *\",\"struct dentry *\",\"char *\"],\"p"
-	"rogram\":\"bpfbox_inode_remove_acl_idmap\"}],\"without\":\"POSIX ACL removals go through inode_r"
-	"emovexattr (which checks them) instead\"},{\"hook\":\"file_truncate\",\"since\":\"6.2\",\"varian"
-	"ts\":[{\"params\":[\"struct file *\"],\"program\":\"bpfbox_file_truncate\"}],\"without\":\"ftrun"
-	"cate() and open(O_TRUNC) go through path_truncate (which checks them)\"}],\"name\":\"mylogin\",\""
-	"policy\":\"kfunc_context.bpfbox\",\"profile\":\"/sbin/mylogin\",\"rules\":[{\"action\":\"allow\""
-	",\"audit\":false,\"column\":1,\"contexts\":[\"vfs_read\"],\"file\":\"kfunc_context.bpfbox\",\"fl"
-	"ags\":17,\"id\":1,\"kind\":\"fs\",\"line\":4,\"text\":\"fs(\\\"/etc/shadow\\\", read)\"}],\"task"
-	"_state_layout\":2,\"version\":3}";
+	"{\"contexts\":[{\"enter_program\":\"bpfbox_kfunc_enter_0\",\"index\":0,\"kind\":\"kfunc\",\"l"
+	"eave_program\":\"bpfbox_kfunc_leave_0\",\"symbol\":\"vfs_read\"}],\"hooks\":[{\"hook\":\"ino"
+	"de_setattr\",\"variants\":[{\"params\":[\"struct dentry *\",\"struct iattr *\"],\"program\""
+	":\"bpfbox_inode_setattr\"},{\"params\":[\"struct mnt_idmap *\",\"struct dentry *\",\"stru"
+	"ct iattr *\"],\"program\":\"bpfbox_inode_setattr_idmap\"}]},{\"hook\":\"inode_setxattr\","
+	"\"variants\":[{\"params\":[\"struct user_namespace *\",\"struct dentry *\",\"char *\",\"voi"
+	"d *\",\"size_t\",\"int\"],\"program\":\"bpfbox_inode_setxattr_userns\"},{\"params\":[\"struc"
+	"t mnt_idmap *\",\"struct dentry *\",\"char *\",\"void *\",\"size_t\",\"int\"],\"program\":\"bp"
+	"fbox_inode_setxattr_idmap\"}]},{\"hook\":\"inode_removexattr\",\"variants\":[{\"params\":"
+	"[\"struct user_namespace *\",\"struct dentry *\",\"char *\"],\"program\":\"bpfbox_inode_r"
+	"emovexattr_userns\"},{\"params\":[\"struct mnt_idmap *\",\"struct dentry *\",\"char *\"],"
+	"\"program\":\"bpfbox_inode_removexattr_idmap\"}]},{\"hook\":\"inode_set_acl\",\"since\":\"6"
+	".2\",\"variants\":[{\"params\":[\"struct user_namespace *\",\"struct dentry *\",\"char *\","
+	"\"struct posix_acl *\"],\"program\":\"bpfbox_inode_set_acl_userns\"},{\"params\":[\"struc"
+	"t mnt_idmap *\",\"struct dentry *\",\"char *\",\"struct posix_acl *\"],\"program\":\"bpfbo"
+	"x_inode_set_acl_idmap\"}],\"without\":\"POSIX ACL changes go through inode_setxattr "
+	"(which checks them) instead\"},{\"hook\":\"inode_remove_acl\",\"since\":\"6.2\",\"variants"
+	"\":[{\"params\":[\"struct user_namespace *\",\"struct dentry *\",\"char *\"],\"program\":\"b"
+	"pfbox_inode_remove_acl_userns\"},{\"params\":[\"struct mnt_idmap *\",\"struct dentry *"
+	"\",\"char *\"],\"program\":\"bpfbox_inode_remove_acl_idmap\"}],\"without\":\"POSIX ACL rem"
+	"ovals go through inode_removexattr (which checks them) instead\"},{\"hook\":\"file_t"
+	"runcate\",\"since\":\"6.2\",\"variants\":[{\"params\":[\"struct file *\"],\"program\":\"bpfbox"
+	"_file_truncate\"}],\"without\":\"ftruncate() and open(O_TRUNC) go through path_trunc"
+	"ate (which checks them)\"}],\"name\":\"mylogin\",\"policy\":\"kfunc_context.bpfbox\",\"pro"
+	"file\":\"/sbin/mylogin\",\"rules\":[{\"action\":\"allow\",\"audit\":false,\"column\":1,\"conte"
+	"xts\":[\"vfs_read\"],\"file\":\"kfunc_context.bpfbox\",\"flags\":17,\"id\":1,\"kind\":\"fs\",\"l"
+	"ine\":4,\"text\":\"fs(\\\"/etc/shadow\\\", read)\"}],\"task_state_layout\":2,\"version\":3}";
 
 /* 1: the policy has taint rules, and enforces nothing before a process is tainted. */
 #define TAINT_MODE 0
 #include "bpf/verdict.bpf.h"
 #include "bpf/contexts.bpf.h"
 
-/* DFA of the file path globs: 13 states, 12 byte classes, 2 accept rows.
+/* DFA of the file path globs: 13 states, 12 byte classes, 1 stored rows, 2 accept rows.
  * The byte classes are placed in .rodata explicitly: clang would put a small table in a
  * mergeable .rodata.cstN section, which its BTF does not describe and older libbpf then
  * rejects.  The other tables are data, each in a section (a read-only map) of its own. */
 static const __u8 fs_class[256] SEC(".rodata") = { 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 3, 1, 4, 5, 6, 1, 1, 7, 1, 1, 1, 1, 1, 1, 8, 1, 1, 1, 9, 10, 1, 1, 11, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1 };
-/* Transitions of states 0 to 12: __u16[state][class]. */
-static const __u8 fs_next0[312] SEC(".rodata.fsn0") __attribute__((aligned(8))) =
-	"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\2\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\3\0\0\0"
-	"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\4\0\0\0\0\0\0\0\0\0\0\0\5\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\6\0\0\0"
-	"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\7\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\10\0\0\0\0\0\0\0\0\0"
-	"\0\0\0\0\0\0\11\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\12\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
-	"\13\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\14\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
+/* Each state's stored row and own transition: __u32[state][2] (bpf/dfa.bpf.h, next()). */
+static const __u8 fs_states[104] SEC(".rodata.fssta") __attribute__((aligned(8))) =
+	"\0\0\0\0\0\0\0\0\0\0\0\0\2\0\0\2\0\0\0\0\3\0\0\6\0\0\0\0\4\0\0\12\0\0\0\0\5\0\0\4\0\0\0\0\6\0\0\2\0\0\0\0\7\0\0\11\0\0\0\0\10\0\0\7"
+	"\0\0\0\0\11\0\0\3\0\0\0\0\12\0\0\5\0\0\0\0\13\0\0\10\0\0\0\0\14\0\0\13\0\0\0\0\0\0\0\0";
+/* Stored rows 0 to 0: __u16[row][class]. */
+static const __u8 fs_next0[24] SEC(".rodata.fsn0") __attribute__((aligned(8))) =
+	"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
 /* Each state's accept row (__u32). */
 static const __u8 fs_rows[52] SEC(".rodata.fsrow") __attribute__((aligned(8))) =
 	"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\1\0\0\0";
 
-static __always_inline __u32 fs_next(__u32 state, __u32 cls)
+static __always_inline __u32 fs_stored(__u32 row, __u32 cls)
 {
-	if (state < 13)
-		return ((const __u16 *)fs_next0)[below((state - 0) * 12 + cls, 156)];
+	if (row < 1)
+		return ((const __u16 *)fs_next0)[below((row - 0) * 12 + cls, 12)];
 	return 0;
 }
 
@@ -78,17 +79,21 @@ static __always_inline __u32 fs_row(__u32 state)
 
 #define DFA_NAME fs
 #define DFA_STATES 13
+#define DFA_EXCEPTION_SHIFT 24
 #include "bpf/dfa.bpf.h"
 
 
-/* DFA of the target globs: 2 states, 2 byte classes, 1 accept rows.
+/* DFA of the target globs: 2 states, 2 byte classes, 1 stored rows, 1 accept rows.
  * The byte classes are placed in .rodata explicitly: clang would put a small table in a
  * mergeable .rodata.cstN section, which its BTF does not describe and older libbpf then
  * rejects.  The other tables are data, each in a section (a read-only map) of its own. */
 static const __u8 target_class[256] SEC(".rodata") = { 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1 };
-/* Transitions of states 0 to 1: __u16[state][class]. */
-static const __u8 target_next0[8] SEC(".rodata.tan0") __attribute__((aligned(8))) =
-	"\0\0\0\0\0\0\0\0";
+/* Each state's stored row and own transition: __u32[state][2] (bpf/dfa.bpf.h, next()). */
+static const __u8 target_states[16] SEC(".rodata.tasta") __attribute__((aligned(8))) =
+	"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
+/* Stored rows 0 to 0: __u16[row][class]. */
+static const __u8 target_next0[4] SEC(".rodata.tan0") __attribute__((aligned(8))) =
+	"\0\0\0\0";
 /* Each state's accept row (__u32). */
 static const __u8 target_rows[8] SEC(".rodata.tarow") __attribute__((aligned(8))) =
 	"\0\0\0\0\0\0\0\0";
@@ -96,10 +101,10 @@ static const __u8 target_rows[8] SEC(".rodata.tarow") __attribute__((aligned(8))
 static const __u8 target_sets[8] SEC(".rodata.taset") __attribute__((aligned(8))) =
 	"\0\0\0\0\0\0\0\0";
 
-static __always_inline __u32 target_next(__u32 state, __u32 cls)
+static __always_inline __u32 target_stored(__u32 row, __u32 cls)
 {
-	if (state < 2)
-		return ((const __u16 *)target_next0)[below((state - 0) * 2 + cls, 4)];
+	if (row < 1)
+		return ((const __u16 *)target_next0)[below((row - 0) * 2 + cls, 2)];
 	return 0;
 }
 
@@ -121,6 +126,7 @@ static __always_inline int target_has(__u32 state, __u32 glob)
 
 #define DFA_NAME target
 #define DFA_STATES 2
+#define DFA_EXCEPTION_SHIFT 24
 #include "bpf/dfa.bpf.h"
 
 

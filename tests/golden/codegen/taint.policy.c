@@ -15,62 +15,62 @@ char LICENSE[] SEC("license") = "GPL";
 
 /* Metadata for the runtime: profile, probes, and each rule's source file and line. */
 const char bpfbox_meta[] SEC(".bpfbox.meta") __attribute__((used)) =
-	"{\"contexts\":[],\"hooks\":[{\"hook\":\"inode_setattr\",\"variants\":[{\"params\":[\"struct dent"
-	"ry *\",\"struct iattr *\"],\"program\":\"bpfbox_inode_setattr\"},{\"params\":[\"struct mnt_idmap"
-	" *\",\"struct dentry *\",\"struct iattr *\"],\"program\":\"bpfbox_inode_setattr_idmap\"}]},{\"ho"
-	"ok\":\"inode_setxattr\",\"variants\":[{\"params\":[\"struct user_namespace *\",\"struct dentry *"
-	"\",\"char *\",\"void *\",\"size_t\",\"int\"],\"program\":\"bpfbox_inode_setxattr_userns\"},{\"pa"
-	"rams\":[\"struct mnt_idmap *\",\"struct dentry *\",\"char *\",\"void *\",\"size_t\",\"int\"],\"p"
-	"rogram\":\"bpfbox_inode_setxattr_idmap\"}]},{\"hook\":\"inode_removexattr\",\"variants\":[{\"par"
-	"ams\":[\"struct user_namespace *\",\"struct dentry *\",\"char *\"],\"program\":\"bpfbox_inode_re"
-	"movexattr_userns\"},{\"params\":[\"struct mnt_idmap *\",\"struct dentry *\",\"char *\"],\"progra"
-	"m\":\"bpfbox_inode_removexattr_idmap\"}]},{\"hook\":\"inode_set_acl\",\"since\":\"6.2\",\"varian"
-	"ts\":[{\"params\":[\"struct user_namespace *\",\"struct dentry *\",\"char *\",\"struct posix_acl"
-	" *\"],\"program\":\"bpfbox_inode_set_acl_userns\"},{\"params\":[\"struct mnt_idmap *\",\"struct "
-	"dentry *\",\"char *\",\"struct posix_acl *\"],\"program\":\"bpfbox_inode_set_acl_idmap\"}],\"wit"
-	"hout\":\"POSIX ACL changes go through inode_setxattr (which checks them) instead\"},{\"hook\":\""
-	"inode_remove_acl\",\"since\":\"6.2\",\"variants\":[{\"params\":[\"struct user_namespace *\",\"st"
-	"ruct dentry *\",\"char *\"],\"program\":\"bpfbox_inode_remove_acl_userns\"},{\"params\":[\"struc"
-	"t mnt_idmap *\",\"struct dentry *\",\"char *\"],\"program\":\"bpfbox_inode_remove_acl_idmap\"}],"
-	"\"without\":\"POSIX ACL removals go through inode_removexattr (which checks them) instead\"},{\""
-	"hook\":\"file_truncate\",\"since\":\"6.2\",\"variants\":[{\"params\":[\"struct file *\"],\"progr"
-	"am\":\"bpfbox_file_truncate\"}],\"without\":\"ftruncate() and open(O_TRUNC) go through path_trun"
-	"cate (which checks them)\"}],\"name\":\"mylogin\",\"policy\":\"taint.bpfbox\",\"profile\":\"/sbi"
-	"n/mylogin\",\"rules\":[{\"action\":\"taint\",\"audit\":false,\"column\":10,\"contexts\":[],\"fil"
-	"e\":\"taint.bpfbox\",\"flags\":17,\"id\":1,\"kind\":\"fs\",\"line\":3,\"text\":\"fs(\\\"/etc/hos"
-	"ts\\\", read)\"},{\"action\":\"audit\",\"audit\":true,\"column\":10,\"contexts\":[],\"file\":\"t"
-	"aint.bpfbox\",\"flags\":17,\"id\":2,\"kind\":\"fs\",\"line\":4,\"text\":\"fs(\\\"/etc/passwd\\\""
-	", read)\"}],\"task_state_layout\":2,\"version\":3}";
+	"{\"contexts\":[],\"hooks\":[{\"hook\":\"inode_setattr\",\"variants\":[{\"params\":[\"struct d"
+	"entry *\",\"struct iattr *\"],\"program\":\"bpfbox_inode_setattr\"},{\"params\":[\"struct "
+	"mnt_idmap *\",\"struct dentry *\",\"struct iattr *\"],\"program\":\"bpfbox_inode_setattr"
+	"_idmap\"}]},{\"hook\":\"inode_setxattr\",\"variants\":[{\"params\":[\"struct user_namespac"
+	"e *\",\"struct dentry *\",\"char *\",\"void *\",\"size_t\",\"int\"],\"program\":\"bpfbox_inode"
+	"_setxattr_userns\"},{\"params\":[\"struct mnt_idmap *\",\"struct dentry *\",\"char *\",\"v"
+	"oid *\",\"size_t\",\"int\"],\"program\":\"bpfbox_inode_setxattr_idmap\"}]},{\"hook\":\"inode"
+	"_removexattr\",\"variants\":[{\"params\":[\"struct user_namespace *\",\"struct dentry *\""
+	",\"char *\"],\"program\":\"bpfbox_inode_removexattr_userns\"},{\"params\":[\"struct mnt_i"
+	"dmap *\",\"struct dentry *\",\"char *\"],\"program\":\"bpfbox_inode_removexattr_idmap\"}]"
+	"},{\"hook\":\"inode_set_acl\",\"since\":\"6.2\",\"variants\":[{\"params\":[\"struct user_name"
+	"space *\",\"struct dentry *\",\"char *\",\"struct posix_acl *\"],\"program\":\"bpfbox_inod"
+	"e_set_acl_userns\"},{\"params\":[\"struct mnt_idmap *\",\"struct dentry *\",\"char *\",\"s"
+	"truct posix_acl *\"],\"program\":\"bpfbox_inode_set_acl_idmap\"}],\"without\":\"POSIX AC"
+	"L changes go through inode_setxattr (which checks them) instead\"},{\"hook\":\"inode"
+	"_remove_acl\",\"since\":\"6.2\",\"variants\":[{\"params\":[\"struct user_namespace *\",\"str"
+	"uct dentry *\",\"char *\"],\"program\":\"bpfbox_inode_remove_acl_userns\"},{\"params\":[\""
+	"struct mnt_idmap *\",\"struct dentry *\",\"char *\"],\"program\":\"bpfbox_inode_remove_a"
+	"cl_idmap\"}],\"without\":\"POSIX ACL removals go through inode_removexattr (which ch"
+	"ecks them) instead\"},{\"hook\":\"file_truncate\",\"since\":\"6.2\",\"variants\":[{\"params\""
+	":[\"struct file *\"],\"program\":\"bpfbox_file_truncate\"}],\"without\":\"ftruncate() and"
+	" open(O_TRUNC) go through path_truncate (which checks them)\"}],\"name\":\"mylogin\","
+	"\"policy\":\"taint.bpfbox\",\"profile\":\"/sbin/mylogin\",\"rules\":[{\"action\":\"taint\",\"au"
+	"dit\":false,\"column\":10,\"contexts\":[],\"file\":\"taint.bpfbox\",\"flags\":17,\"id\":1,\"ki"
+	"nd\":\"fs\",\"line\":3,\"text\":\"fs(\\\"/etc/hosts\\\", read)\"},{\"action\":\"audit\",\"audit\":t"
+	"rue,\"column\":10,\"contexts\":[],\"file\":\"taint.bpfbox\",\"flags\":17,\"id\":2,\"kind\":\"fs"
+	"\",\"line\":4,\"text\":\"fs(\\\"/etc/passwd\\\", read)\"}],\"task_state_layout\":2,\"version\":"
+	"3}";
 
 /* 1: the policy has taint rules, and enforces nothing before a process is tainted. */
 #define TAINT_MODE 1
 #include "bpf/verdict.bpf.h"
 #include "bpf/contexts.bpf.h"
 
-/* DFA of the file path globs: 18 states, 13 byte classes, 3 accept rows.
+/* DFA of the file path globs: 18 states, 13 byte classes, 2 stored rows, 3 accept rows.
  * The byte classes are placed in .rodata explicitly: clang would put a small table in a
  * mergeable .rodata.cstN section, which its BTF does not describe and older libbpf then
  * rejects.  The other tables are data, each in a section (a read-only map) of its own. */
 static const __u8 fs_class[256] SEC(".rodata") = { 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 3, 1, 4, 5, 6, 1, 1, 7, 1, 1, 1, 1, 1, 1, 8, 9, 1, 1, 10, 11, 1, 1, 12, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1 };
-/* Transitions of states 0 to 17: __u16[state][class]. */
-static const __u8 fs_next0[468] SEC(".rodata.fsn0") __attribute__((aligned(8))) =
-	"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\2\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
-	"\3\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\4\0\0\0\0\0\0\0\0\0\0\0\5\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
-	"\0\0\0\0\0\0\6\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\7\0\0\0\10\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
-	"\0\0\0\0\0\0\11\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\12\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\13\0"
-	"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\14\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\15\0\0\0\0\0\0\0\0\0\0\0"
-	"\0\0\0\0\0\0\0\0\0\0\0\0\16\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\17\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
-	"\0\0\0\0\20\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\21\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
-	"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
+/* Each state's stored row and own transition: __u32[state][2] (bpf/dfa.bpf.h, next()). */
+static const __u8 fs_states[144] SEC(".rodata.fssta") __attribute__((aligned(8))) =
+	"\0\0\0\0\0\0\0\0\0\0\0\0\2\0\0\2\0\0\0\0\3\0\0\6\0\0\0\0\4\0\0\13\0\0\0\0\5\0\0\4\0\0\0\0\6\0\0\2\1\0\0\0\0\0\0\0\0\0\0\0\11\0\0\10"
+	"\0\0\0\0\12\0\0\3\0\0\0\0\13\0\0\12\0\0\0\0\14\0\0\12\0\0\0\0\15\0\0\13\0\0\0\0\16\0\0\12\0\0\0\0\17\0\0\12\0\0\0\0\20\0\0\14\0\0\0\0\0\0\0\0"
+	"\0\0\0\0\21\0\0\5\0\0\0\0\0\0\0\0";
+/* Stored rows 0 to 1: __u16[row][class]. */
+static const __u8 fs_next0[52] SEC(".rodata.fsn0") __attribute__((aligned(8))) =
+	"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\7\0\0\0\10\0\0\0\0\0\0\0";
 /* Each state's accept row (__u32). */
 static const __u8 fs_rows[72] SEC(".rodata.fsrow") __attribute__((aligned(8))) =
 	"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\1\0\0\0"
 	"\0\0\0\0\2\0\0\0";
 
-static __always_inline __u32 fs_next(__u32 state, __u32 cls)
+static __always_inline __u32 fs_stored(__u32 row, __u32 cls)
 {
-	if (state < 18)
-		return ((const __u16 *)fs_next0)[below((state - 0) * 13 + cls, 234)];
+	if (row < 2)
+		return ((const __u16 *)fs_next0)[below((row - 0) * 13 + cls, 26)];
 	return 0;
 }
 
@@ -82,17 +82,21 @@ static __always_inline __u32 fs_row(__u32 state)
 
 #define DFA_NAME fs
 #define DFA_STATES 18
+#define DFA_EXCEPTION_SHIFT 24
 #include "bpf/dfa.bpf.h"
 
 
-/* DFA of the target globs: 2 states, 2 byte classes, 1 accept rows.
+/* DFA of the target globs: 2 states, 2 byte classes, 1 stored rows, 1 accept rows.
  * The byte classes are placed in .rodata explicitly: clang would put a small table in a
  * mergeable .rodata.cstN section, which its BTF does not describe and older libbpf then
  * rejects.  The other tables are data, each in a section (a read-only map) of its own. */
 static const __u8 target_class[256] SEC(".rodata") = { 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1 };
-/* Transitions of states 0 to 1: __u16[state][class]. */
-static const __u8 target_next0[8] SEC(".rodata.tan0") __attribute__((aligned(8))) =
-	"\0\0\0\0\0\0\0\0";
+/* Each state's stored row and own transition: __u32[state][2] (bpf/dfa.bpf.h, next()). */
+static const __u8 target_states[16] SEC(".rodata.tasta") __attribute__((aligned(8))) =
+	"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
+/* Stored rows 0 to 0: __u16[row][class]. */
+static const __u8 target_next0[4] SEC(".rodata.tan0") __attribute__((aligned(8))) =
+	"\0\0\0\0";
 /* Each state's accept row (__u32). */
 static const __u8 target_rows[8] SEC(".rodata.tarow") __attribute__((aligned(8))) =
 	"\0\0\0\0\0\0\0\0";
@@ -100,10 +104,10 @@ static const __u8 target_rows[8] SEC(".rodata.tarow") __attribute__((aligned(8))
 static const __u8 target_sets[8] SEC(".rodata.taset") __attribute__((aligned(8))) =
 	"\0\0\0\0\0\0\0\0";
 
-static __always_inline __u32 target_next(__u32 state, __u32 cls)
+static __always_inline __u32 target_stored(__u32 row, __u32 cls)
 {
-	if (state < 2)
-		return ((const __u16 *)target_next0)[below((state - 0) * 2 + cls, 4)];
+	if (row < 1)
+		return ((const __u16 *)target_next0)[below((row - 0) * 2 + cls, 2)];
 	return 0;
 }
 
@@ -125,6 +129,7 @@ static __always_inline int target_has(__u32 state, __u32 glob)
 
 #define DFA_NAME target
 #define DFA_STATES 2
+#define DFA_EXCEPTION_SHIFT 24
 #include "bpf/dfa.bpf.h"
 
 
