@@ -32,14 +32,18 @@ MAX_STATES = MAX_TABLE_BYTES // 8
 #: targets (state numbers, below MAX_STATES) take the bits below it, byte classes the 8 above.
 EXCEPTION_SHIFT = 24
 assert MAX_STATES <= 1 << EXCEPTION_SHIFT
-#: More steps than this building the DFA (for each DFA state: its byte classes, its NFA states
-#: and their edges, one step each class an edge covers), plus WORK_PER_GLOB for each glob, is
-#: refused too: it keeps the compiler's time bounded (about 0.2 µs a step at most here: some
-#: 0.15 s, plus 0.3 ms a glob) on any policy, where the state limit alone lets thousands of
-#: wide globs take minutes.  A policy of 10,000 distinct literal paths and globs of a few
-#: components needs 5.5 million steps, a third of its bound.
-MAX_WORK = 700_000
-WORK_PER_GLOB = 1_400
+#: More steps than this building the DFA, plus WORK_PER_GLOB for each glob, is refused too:
+#: it keeps the compiler's time bounded (a step is about 0.1 µs here: some 0.2 s, plus 0.3 ms
+#: a glob) on any policy, where the state limit alone lets thousands of wide globs take
+#: minutes.  Each DFA state costs STEPS_PER_STATE, one step a byte class (its row), and for
+#: each of its NFA states STEPS_PER_NFA_STATE and one step each class an edge covers; fitted
+#: to policies of literal paths, of `**` globs and of wide alphabets.  A policy of 10,000
+#: distinct literal paths and globs of a few components takes 12 million steps, 40% of its
+#: bound.
+MAX_WORK = 2_000_000
+WORK_PER_GLOB = 3_000
+STEPS_PER_STATE = 50
+STEPS_PER_NFA_STATE = 5
 
 
 def entry_bytes(states: int) -> int:
@@ -462,7 +466,7 @@ def compile_globs(globs: list[str]) -> Dfa:
     transitions: list[tuple[int, ...]] = []
     work = 0
     for current in order:  # `order` grows while we walk it
-        work += len(representatives) + len(current)
+        work += STEPS_PER_STATE + len(representatives) + STEPS_PER_NFA_STATE * len(current)
         moves: dict[int, list[int]] = {}
         for s in current:
             edges = class_edges[s]
