@@ -513,13 +513,24 @@ class BpfObject:
 
 
 def verifier_summary(log: str) -> str:
-    """The line of a verifier log that says why it refused: the last one before statistics."""
+    """The line of a verifier log that says why it refused: the one after the last instruction
+    it checked (newer kernels add lines of advice after it, 7.3 among them), else the last one
+    before the statistics."""
     statistics = ("processed ", "verification time", "stack depth")
     lines = [line.strip() for line in log.splitlines() if line.strip()]
+    instructions = [i for i, line in enumerate(lines) if _INSTRUCTION.match(line)]
+    if instructions and instructions[-1] + 1 < len(lines):
+        after = lines[instructions[-1] + 1]
+        if not after.startswith(statistics):
+            return after
     for line in reversed(lines):
         if not line.startswith(statistics):
             return line
     return "no reason given (empty verifier log)"
+
+
+#: An instruction line of a verifier log: `2255: (61) r4 = *(u32 *)(r0 +0)`.
+_INSTRUCTION = re.compile(r"\d+: \([0-9a-f]{2}\) ")
 
 
 SampleHandler = Callable[[bytes], None]

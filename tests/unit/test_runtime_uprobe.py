@@ -269,3 +269,35 @@ def test_profile_path_longer_than_the_variable(count_obj):
 def test_kernel_device_encoding():
     assert loader.kernel_dev(os.makedev(254, 3)) == 254 << 20 | 3
     assert loader.kernel_dev(os.makedev(8, 300)) == 8 << 20 | 300
+
+
+# The one-line reason bpfbox-run gives for a verifier's refusal.
+
+_REFUSED_ACCESS = """\
+0: (b7) r1 = 0
+; return *(int *)0;
+1: (61) r0 = *(u32 *)(r1 +0)
+R1 invalid mem access 'scalar'
+"""
+_STATISTICS = "processed 2 insns (limit 1000000) max_states_per_insn 0 total_states 0\n"
+
+
+def test_verifier_summary_is_the_line_after_the_last_instruction() -> None:
+    assert (
+        libbpf.verifier_summary(_REFUSED_ACCESS + _STATISTICS) == "R1 invalid mem access 'scalar'"
+    )
+
+
+def test_verifier_summary_skips_the_advice_newer_kernels_add() -> None:
+    """7.3 explains some refusals in lines after the reason; the reason is still the summary."""
+    advice = (
+        "A pointer was used after it was invalidated by\n"
+        "arithmetic, helper calls, or other operations that can invalidate it.\n"
+    )
+    log = _REFUSED_ACCESS + advice + _STATISTICS
+    assert libbpf.verifier_summary(log) == "R1 invalid mem access 'scalar'"
+
+
+def test_verifier_summary_without_instructions_is_the_last_line_before_statistics() -> None:
+    assert libbpf.verifier_summary("BTF is malformed\n" + _STATISTICS) == "BTF is malformed"
+    assert libbpf.verifier_summary("") == "no reason given (empty verifier log)"
