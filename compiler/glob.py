@@ -317,12 +317,17 @@ class Packed:
     row_of: tuple[int, ...]
     exception: tuple[int, ...]
 
-    def next(self, state: int, cls: int) -> int:
-        """The transition as the kernel finds it (tests hold it to Dfa.transitions)."""
+    def own(self, state: int, cls: int) -> int | None:
+        """The state's own transition on class `cls`; None where it reads its stored row."""
         exception = self.exception[state]
         if exception and exception >> EXCEPTION_SHIFT == cls:
             return exception & ((1 << EXCEPTION_SHIFT) - 1)
-        return self.rows[self.row_of[state]][cls]
+        return None
+
+    def next(self, state: int, cls: int) -> int:
+        """The transition as the kernel finds it (tests hold it to Dfa.transitions)."""
+        own = self.own(state, cls)
+        return self.rows[self.row_of[state]][cls] if own is None else own
 
 
 def _pack(transitions: list[tuple[int, ...]], classes: int) -> Packed:

@@ -42,8 +42,7 @@ def test_the_branching_test_reads_rows_from_every_map(tmp_path: Path) -> None:
             state = 1
             for byte in f"{folder}/{name}".encode():
                 cls = dfa.classes[byte]
-                own = packed.exception[state]
-                if not (own and own >> glob.EXCEPTION_SHIFT == cls):
+                if packed.own(state, cls) is None:
                     read_from.add(packed.row_of[state] // per_map)
                 state = packed.next(state, cls)
                 if not state:
