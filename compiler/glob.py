@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import cast
 
 #: Longest path the kernel side resolves (bytes, without the NUL).
 PATH_MAX = 4095
@@ -32,14 +33,16 @@ MAX_STATES = MAX_TABLE_BYTES // 8
 #: targets (state numbers, below MAX_STATES) take the bits below it, byte classes the 8 above.
 EXCEPTION_SHIFT = 24
 assert MAX_STATES <= 1 << EXCEPTION_SHIFT
+_TARGET_BITS = (1 << EXCEPTION_SHIFT) - 1
 #: More steps than this building the DFA, plus WORK_PER_GLOB for each glob, is refused too:
 #: it keeps the compiler's time bounded (a step is about 0.1 µs here: some 0.2 s, plus 0.3 ms
 #: a glob) on any policy, where the state limit alone lets thousands of wide globs take
 #: minutes.  Each DFA state costs STEPS_PER_STATE, one step a byte class (its row), and for
 #: each of its NFA states STEPS_PER_NFA_STATE and one step each class an edge covers; fitted
-#: to policies of literal paths, of `**` globs and of wide alphabets.  A policy of 10,000
-#: distinct literal paths and globs of a few components takes 12 million steps, 40% of its
-#: bound.
+#: to policies of literal paths, of `**` globs and of wide alphabets.  A state made by a
+#: short cut (_GlobSubsets) costs a step a class, plus one an NFA state if copied.  A policy
+#: of 10,000 distinct literal paths and globs of a few components takes 4 million steps, 13%
+#: of its bound.
 MAX_WORK = 2_000_000
 WORK_PER_GLOB = 3_000
 STEPS_PER_STATE = 50
@@ -267,7 +270,8 @@ class _Nfa:
 
 
 def _build(nfa: _Nfa, nodes: tuple[_Node, ...], start: int) -> int:
-    """Add `nodes` after state `start`; return the state reached at their end."""
+    """Add `nodes` after state `start`; return the state reached at their end.  Every edge
+    leads to a state numbered after its own, but a loop's edge back to itself."""
     current = start
     for node in nodes:
         if isinstance(node, _Bytes):
@@ -289,12 +293,14 @@ def _build(nfa: _Nfa, nodes: tuple[_Node, ...], start: int) -> int:
             nfa.edges[loop].append((node.mask, loop))
             current = loop
         else:
-            end = nfa.state()
+            ends = []
             for option in node.options:
                 branch = nfa.state()
                 nfa.epsilon[current].append(branch)
-                nfa.epsilon[_build(nfa, option, branch)].append(end)
-            current = end
+                ends.append(_build(nfa, option, branch))
+            current = nfa.state()  # after the options': every edge leads on (_GlobSubsets)
+            for end in ends:
+                nfa.epsilon[end].append(current)
     return current
 
 
@@ -321,7 +327,7 @@ class Packed:
         """The state's own transition on class `cls`; None where it reads its stored row."""
         exception = self.exception[state]
         if exception and exception >> EXCEPTION_SHIFT == cls:
-            return exception & ((1 << EXCEPTION_SHIFT) - 1)
+            return exception & _TARGET_BITS
         return None
 
     def next(self, state: int, cls: int) -> int:
@@ -338,7 +344,7 @@ def _pack(transitions: list[tuple[int, ...]], classes: int) -> Packed:
     exception: list[int] = []
     for state, row in enumerate(transitions):
         shared, own = _shared_row(state, row, transitions, dead)
-        index = stored.get(shared)
+        index = 0 if shared is dead else stored.get(shared)  # most states: the dead row
         if index is None:
             index = stored[shared] = len(stored)
         row_of.append(index)
@@ -416,6 +422,9 @@ def guard_states(
     # is the dead state, whose weight is 0, as are all the entries a row leaves dead.
     predecessors: list[list[int]] = [[] for _ in range(count)]
     for state, row in enumerate(dfa.transitions):
+        if dfa.packed.row_of[state] == 0:  # the dead row and its own transition, if any
+            predecessors[dfa.packed.exception[state] & _TARGET_BITS].append(state)
+            continue
         # Each target once: most of a row is the dead state, and a wildcard's classes repeat
         # one target.
         for target in set(row):
@@ -444,62 +453,16 @@ class TooComplexError(ValueError):
 
 def compile_globs(globs: list[str]) -> Dfa:
     """One DFA matching all `globs` at once; NUL (the string's end) is never an input byte."""
-    nfa = _Nfa()
-    start = nfa.state()
-    for index, glob in enumerate(globs):
-        branch = nfa.state()
-        nfa.epsilon[start].append(branch)
-        nfa.accepts[_build(nfa, parse(glob), branch)] = index
+    nfa, owners = _nfa(globs)
     classes = _byte_classes(nfa)
-    representatives = _representatives(classes)
-    budget = MAX_WORK + WORK_PER_GLOB * len(globs)
-    # Each NFA state's edges as (byte class, target) pairs: a DFA state then visits each
-    # edge's classes once, not every class for every edge (most edges are one literal byte).
-    covered: dict[int, list[int]] = {}
-    for edges in nfa.edges:
-        for mask, _ in edges:
-            if mask not in covered:
-                covered[mask] = [c for c, byte in enumerate(representatives) if mask >> byte & 1]
-    class_edges = [[(c, t) for mask, t in edges for c in covered[mask]] for edges in nfa.edges]
+    covered = _covered(nfa, classes)
+    class_count = max(classes) + 1
+    budget = _Budget(MAX_WORK + WORK_PER_GLOB * len(globs))
+    subsets = _GlobSubsets(nfa, owners, covered, class_count, budget)
+    subsets.state(_closure(nfa.epsilon, (0,)), alone=False)
+    subsets.run()
+    transitions = cast(list[tuple[int, ...]], subsets.rows)  # run() filled every row
     empty: frozenset[int] = frozenset()
-    first = _closure(nfa.epsilon, (start,))
-    ids = {empty: 0, first: 1}
-    order = [empty, first]
-    # The DFA state each move (the NFA states one class leads to, in the order found) goes
-    # to: most moves recur, and a tuple is found again without building its closure.
-    target_of: dict[tuple[int, ...], int] = {}
-    transitions: list[tuple[int, ...]] = []
-    work = 0
-    for current in order:  # `order` grows while we walk it
-        work += STEPS_PER_STATE + len(representatives) + STEPS_PER_NFA_STATE * len(current)
-        moves: dict[int, list[int]] = {}
-        for s in current:
-            edges = class_edges[s]
-            work += len(edges)
-            for c, t in edges:
-                if c in moves:
-                    moves[c].append(t)
-                else:
-                    moves[c] = [t]
-        if work > budget:
-            raise TooComplexError("the path globs are too many or too wide to combine")
-        row = [0] * len(representatives)
-        for c in sorted(moves):  # in class order: states are numbered as they are found
-            move = tuple(moves[c])
-            target = target_of.get(move)
-            if target is None:
-                closed = _closure(nfa.epsilon, move)
-                target = ids.get(closed)
-                if target is None:
-                    if len(order) >= MAX_STATES:
-                        raise TooComplexError(
-                            f"the path globs need more than {MAX_STATES} automaton states"
-                        )
-                    target = ids[closed] = len(order)
-                    order.append(closed)
-                target_of[move] = target
-            row[c] = target
-        transitions.append(tuple(row))
     accepting = frozenset(nfa.accepts)
     accepts = tuple(
         (
@@ -507,16 +470,280 @@ def compile_globs(globs: list[str]) -> Dfa:
             if not accepting.isdisjoint(states)
             else empty
         )
-        for states in order
+        for states in subsets.sets
     )
-    packed = _pack(transitions, len(representatives))
-    most = max_stored_rows(len(transitions), len(representatives))
+    packed = _pack(transitions, class_count)
+    most = max_stored_rows(len(transitions), class_count)
     if len(packed.rows) > most:
         raise TooComplexError(
             f"the path globs need more than {most} distinct automaton rows "
-            f"(with {len(representatives)} byte classes)"
+            f"(with {class_count} byte classes)"
         )
     return Dfa(tuple(classes), tuple(transitions), accepts, packed)
+
+
+def _nfa(globs: list[str]) -> tuple[_Nfa, _Owners]:
+    """The NFA of all `globs`: state 0 the start, an epsilon edge from it to each glob's."""
+    nfa = _Nfa()
+    start = nfa.state()
+    owners = _Owners()
+    for index, glob in enumerate(globs):
+        branch = nfa.state()
+        nfa.epsilon[start].append(branch)
+        nodes = parse(glob)
+        nfa.accepts[_build(nfa, nodes, branch)] = index
+        owners.add(branch, len(nfa.edges), all(isinstance(node, _Bytes) for node in nodes))
+    return nfa, owners
+
+
+def _covered(nfa: _Nfa, classes: list[int]) -> dict[int, list[int]]:
+    """The byte classes each of the NFA's edge masks covers: a DFA state then visits each
+    edge's classes once, not every class for every edge (most edges are one literal byte)."""
+    representatives = _representatives(classes)
+    covered: dict[int, list[int]] = {}
+    for edges in nfa.edges:
+        for mask, _ in edges:
+            if mask not in covered:
+                covered[mask] = [c for c, byte in enumerate(representatives) if mask >> byte & 1]
+    return covered
+
+
+class _Budget:
+    """The steps the DFA construction may take (MAX_WORK): spent as it goes, refused past
+    the end."""
+
+    def __init__(self, steps: int) -> None:
+        self.left = steps
+
+    def spend(self, steps: int) -> None:
+        self.left -= steps
+        if self.left < 0:
+            raise TooComplexError("the path globs are too many or too wide to combine")
+
+
+class _Subsets:
+    """Subset construction over an NFA (`edges[s]`: (byte mask, target) pairs; `epsilon[s]`:
+    targets).  Each DFA state stands for a closed set of NFA states, numbered as found (state
+    0 is the empty set, the dead state); `rows[s]` is state s's row of transitions, None until
+    it is worked out."""
+
+    def __init__(
+        self,
+        edges: list[list[tuple[int, int]]],
+        epsilon: list[list[int]],
+        covered: dict[int, list[int]],
+        classes: int,
+        budget: _Budget,
+    ) -> None:
+        self.edges = edges
+        self.epsilon = epsilon
+        self.covered = covered
+        self.classes = classes
+        self.budget = budget
+        #: class_edges[s]: NFA state s's edges as (byte class, target) pairs, made when needed.
+        self.class_edges: list[list[tuple[int, int]] | None] = [None] * len(edges)
+        empty: frozenset[int] = frozenset()
+        self.sets = [empty]
+        self.ids = {empty: 0}
+        self.dead = (0,) * classes
+        self.rows: list[tuple[int, ...] | None] = [self.dead]
+        #: alone[s]: state s and the states found from it stand for one glob's NFA states.
+        self.alone = [True]
+        # The DFA state each move (the NFA states one class leads to, in the order found)
+        # goes to: most moves recur, and a tuple is found again without building its closure.
+        self.target_of: dict[tuple[int, ...], int] = {}
+
+    def state(self, closed: frozenset[int], alone: bool) -> int:
+        """The DFA state of `closed`: a new one, its row to be worked out, if not seen yet."""
+        found = self.ids.get(closed)
+        if found is None:
+            if len(self.sets) >= MAX_STATES:
+                raise TooComplexError(
+                    f"the path globs need more than {MAX_STATES} automaton states"
+                )
+            found = self.ids[closed] = len(self.sets)
+            self.sets.append(closed)
+            self.rows.append(None)
+            self.alone.append(alone)
+        return found
+
+    def run(self) -> None:
+        """Work out the row of every state, those found on the way included."""
+        index = 1
+        while index < len(self.sets):  # `sets` grows while we walk it
+            if self.rows[index] is None:
+                self.rows[index] = self._row(self.sets[index], self.alone[index])
+            index += 1
+
+    def _row(self, current: frozenset[int], alone: bool) -> tuple[int, ...]:
+        moves: dict[int, list[int]] = {}
+        steps = STEPS_PER_STATE + self.classes + STEPS_PER_NFA_STATE * len(current)
+        for s in current:
+            edges = self.class_edges[s]
+            if edges is None:
+                edges = self.class_edges[s] = [
+                    (c, t) for mask, t in self.edges[s] for c in self.covered[mask]
+                ]
+            steps += len(edges)
+            for c, t in edges:
+                if c in moves:
+                    moves[c].append(t)
+                else:
+                    moves[c] = [t]
+        self.budget.spend(steps)
+        row = [0] * self.classes
+        for c in sorted(moves):  # in class order: states are numbered as they are found
+            move = tuple(moves[c])
+            target = self.target_of.get(move)
+            if target is None:
+                closed = _closure(self.epsilon, move)
+                target = self.ids.get(closed)
+                if target is None:
+                    target = self.entered(closed, alone)
+                self.target_of[move] = target
+            row[c] = target
+        return tuple(row)
+
+    def entered(self, closed: frozenset[int], alone: bool) -> int:
+        """The state of `closed`, not seen before, reached from a state that is `alone`."""
+        return self.state(closed, alone)
+
+
+class _Owners:
+    """Which glob each NFA state belongs to: each glob's states are numbered in one run
+    (the shared start state, 0, apart)."""
+
+    def __init__(self) -> None:
+        self.glob = [-1]  # glob[s]: the glob NFA state s belongs to
+        self.first: list[int] = []  # first[g]: glob g's first NFA state
+        self.literal: list[bool] = []  # literal[g]: glob g is a plain path, no wildcard
+
+    def add(self, first: int, end: int, literal: bool) -> None:
+        """The next glob's states: `first` to `end` (exclusive)."""
+        self.glob.extend([len(self.first)] * (end - first))
+        self.first.append(first)
+        self.literal.append(literal)
+
+    def end(self, glob: int) -> int:
+        return self.first[glob + 1] if glob + 1 < len(self.first) else len(self.glob)
+
+
+#: An NFA state as seen from itself: its edges (byte mask, how far on the target is), its
+#: epsilon edges (how far on) and whether it accepts.
+_Link = tuple[tuple[tuple[int, int], ...], tuple[int, ...], bool]
+#: A glob's tail (_GlobSubsets.entered): the NFA states it starts in, counted from the first
+#: of them, and the links of the NFA states from there to the glob's end.
+_TailShape = tuple[tuple[int, ...], tuple[_Link, ...]]
+
+
+class _GlobSubsets(_Subsets):
+    """The subset construction of a policy's globs, with short cuts for the states that
+    stand for one glob alone: most states of a large policy.
+
+    Once the input read so far leaves one glob in play (a DFA state's NFA states are all that
+    glob's), the rest of the automaton from there is that glob's alone.  For a literal path
+    it is a chain of states, one a byte, made without the general step's searches.  For a
+    glob with wildcards it is the same for every glob whose rest has the same shape
+    (`/srv/d1/**/*.conf` and `/srv/d2/**/*.conf` after their digit): worked out once, on its
+    second sighting (a tail seldom seen twice is not worth the copy), and copied for the
+    others.
+    """
+
+    def __init__(
+        self,
+        nfa: _Nfa,
+        owners: _Owners,
+        covered: dict[int, list[int]],
+        classes: int,
+        budget: _Budget,
+    ) -> None:
+        super().__init__(nfa.edges, nfa.epsilon, covered, classes, budget)
+        self.accepts = nfa.accepts
+        self.owners = owners
+        self.seen: set[_TailShape] = set()
+        self.tails: dict[_TailShape, _Subsets] = {}
+
+    def entered(self, closed: frozenset[int], alone: bool) -> int:
+        low = min(closed)
+        glob = self.owners.glob[low]
+        if alone or glob < 0 or glob != self.owners.glob[max(closed)]:
+            return self.state(closed, alone)
+        if self.owners.literal[glob] and len(closed) == 1:
+            return self._literal_tail(low)
+        links = self._links(glob, low)
+        if links is None:
+            return self.state(closed, alone=True)
+        shape = (tuple(sorted(s - low for s in closed)), links)
+        tail = self.tails.get(shape)
+        if tail is None:
+            if shape not in self.seen:
+                self.seen.add(shape)
+                return self.state(closed, alone=True)
+            tail = self.tails[shape] = self._tail(shape)
+        return self._copy(tail, low)
+
+    def _literal_tail(self, s: int) -> int:
+        """The states of a literal path's NFA states from `s` on: one a byte, each leading to
+        the next.  (Only the input that spells the path so far reaches one of them, so each
+        is new; were one not, its row would be written again unchanged: a state's row depends
+        on its NFA states alone.)"""
+        first = state = self.state(frozenset((s,)), alone=True)
+        while self.edges[s]:
+            ((mask, s),) = self.edges[s]
+            self.budget.spend(self.classes)
+            target = self.state(frozenset((s,)), alone=True)
+            cls = self.covered[mask][0]
+            self.rows[state] = self.dead[:cls] + (target,) + self.dead[cls + 1 :]
+            state = target
+        self.rows[state] = self.dead
+        return first
+
+    def _links(self, glob: int, low: int) -> tuple[_Link, ...] | None:
+        """The glob's NFA states from `low` to its end as _Links: all the states a tail from
+        `low` can reach, as the glob's edges lead on (_build).  None if one leads back."""
+        end = self.owners.end(glob)
+        self.budget.spend(STEPS_PER_NFA_STATE * (end - low))
+        links = []
+        for s in range(low, end):
+            edges, epsilon = self.edges[s], self.epsilon[s]
+            if any(t < s for _, t in edges) or any(t < s for t in epsilon):
+                return None
+            links.append(
+                (
+                    tuple((mask, t - s) for mask, t in edges),
+                    tuple(t - s for t in epsilon),
+                    s in self.accepts,
+                )
+            )
+        return tuple(links)
+
+    def _tail(self, shape: _TailShape) -> _Subsets:
+        """The automaton of a tail, its NFA states numbered from its first."""
+        entry, links = shape
+        edges = [[(mask, s + on) for mask, on in link[0]] for s, link in enumerate(links)]
+        epsilon = [[s + on for on in link[1]] for s, link in enumerate(links)]
+        tail = _Subsets(edges, epsilon, self.covered, self.classes, self.budget)
+        tail.state(frozenset(entry), alone=True)
+        tail.run()
+        return tail
+
+    def _copy(self, tail: _Subsets, low: int) -> int:
+        """Copy `tail`'s states in, its NFA states standing for `low` on, and return the state
+        of its entry."""
+        own = [0] * len(tail.sets)  # the state each of the tail's states becomes
+        copied = []
+        for index in range(1, len(tail.sets)):
+            closed = frozenset([low + s for s in tail.sets[index]])
+            self.budget.spend(self.classes + len(closed))
+            found = self.ids.get(closed)
+            if found is None:
+                found = self.state(closed, alone=True)
+                copied.append(index)
+            own[index] = found
+        for index in copied:
+            row = cast(tuple[int, ...], tail.rows[index])
+            self.rows[own[index]] = tuple([own[t] for t in row])
+        return own[1]
 
 
 def _closure(epsilon: list[list[int]], states: tuple[int, ...]) -> frozenset[int]:

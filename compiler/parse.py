@@ -1,9 +1,9 @@
 """Pass 1, parse: policy text to AST.
 
 Input: a `SourceFile`.  Output: a `Policy` AST whose nodes all carry spans, or diagnostics.
-The grammar lives in grammar/policy.lark; this module turns lark's trees and errors into our
-AST and our error codes.  A syntax error stops the parse of that file (the first one is the
-one worth reading: later ones are usually its echoes).
+The grammar lives in grammar/policy.lark; this module builds our AST as lark's parser reduces
+each rule, and turns lark's errors into our error codes.  A syntax error stops the parse of
+that file (the first one is the one worth reading: later ones are usually its echoes).
 """
 
 from __future__ import annotations
@@ -11,11 +11,10 @@ from __future__ import annotations
 import re
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
-from lark import Lark, Token, Transformer, Tree, v_args
+from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
-from lark.tree import Meta
 
 from . import ast, files
 from .diagnostics import Diagnostics
@@ -46,32 +45,41 @@ _ESCAPE = re.compile(r"\\(x[0-9A-Fa-f]{2}|.)")
 
 
 @cache
-def _parser() -> Lark:
+def _parser() -> tuple[Lark, _AstBuilder]:
+    """The parser, with the AST builder it calls at each reduction (lark's inline transformer:
+    no parse tree is built and walked again).  Every token is kept, so that each node's span
+    runs from its first token to its last, brackets included."""
     grammar = resources.files("bpfbox.grammar").joinpath("policy.lark").read_text()
-    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False)
+    builder = _AstBuilder()
+    parser = Lark(
+        grammar, parser="lalr", keep_all_tokens=True, maybe_placeholders=False, transformer=builder
+    )
+    return parser, builder
 
 
 def parse_source(source: SourceFile, diagnostics: Diagnostics) -> ast.Policy | None:
     """Parse one file; report what is wrong with it and return None when it cannot be parsed."""
     if not _is_text(source, diagnostics):
         return None
+    parser, builder = _parser()
+    builder.begin(source.name)
     try:
-        tree = _parser().parse(source.text)
+        items = cast(tuple[ast.Item, ...], parser.parse(source.text))  # what start() returns
     except UnexpectedInput as error:
         _report_syntax_error(error, source, diagnostics)
         return None
-    too_deep = _first_block_too_deep(tree)
+    too_deep = _first_block_too_deep(items)
     if too_deep is not None:
         diagnostics.add(
             "E0009",
             f"blocks nest more than {MAX_NESTING} deep",
-            _meta_span(source.name, too_deep.meta).start(),
+            too_deep.span.start(),
             label="this block is too deep",
             help="flatten the policy: a rule in nested blocks can be written in one block",
         )
         return None
-    builder = _AstBuilder(source.name, diagnostics)
-    items = tuple(builder.transform(tree).children)
+    for problem in builder.diagnostics.items:  # reported once the whole file has parsed
+        diagnostics.report(problem)
     policy = ast.Policy(source.name, items, Span(source.name, 1, 1, *_end(source)))
     if not items and not diagnostics.error_count():
         diagnostics.add(
@@ -83,17 +91,18 @@ def parse_source(source: SourceFile, diagnostics: Diagnostics) -> ast.Policy | N
     return policy
 
 
-def _first_block_too_deep(tree: Tree[Token]) -> Tree[Token] | None:
-    """The first block nested deeper than MAX_NESTING, found without recursion (the AST
-    builder and later passes recurse, once per level, and must stay far from Python's limit)."""
-    pending = [(tree, 0)]
+def _first_block_too_deep(items: tuple[ast.Item, ...]) -> ast.Block | None:
+    """The first block nested deeper than MAX_NESTING, found without recursion (later passes
+    recurse, once per level, and must stay far from Python's limit)."""
+    pending = [(item, 0) for item in reversed(items)]
     while pending:
         node, depth = pending.pop()
-        if node.data == "block":
-            depth += 1
-            if depth > MAX_NESTING:
+        if isinstance(node, ast.Directed):
+            pending.append((node.body, depth))
+        elif isinstance(node, ast.Block):
+            if depth + 1 > MAX_NESTING:
                 return node
-        pending.extend((c, depth) for c in reversed(node.children) if isinstance(c, Tree))
+            pending.extend((child, depth + 1) for child in reversed(node.items))
     return None
 
 
@@ -209,7 +218,7 @@ def _unclosed_brace(source: SourceFile) -> Span | None:
     """The innermost `{` left open at the end of the file, found with the grammar's own lexer."""
     stack: list[Token] = []
     try:
-        for token in _parser().lex(source.text):
+        for token in _parser()[0].lex(source.text):
             if token.type == "LBRACE":
                 stack.append(token)
             elif token.type == "RBRACE" and stack:
@@ -236,59 +245,68 @@ def _token_span(file: str, token: Token) -> Span:
     return Span(file, line, column, end_line, end_column)
 
 
-def _meta_span(file: str, meta: Meta) -> Span:
-    return Span(file, meta.line, meta.column, meta.end_line, meta.end_column)
+def _span_of(child: Any) -> Span:
+    """A token's span, or an AST node's (their file is the builder's)."""
+    return _token_span("", child) if isinstance(child, Token) else child.span
 
 
-@v_args(meta=True)
 class _AstBuilder(Transformer[Token, Any]):
-    """lark tree to AST, decoding string escapes on the way.
+    """Builds the AST bottom-up as the parser reduces each grammar rule, decoding string
+    escapes on the way.
 
-    Each method gets the children of one grammar rule, already built bottom-up: tokens and
-    AST nodes mixed as the grammar (grammar/policy.lark) orders them, hence `Any`.
+    Each method gets every token and node of one rule, in the grammar's order
+    (grammar/policy.lark), hence `Any`; the node's span runs from the first to the last.
+    `begin` readies it for the next file.
     """
 
-    def __init__(self, file: str, diagnostics: Diagnostics) -> None:
+    def __init__(self) -> None:
         super().__init__()
+        self.begin("")
+
+    def begin(self, file: str) -> None:
         self.file = file
-        self.diagnostics = diagnostics
+        #: Bad escapes, reported only if the whole file parses (as for other passes' errors).
+        self.diagnostics = Diagnostics()
 
-    def start(self, meta: Meta, items: list[Any]) -> Tree[Any]:
-        return Tree("items", items)
+    def start(self, children: list[Any]) -> tuple[ast.Item, ...]:
+        return tuple(children)
 
-    def file_attribute(self, meta: Meta, children: list[Any]) -> ast.FileAttribute:
-        name, *args = children
-        return ast.FileAttribute(self._name(name), args[0] if args else None, self._span(meta))
+    def file_attribute(self, children: list[Any]) -> ast.FileAttribute:
+        _, name, *args, _ = children
+        return ast.FileAttribute(self._name(name), args[0] if args else None, self._span(children))
 
-    def directive(self, meta: Meta, children: list[Any]) -> ast.Directive:
-        name, *args = children
-        return ast.Directive(self._name(name), args[0] if args else None, self._span(meta))
+    def directive(self, children: list[Any]) -> ast.Directive:
+        _, name, *args, _ = children
+        return ast.Directive(self._name(name), args[0] if args else None, self._span(children))
 
-    def attribute_args(self, meta: Meta, children: list[Token]) -> ast.AttributeArgs:
+    def attribute_args(self, children: list[Token]) -> ast.AttributeArgs:
         value = self._string(children[0])
         library = self._string(children[2]) if len(children) == 3 else None
         return ast.AttributeArgs(value, library)
 
-    def directed(self, meta: Meta, children: list[Any]) -> ast.Directed:
+    def directed(self, children: list[Any]) -> ast.Directed:
         *directives, body = children
-        return ast.Directed(tuple(directives), body, self._span(meta))
+        return ast.Directed(tuple(directives), body, self._span(children))
 
-    def block(self, meta: Meta, children: list[Any]) -> ast.Block:
+    def block(self, children: list[Any]) -> ast.Block:
         items = tuple(c for c in children if not isinstance(c, Token))
-        return ast.Block(items, self._span(meta))
+        return ast.Block(items, self._span(children))
 
-    def rule(self, meta: Meta, children: list[Any]) -> ast.Rule:
-        kind, *args = children
-        return ast.Rule(self._name(kind), tuple(args), self._span(meta))
+    def rule(self, children: list[Any]) -> ast.Rule:
+        kind, _, *args, _ = children
+        arguments = tuple(a for a in args if not isinstance(a, Token))  # drop the commas
+        return ast.Rule(self._name(kind), arguments, self._span(children))
 
-    def string_argument(self, meta: Meta, children: list[Token]) -> ast.String:
+    def string_argument(self, children: list[Token]) -> ast.String:
         return self._string(children[0])
 
-    def flags_argument(self, meta: Meta, children: list[Token]) -> ast.Flags:
-        return ast.Flags(tuple(self._name(t) for t in children), self._span(meta))
+    def flags_argument(self, children: list[Token]) -> ast.Flags:
+        names = tuple(self._name(t) for t in children if t.type == "NAME")
+        return ast.Flags(names, self._span(children))
 
-    def _span(self, meta: Meta) -> Span:
-        return _meta_span(self.file, meta)
+    def _span(self, children: list[Any]) -> Span:
+        first, last = _span_of(children[0]), _span_of(children[-1])
+        return Span(self.file, first.line, first.column, last.end_line, last.end_column)
 
     def _name(self, token: Token) -> ast.Name:
         return ast.Name(str(token), _token_span(self.file, token))

@@ -174,6 +174,58 @@ def test_packed_transitions_are_the_transitions(patterns: list[str]) -> None:
         assert [packed.next(state, c) for c in range(1, dfa.class_count)] == list(row[1:])
 
 
+def _constructions(patterns: list[str]) -> tuple[glob._Subsets, glob._GlobSubsets]:
+    """The plain subset construction of the patterns' NFA, and compile_globs' own."""
+    nfa, owners = glob._nfa(patterns)
+    classes = glob._byte_classes(nfa)
+    covered, count = glob._covered(nfa, classes), max(classes) + 1
+    plain = glob._Subsets(nfa.edges, nfa.epsilon, covered, count, glob._Budget(10**9))
+    short = glob._GlobSubsets(nfa, owners, covered, count, glob._Budget(10**9))
+    for construction, alone in ((plain, True), (short, False)):
+        construction.state(glob._closure(nfa.epsilon, (0,)), alone=alone)
+        construction.run()
+    return plain, short
+
+
+def _by_sets(construction: glob._Subsets) -> dict[frozenset[int], tuple[frozenset[int], ...]]:
+    """Each DFA state's NFA states, and those of the states its row leads to."""
+    sets = construction.sets
+    return {sets[s]: tuple(sets[t] for t in row or ()) for s, row in enumerate(construction.rows)}
+
+
+#: Globs whose tails recur after different prefixes, and literal paths beside them.
+TAILS = ("", "/*", "/**", "/**/*.c", "/x", "/{a,b}?", "/a/[ab]*")
+SHARED_TAILS = st.lists(
+    st.tuples(st.sampled_from(("a", "b", "ab", "ba", "x")), st.sampled_from(TAILS)).map(
+        lambda parts: "/" + parts[0] + parts[1]
+    ),
+    min_size=1,
+    max_size=12,
+    unique=True,
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(SHARED_TAILS)
+def test_the_short_cuts_find_what_the_subset_construction_finds(patterns: list[str]) -> None:
+    """Literal paths' chains and copied tails (glob._GlobSubsets) are the same states, with
+    the same transitions, as the plain subset construction finds one state at a time."""
+    plain, short = _constructions(patterns)
+    assert _by_sets(short) == _by_sets(plain)
+    assert len(short.sets) == len(plain.sets)
+
+
+def test_a_recurring_tail_is_worked_out_once_and_copied() -> None:
+    patterns = [f"/srv/d{i}/**/*.conf" for i in range(10, 20)] + ["/srv/d20/file.txt"]
+    plain, short = _constructions(patterns)
+    assert len(short.tails) == 1
+    assert _by_sets(short) == _by_sets(plain)
+    dfa = glob.compile_globs(patterns)
+    assert dfa.match(b"/srv/d13/x/y.conf") == {3}
+    assert dfa.match(b"/srv/d20/file.txt") == {10}
+    assert dfa.match(b"/srv/d20/x.conf") == frozenset()
+
+
 def test_a_literal_path_stores_no_row_of_its_own() -> None:
     """A state on a literal path is the dead row and one transition: 10,000 rules of the
     benchmark's mix store some 6,000 rows for 115,000 states, where a row per state would
