@@ -186,14 +186,6 @@ def _guard_view(program: Program, fs_table: GlobTable) -> dict[str, Any]:
     }
 
 
-def accept_rows(dfa: glob.Dfa) -> tuple[list[frozenset[int]], list[int]]:
-    """The distinct accept sets of `dfa` (row 0: the empty set, in order of first state) and
-    each state's row: the program decides by row, and many states share one."""
-    rows: dict[frozenset[int], int] = {frozenset(): 0}
-    of_state = [rows.setdefault(accepted, len(rows)) for accepted in dfa.accepts]
-    return list(rows), of_state
-
-
 def _dfa_view(table: GlobTable, sets: bool) -> dict[str, Any]:
     """The DFA's tables as data: byte classes; the packed transitions (glob.Packed): each
     state's stored row and own transition, and the stored rows (2-byte state numbers up to
@@ -216,7 +208,7 @@ def _dfa_view(table: GlobTable, sets: bool) -> dict[str, Any]:
     state_words = array("I", bytes(8 * states))
     state_words[0::2] = array("I", packed.row_of)
     state_words[1::2] = array("I", packed.exception)
-    rows, of_state = accept_rows(dfa)
+    rows, of_state = dfa.accept_rows
     words = max(1, (len(table.globs) + 63) // 64)
     view = {
         "name": name,
@@ -314,7 +306,7 @@ class PathTables:
 def path_tables(program: Program) -> PathTables:
     """The path rules' tables of `program` (see PathTables)."""
     fs_table = program.fs_globs
-    rows, _ = accept_rows(fs_table.dfa)
+    rows, _ = fs_table.dfa.accept_rows
     kinds = _path_kinds()
     records: list[bytes] = []
     comments: list[str] = []

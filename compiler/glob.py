@@ -13,6 +13,7 @@ Glob syntax: `*` any run of characters within one path component, `**` any run i
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import cast
@@ -107,8 +108,10 @@ class _Alternatives:
 _Node = _Bytes | _Set | _Repeat | _Alternatives
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def parse(glob: str) -> tuple[_Node, ...]:
-    """Parse a glob into its node sequence, raising GlobError on malformed syntax."""
+    """Parse a glob into its node sequence, raising GlobError on malformed syntax.  (The
+    check pass parses each glob, and compile_globs again: the nodes are immutable.)"""
     nodes, end = _parse_sequence(glob, 0, in_braces=False)
     if end != len(glob):  # pragma: no cover - _parse_sequence consumes all outside braces
         raise GlobError("unexpected character", end)
@@ -392,6 +395,14 @@ class Dfa:
     @property
     def class_count(self) -> int:
         return max(self.classes) + 1
+
+    @functools.cached_property
+    def accept_rows(self) -> tuple[list[frozenset[int]], list[int]]:
+        """The distinct accept sets (row 0: the empty set, then in order of first state) and
+        each state's row: the program decides by row, and many states share one."""
+        rows: dict[frozenset[int], int] = {frozenset(): 0}
+        of_state = [rows.setdefault(accepted, len(rows)) for accepted in self.accepts]
+        return list(rows), of_state
 
     def match(self, path: bytes) -> frozenset[int]:
         """The globs a path matches: the reference the in-kernel scan is tested against."""

@@ -83,7 +83,7 @@ def one_if_per_rule(program: Program, kind_name: str, path: bytes, req: int, ins
 def from_tables(program: Program, kind_name: str, path: bytes, req: int, inside: set[int]):
     tables = codegen.path_tables(program)
     dfa = program.fs_globs.dfa
-    _, row_of = codegen.accept_rows(dfa)
+    _, row_of = dfa.accept_rows
     state = 1
     for byte in path:
         state = dfa.transitions[state][dfa.classes[byte]]
