@@ -10,10 +10,11 @@
 that a neighbour slowing the machine for a while touches every system alike, and prints each
 median as a ratio to the same workload with no LSM program of ours or theirs (the guest boots
 with AppArmor and Landlock enabled, as Debian's kernel does by default, but the baseline's
-process is confined by neither).  Then, with `kernel.bpf_stats_enabled`, it reads what each
-bpfbox program cost during the open workload (not during the timed rounds: the statistics
-themselves cost two clock reads per run).  It writes everything to OUT/bench.json
-(default: $BPFBOX_VM_RESULTS, which run_in_vm.py --results shares with the host).
+process is confined by neither).  Then, each round, with `kernel.bpf_stats_enabled`, it reads
+what each bpfbox program cost during one more open workload (not during the timed runs: the
+statistics themselves cost two clock reads per run), and prints the medians.  It writes
+everything to OUT/bench.json (default: $BPFBOX_VM_RESULTS, which run_in_vm.py --results
+shares with the host).
 
 Absolute times under software emulation mean little; ratios measured in one run do, and
 even they are not the ratios of a native machine (docs/performance.md).  A benchmark, not a
@@ -329,8 +330,7 @@ def run(rounds: int, out: Path, only: set[str]) -> int:
             measured = [s for s in chosen if s.name not in results["not_measured"]]
             for phase in dict.fromkeys(s.bpfbox for s in measured):
                 systems = [s for s in measured if s.bpfbox == phase]
-                # Profiled in the first round: a VM killed later still has the figures.
-                run_phase(phase, systems, results, profile=number == 0)
+                run_phase(phase, systems, results)
             results["rounds"] = number + 1
             # After each round: a VM killed at its timeout still leaves the rounds it ran.
             out.mkdir(parents=True, exist_ok=True)
@@ -343,10 +343,11 @@ def run(rounds: int, out: Path, only: set[str]) -> int:
     return 0
 
 
-def run_phase(phase: str | None, systems: list[System], results: dict, profile: bool) -> None:
-    """Time every workload under `systems`, with the bpfbox policy `phase` loaded; with
-    `profile`, then read the bpfbox programs' costs (PROFILED).  A system that fails is
-    given up, with the reason, rather than ending the whole benchmark."""
+def run_phase(phase: str | None, systems: list[System], results: dict) -> None:
+    """Time every workload under `systems`, with the bpfbox policy `phase` loaded, then read
+    the bpfbox programs' costs (PROFILED): each round, so that they too are medians of
+    interleaved runs.  A system that fails is given up, with the reason, rather than ending
+    the whole benchmark."""
     if phase is None:
         for system in systems:
             time_workloads(system, results)
@@ -358,11 +359,13 @@ def run_phase(phase: str | None, systems: list[System], results: dict, profile: 
             for system in systems:
                 time_workloads(system, results)
             for system in systems:
-                if profile and system.name in PROFILED:
+                if system.name in PROFILED:
                     try:
-                        results["hooks"][system.name] = hook_costs(system)
+                        costs = hook_costs(system)
                     except (OSError, ValueError, subprocess.CalledProcessError) as err:
                         print(f"bench: no program costs for {system.label}: {err}", flush=True)
+                        continue
+                    results["hooks"].setdefault(system.name, []).append(costs)
     except RuntimeError as err:
         for system in systems:
             give_up(results, system, str(err).splitlines()[0])
@@ -470,15 +473,22 @@ def print_results(results: dict) -> None:
         "(a verdict is worth no more than the noise: the baseline's own runs differ by the "
         "factor in its 'slowest run / fastest' row)"
     )
-    for system, rows in results["hooks"].items():
-        print(f"\nbpfbox programs during the open workload, {system}:")
+    for system, rounds in results["hooks"].items():
+        if rounds and isinstance(rounds[0], dict):  # files of runs that profiled one round
+            rounds = [rounds]
+        print(f"\nbpfbox programs during the open workload, {system} (medians of {len(rounds)}):")
         print("| program | runs per open | ns per run | share of the open's time |")
         print("|---|---:|---:|---:|")
-        for row in rows:
-            print(
-                f"| {row['program']} | {row['runs_per_iteration']:.2f} | "
-                f"{row['ns_per_run']:.0f} | {row['share']:.1%} |"
+        by_program: dict[str, list[dict]] = {}
+        for rows in rounds:
+            for row in rows:
+                by_program.setdefault(row["program"], []).append(row)
+        for program, rows in by_program.items():
+            runs, ns, share = (
+                statistics.median(r[key] for r in rows)
+                for key in ("runs_per_iteration", "ns_per_run", "share")
             )
+            print(f"| {program} | {runs:.2f} | {ns:.0f} | {share:.1%} |")
 
 
 def _duration(ns: float) -> str:

@@ -55,3 +55,31 @@ def test_the_plot_has_a_bar_per_system_and_workload(bench, tmp_path):
     svg = bench.plot(tmp_path / "bench.json").read_text()
     assert svg.count("<title>") == (len(systems) - 1) * len(bench.USER_WORKLOADS)
     assert "<title>bpfbox, 1 rule, open+read+close: 1.02x</title>" in svg
+
+
+def test_program_costs_are_medians_of_the_rounds(bench, capsys):
+    """Each round reads every profiled system's program costs; the table shows the medians."""
+    names = ["none", "bpfbox"]
+    results = {
+        "machine": {"kernel": "6.1", "cpus": "2", "cpu": "test"},
+        "rounds": 3,
+        "workloads": [{"name": w.name, "label": w.label} for w in bench.WORKLOADS],
+        "systems": [{"name": s.name, "label": s.label} for s in bench.SYSTEMS if s.name in names],
+        "samples": {s: {w.name: [100.0, 120.0, 110.0] for w in bench.WORKLOADS} for s in names},
+        "not_measured": {},
+        "complain": {"events": 0, "lost": 0},
+        "hooks": {
+            "bpfbox": [
+                [{"program": "bpfbox_file_open", **costs}]
+                for costs in (
+                    {"runs_per_iteration": 1.0, "ns_per_run": 9000.0, "share": 0.1},
+                    {"runs_per_iteration": 1.0, "ns_per_run": 7000.0, "share": 0.3},
+                    {"runs_per_iteration": 1.0, "ns_per_run": 8000.0, "share": 0.2},
+                )
+            ]
+        },
+    }
+    bench.print_results(results)
+    out = capsys.readouterr().out
+    assert "bpfbox (medians of 3)" in out
+    assert "| bpfbox_file_open | 1.00 | 8000 | 20.0% |" in out
