@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import struct
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ _HEADER = "HBBIIIII"
 _HEADER_SIZE = struct.calcsize("<" + _HEADER)
 # name_off, info, size-or-type: the fixed part of every `struct btf_type`.
 _TYPE = "III"
-_TYPE_SIZE = struct.calcsize("<" + _TYPE)
+TYPE_SIZE = struct.calcsize("<" + _TYPE)
 
 _KIND_FUNC = abi.BTF_KIND_FUNC
 _KIND_PTR = 2
@@ -147,7 +148,7 @@ def _iter_types(types: bytes, order: str, path: str | Path) -> Iterator[tuple[in
 
 
 @dataclass(frozen=True)
-class _Record:
+class Record:
     kind: int
     name_off: int
     #: The size or the referenced type id (PTR, TYPEDEF, qualifiers, FUNC, FUNC_PROTO's return).
@@ -156,63 +157,72 @@ class _Record:
     items: tuple[tuple[int, int], ...] = ()
 
 
-def _records(types: bytes, order: str, path: str | Path) -> Iterator[_Record]:
+def _records(types: bytes, order: str, path: str | Path) -> Iterator[Record]:
     """Every record of the type section, in order (type id 1 first)."""
     pos = 0
     type_id = 1  # id 0 is the implicit `void`
     while pos < len(types):
-        if pos + _TYPE_SIZE > len(types):
+        if pos + TYPE_SIZE > len(types):
             raise BtfError(f"corrupt BTF in `{path}`: type section ends inside type #{type_id}")
-        name_off, info, ref = struct.unpack_from(order + _TYPE, types, pos)
-        kind = (info >> 24) & 0x1F
-        if kind not in _TRAILER_SIZES:
+        (info,) = struct.unpack_from(order + "I", types, pos + 4)
+        size = record_size(info)
+        if size is None:
+            kind = (info >> 24) & 0x1F
             raise BtfError(f"corrupt BTF in `{path}`: type #{type_id} has unknown kind {kind}")
-        fixed, per_item = _TRAILER_SIZES[kind]
-        vlen = info & 0xFFFF
-        end = pos + _TYPE_SIZE + fixed + per_item * vlen
-        items: tuple[tuple[int, int], ...] = ()
-        if kind in (_KIND_FUNC_PROTO, _KIND_ENUM) and end <= len(types):
-            fmt = order + ("Ii" if kind == _KIND_ENUM else "II")
-            start = pos + _TYPE_SIZE
-            items = tuple(struct.unpack_from(fmt, types, start + 8 * i) for i in range(vlen))
-        pos = end
-        yield _Record(kind, name_off, ref, items)
+        yield record_at(types, pos, order)
+        pos += size
         type_id += 1
     if pos != len(types):
         raise BtfError(f"corrupt BTF in `{path}`: type section ends inside type #{type_id - 1}")
 
 
-class KernelTypes:
-    """The records of a raw BTF file, for questions about named functions and enums."""
+def record_size(info: int) -> int | None:
+    """The bytes of a record whose `info` word is `info`, trailer included; None for a kind
+    this module does not know."""
+    sizes = _TRAILER_SIZES.get((info >> 24) & 0x1F)
+    if sizes is None:
+        return None
+    fixed, per_item = sizes
+    return TYPE_SIZE + fixed + per_item * (info & 0xFFFF)
 
-    def __init__(self, btf_path: str | Path = DEFAULT_BTF_PATH) -> None:
-        self.path = btf_path
-        data = _read(Path(btf_path))
-        order = _byte_order(data, btf_path)
-        types, self._strings = _sections(data, order, btf_path)
-        self._types = [_Record(0, 0, 0), *_records(types, order, btf_path)]
-        self._named: dict[tuple[int, str], int] = {}
-        for type_id, record in enumerate(self._types):
-            if record.kind in (_KIND_FUNC, _KIND_ENUM) and record.name_off:
-                self._named.setdefault((record.kind, self._name(record.name_off)), type_id)
+
+def record_at(data: bytes, pos: int, order: str) -> Record:
+    """The record at `pos` of `data`, in byte order `order` (its items only if `data` holds
+    them all: a truncated section is reported by the caller)."""
+    name_off, info, ref = struct.unpack_from(order + _TYPE, data, pos)
+    kind = (info >> 24) & 0x1F
+    vlen = info & 0xFFFF
+    items: tuple[tuple[int, int], ...] = ()
+    if kind in (_KIND_FUNC_PROTO, _KIND_ENUM) and pos + TYPE_SIZE + 8 * vlen <= len(data):
+        fmt = order + ("Ii" if kind == _KIND_ENUM else "II")
+        start = pos + TYPE_SIZE
+        items = tuple(struct.unpack_from(fmt, data, start + 8 * i) for i in range(vlen))
+    return Record(kind, name_off, ref, items)
+
+
+class TypeReader(ABC):
+    """Questions about the named functions and enums of a BTF, over whatever reads its
+    records: this module's parser (KernelTypes), or libbpf's at run time."""
+
+    path: str | Path
 
     def parameter_types(self, function: str) -> tuple[str, ...] | None:
         """The parameter types of function `function` as `spell` writes them; None if the
         BTF has no such function."""
-        type_id = self._named.get((_KIND_FUNC, function))
+        type_id = self._find(_KIND_FUNC, function)
         if type_id is None:
             return None
-        proto = self._record(self._types[type_id].ref)
+        proto = self._record(self._record(type_id).ref)
         if proto.kind != _KIND_FUNC_PROTO:
             raise BtfError(f"corrupt BTF in `{self.path}`: {function} has no prototype")
         return tuple(self.spell(param_type) for _, param_type in proto.items)
 
     def enum_names(self, enum: str) -> frozenset[str]:
         """The value names of enum `enum` (empty if the BTF has no such enum)."""
-        type_id = self._named.get((_KIND_ENUM, enum))
+        type_id = self._find(_KIND_ENUM, enum)
         if type_id is None:
             return frozenset()
-        return frozenset(self._name(name_off) for name_off, _ in self._types[type_id].items)
+        return frozenset(self._name(name_off) for name_off, _ in self._record(type_id).items)
 
     def spell(self, type_id: int) -> str:
         """A type as C writes it, without qualifiers: `struct dentry *`, `size_t`, `int`."""
@@ -226,7 +236,37 @@ class KernelTypes:
         name = self._name(record.name_off) if record.name_off else "(anonymous)"
         return _TAGS.get(record.kind, "") + name
 
-    def _record(self, type_id: int) -> _Record:
+    @abstractmethod
+    def _find(self, kind: int, name: str) -> int | None:
+        """The id of the first type of `kind` called `name`; None if there is none."""
+
+    @abstractmethod
+    def _record(self, type_id: int) -> Record:
+        """Type `type_id` (0: void), its items decoded for FUNC_PROTO and ENUM."""
+
+    @abstractmethod
+    def _name(self, offset: int) -> str:
+        """The string at `offset` of the string section."""
+
+
+class KernelTypes(TypeReader):
+    """The records of a raw BTF file, parsed here (the compiler's machine may lack libbpf)."""
+
+    def __init__(self, btf_path: str | Path = DEFAULT_BTF_PATH) -> None:
+        self.path = btf_path
+        data = _read(Path(btf_path))
+        order = _byte_order(data, btf_path)
+        types, self._strings = _sections(data, order, btf_path)
+        self._types = [Record(0, 0, 0), *_records(types, order, btf_path)]
+        self._named: dict[tuple[int, str], int] = {}
+        for type_id, record in enumerate(self._types):
+            if record.kind in (_KIND_FUNC, _KIND_ENUM) and record.name_off:
+                self._named.setdefault((record.kind, self._name(record.name_off)), type_id)
+
+    def _find(self, kind: int, name: str) -> int | None:
+        return self._named.get((kind, name))
+
+    def _record(self, type_id: int) -> Record:
         if not 0 <= type_id < len(self._types):
             raise BtfError(f"corrupt BTF in `{self.path}`: type id {type_id} is out of range")
         return self._types[type_id]

@@ -17,6 +17,8 @@ from bpfbox.contract import abi
 from bpfbox.contract.errors import BpfboxError
 from bpfbox.contract.hook_abi import HookAbi
 
+from . import libbpf
+
 #: The kernel function a BPF LSM program of hook H attaches to.
 LSM_FUNC_PREFIX = "bpf_lsm_"
 
@@ -38,16 +40,17 @@ class Selection:
 def kernel_prototypes(
     hooks: Iterable[str], btf_path: str = abi.BTF_PATH
 ) -> dict[str, tuple[str, ...] | None]:
-    """hook -> the parameter types of `bpf_lsm_<hook>` in the BTF at `btf_path` (None: absent)."""
+    """hook -> the parameter types of `bpf_lsm_<hook>` in the BTF at `btf_path` (None: absent),
+    read by libbpf."""
     try:
-        types = btf.KernelTypes(btf_path)
-    except btf.BtfError as err:
+        with libbpf.LibbpfTypes(btf_path) as types:
+            return {hook: types.parameter_types(LSM_FUNC_PREFIX + hook) for hook in hooks}
+    except (btf.BtfError, libbpf.LibbpfError) as err:
         raise HookAbiError(
             f"cannot read the kernel's LSM hook prototypes: {err}",
-            "bpfbox needs a kernel with BTF (CONFIG_DEBUG_INFO_BTF=y); "
-            "`bpfbox-run --check-kernel` lists what this kernel lacks",
+            "bpfbox needs a kernel with BTF (CONFIG_DEBUG_INFO_BTF=y) and libbpf 1.x; "
+            "`bpfbox-run --check-kernel` lists what this machine lacks",
         ) from None
-    return {hook: types.parameter_types(LSM_FUNC_PREFIX + hook) for hook in hooks}
 
 
 def select(hooks: Iterable[HookAbi], prototypes: dict[str, tuple[str, ...] | None]) -> Selection:

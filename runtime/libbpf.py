@@ -24,6 +24,7 @@ import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from bpfbox.compiler import btf
 from bpfbox.contract import abi
 from bpfbox.contract.errors import BpfboxError
 
@@ -212,7 +213,11 @@ class _Library:
             "ring_buffer__poll": (i, [p, i]),
             "ring_buffer__free": (None, [p]),
             "btf__load_vmlinux_btf": (p, []),
+            "btf__parse_raw": (p, [s]),
             "btf__find_by_name_kind": (i, [p, s, u]),
+            "btf__type_cnt": (u, [p]),
+            "btf__type_by_id": (p, [p, u]),
+            "btf__name_by_offset": (s, [p, u]),
             "btf__free": (None, [p]),
             "bpf_prog_load": (i, [i, s, s, p, sz, p]),
             "libbpf_probe_bpf_map_type": (i, [i, p]),
@@ -635,6 +640,54 @@ def vmlinux_func_btf_id(name: str) -> int:
     finally:
         lib.btf__free(btf)
     return max(int(found), 0)
+
+
+class LibbpfTypes(btf.TypeReader):
+    """A raw BTF file (the kernel's: /sys/kernel/btf/vmlinux) as libbpf parses it, in C:
+    bpfbox-run's start asks it for the LSM hooks' prototypes, where the compiler's own
+    parser (btf.KernelTypes) takes a third of a second natively and many seconds emulated.
+    Use it in a `with` block: the parsed BTF is libbpf's memory, freed at the end."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        lib = library().bpf
+        take_messages()
+        self._btf = lib.btf__parse_raw(path.encode())
+        if not self._btf:
+            raise btf.BtfError(
+                f"libbpf cannot read `{path}` as BTF: {errno_text(_errno())}"
+                + _warnings(take_messages())
+            )
+        self._count = int(lib.btf__type_cnt(self._btf))
+
+    def __enter__(self) -> LibbpfTypes:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        library().bpf.btf__free(self._btf)
+
+    def _find(self, kind: int, name: str) -> int | None:
+        found = int(library().bpf.btf__find_by_name_kind(self._btf, name.encode(), kind))
+        return found if found > 0 else None
+
+    def _record(self, type_id: int) -> btf.Record:
+        if not 0 <= type_id < self._count:
+            raise btf.BtfError(f"corrupt BTF in `{self.path}`: type id {type_id} is out of range")
+        if type_id == 0:
+            return btf.Record(0, 0, 0)
+        address = library().bpf.btf__type_by_id(self._btf, type_id)
+        (info,) = struct.unpack("=I", ctypes.string_at(address + 4, 4))
+        # libbpf checked every record's size when it parsed the file.
+        size = btf.record_size(info) or btf.TYPE_SIZE
+        return btf.record_at(ctypes.string_at(address, size), 0, "=")
+
+    def _name(self, offset: int) -> str:
+        name = library().bpf.btf__name_by_offset(self._btf, offset)
+        if name is None:
+            raise btf.BtfError(
+                f"corrupt BTF in `{self.path}`: name offset {offset} is out of range"
+            )
+        return bytes(name).decode(errors="replace")
 
 
 def probe_attach_program(prog_type: int, attach_type: int, btf_id: int) -> int:

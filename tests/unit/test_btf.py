@@ -3,6 +3,8 @@
 Raw BTF records carry no length, so a reader that sizes one kind wrong loses every record
 after it.  The hand-made blobs below put a FUNC record after one record of every kind, each
 written from the layout of its kernel struct, so a wrong size for any kind loses a name.
+bpfbox-run asks libbpf the same questions (runtime/libbpf.LibbpfTypes); both readers must
+answer alike.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from bpfbox.compiler.btf import BtfError, kernel_function_names, nearest_names
+from bpfbox.compiler.btf import BtfError, KernelTypes, kernel_function_names, nearest_names
+from bpfbox.runtime import hooks, kernel, libbpf
 
 BTF_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "btf"
 TINY = BTF_FIXTURES / "tiny.btf"
@@ -246,3 +249,33 @@ def test_suggestions_do_not_depend_on_input_order():
     expected = nearest_names("check_password", names)
     assert nearest_names("check_password", reversed(names)) == expected
     assert nearest_names("check_password", frozenset(names)) == expected
+
+
+# --- The same questions, read by libbpf (bpfbox-run's reader) ------------------------------
+
+LSM_FIXTURES = [TINY.parent / name for name in ("lsm_6_1.btf", "lsm_6_12.btf", "tiny.btf")]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [*LSM_FIXTURES, *([VMLINUX] if VMLINUX.exists() else [])],
+    ids=lambda path: path.name,
+)
+def test_libbpf_reads_the_prototypes_and_enums_this_parser_reads(path):
+    functions = [hooks.LSM_FUNC_PREFIX + hook for hook in kernel.library_hooks()]
+    functions += ["bpfbox_no_such_function", *sorted(kernel_function_names(path))[:50]]
+    ours = KernelTypes(path)
+    with libbpf.LibbpfTypes(str(path)) as theirs:
+        for function in functions:
+            assert theirs.parameter_types(function) == ours.parameter_types(function), function
+        for enum in ("bpf_func_id", "bpf_prog_type", "bpfbox_no_such_enum"):
+            assert theirs.enum_names(enum) == ours.enum_names(enum), enum
+
+
+@pytest.mark.parametrize("case", ["empty", "bad magic", "text", "short header"])
+def test_libbpf_refuses_what_is_not_btf_naming_the_file(tmp_path, case):
+    path = write(tmp_path, corrupt_cases()[case])
+    with pytest.raises(BtfError) as caught:
+        libbpf.LibbpfTypes(str(path))
+    assert_message_style(caught.value)
+    assert f"`{path}`" in str(caught.value)
