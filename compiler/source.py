@@ -6,13 +6,16 @@ import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import NamedTuple
 
 from . import files
 
 
-@dataclass(frozen=True)
-class Span:
-    """A range of one source file: 1-based line and column of its first and last character."""
+class Span(NamedTuple):
+    """A range of one source file: 1-based line and column of its first and last character.
+
+    A named tuple, not a frozen dataclass: a policy of 10,000 rules makes 130,000 of them,
+    and a frozen dataclass takes twice as long to make."""
 
     file: str
     line: int
