@@ -9,7 +9,6 @@ can claim support that a sandbox or lockdown then refuses.
 
 from __future__ import annotations
 
-import functools
 import gzip
 import os
 import subprocess
@@ -315,16 +314,12 @@ def check_fentry_programs() -> Outcome:
     )
 
 
-@functools.cache
-def _kernel_types() -> btf.KernelTypes:
-    return btf.KernelTypes(BTF_PATH)
-
-
 def check_helpers() -> Outcome:
     """The BPF helpers the programs call, by their ids in the kernel's `enum bpf_func_id`."""
     try:
-        known = _kernel_types().enum_names("bpf_func_id")
-    except btf.BtfError as err:
+        with libbpf.LibbpfTypes(BTF_PATH) as types:
+            known = types.enum_names("bpf_func_id")
+    except (btf.BtfError, libbpf.LibbpfError) as err:
         return Outcome(UNKNOWN, str(err))
     missing = [f"bpf_{h} ({since})" for h, since in HELPERS.items() if f"BPF_FUNC_{h}" not in known]
     if not missing:

@@ -95,10 +95,8 @@ def test_metadata_carries_the_variants():
 def btf_of(monkeypatch):
     def use(name: str) -> None:
         monkeypatch.setattr(kernel, "BTF_PATH", str(FIXTURES / name))
-        kernel._kernel_types.cache_clear()
 
-    yield use
-    kernel._kernel_types.cache_clear()
+    return use
 
 
 def test_check_kernel_names_a_missing_helper_and_the_floor(btf_of):
