@@ -675,9 +675,11 @@ class _GlobSubsets(_Subsets):
         self.tails: dict[_TailShape, _Subsets] = {}
 
     def entered(self, closed: frozenset[int], alone: bool) -> int:
+        if alone:  # within a tail worked out state by state
+            return self.state(closed, alone)
         low = min(closed)
         glob = self.owners.glob[low]
-        if alone or glob < 0 or glob != self.owners.glob[max(closed)]:
+        if glob < 0 or glob != self.owners.glob[max(closed)]:
             return self.state(closed, alone)
         if self.owners.literal[glob] and len(closed) == 1:
             return self._literal_tail(low)

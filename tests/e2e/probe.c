@@ -59,6 +59,7 @@
  *   fork                    run all remaining operations in a child; after the child's
  *                           lines, print `ok` if it exited 0, else `exit N` or `signal N`
  *   thread                  run all remaining operations in a new thread, then print `ok`
+ *   forever                 run all remaining operations again and again, until killed
  *   ptrace-attach:PID       PTRACE_ATTACH, wait for the stop, PTRACE_DETACH
  *   ptrace-read:PID         read /proc/PID/environ (a PTRACE_MODE_READ access)
  *   proc-mem:PID            open /proc/PID/mem (a PTRACE_MODE_ATTACH access)
@@ -1395,10 +1396,31 @@ static void run_exec_with(char *path, int count, char **args)
 	free(argv);
 }
 
+/* parse() cuts up its argument: each round runs on fresh copies. */
+static void run_forever(int count, char **args)
+{
+	char **copies = count ? calloc(count, sizeof(*copies)) : NULL;
+
+	if (!copies)
+		return; /* nothing to repeat (or no memory) */
+	for (;;) {
+		for (int i = 0; i < count; i++)
+			copies[i] = strdup(args[i]);
+		run_all(count, copies);
+		for (int i = 0; i < count; i++)
+			free(copies[i]);
+	}
+}
+
 static void run_all(int count, char **args)
 {
 	for (int i = 0; i < count; i++) {
 		char *fields[MAX_FIELDS];
+
+		if (!strcmp(args[i], "forever")) {
+			run_forever(count - i - 1, args + i + 1);
+			return;
+		}
 
 		if (!strcmp(args[i], "fork")) {
 			run_in_child(count - i - 1, args + i + 1);
@@ -1424,7 +1446,7 @@ static void validate(int count, char **args)
 		char *fields[MAX_FIELDS], *copy;
 
 		if (!strcmp(args[i], "fork") || !strcmp(args[i], "thread") ||
-		    !strncmp(args[i], EXEC_WITH, strlen(EXEC_WITH)))
+		    !strcmp(args[i], "forever") || !strncmp(args[i], EXEC_WITH, strlen(EXEC_WITH)))
 			continue;
 		copy = strdup(args[i]);
 		parse(copy, fields);
