@@ -644,9 +644,10 @@ def vmlinux_func_btf_id(name: str) -> int:
 
 class LibbpfTypes(btf.TypeReader):
     """A raw BTF file (the kernel's: /sys/kernel/btf/vmlinux) as libbpf parses it, in C:
-    bpfbox-run's start asks it for the LSM hooks' prototypes, where the compiler's own
-    parser (btf.KernelTypes) takes a third of a second natively and many seconds emulated.
-    Use it in a `with` block: the parsed BTF is libbpf's memory, freed at the end."""
+    bpfbox-run's start asks it for the LSM hooks' prototypes and the helpers' ids, where the
+    compiler's own parser (btf.KernelTypes) takes a third of a second natively and many
+    seconds emulated.  Use it in a `with` block: the parsed BTF is libbpf's memory, freed at
+    the end."""
 
     def __init__(self, path: str) -> None:
         self.path = path
