@@ -211,6 +211,7 @@ class _Library:
             "ring_buffer__new": (p, [i, _SAMPLE_FN, p, p]),
             "ring_buffer__add": (i, [p, i, _SAMPLE_FN, p]),
             "ring_buffer__poll": (i, [p, i]),
+            "ring_buffer__consume": (i, [p]),
             "ring_buffer__free": (None, [p]),
             "btf__load_vmlinux_btf": (p, []),
             "btf__parse_raw": (p, [s]),
@@ -583,11 +584,16 @@ class RingBuffer:
         return on_sample
 
     def poll(self, timeout_ms: int) -> None:
-        """Wait up to `timeout_ms` for samples and deliver them; a signal just returns early."""
+        """Wait up to `timeout_ms` for a wakeup, then deliver every sample waiting; a signal
+        just ends the wait early.  The programs wake the reader only when a ring is a quarter
+        full (verdict.bpf.h), so what the wait did not announce is read all the same."""
         if self._ptr is None:
             return
-        rc = library().bpf.ring_buffer__poll(self._ptr, timeout_ms)
-        if rc < 0 and rc != -errno.EINTR:
+        bpf = library().bpf
+        rc = bpf.ring_buffer__poll(self._ptr, timeout_ms)
+        if rc >= 0 or rc == -errno.EINTR:
+            rc = bpf.ring_buffer__consume(self._ptr)
+        if rc < 0:
             raise RingBufferError(f"polling the event ring buffer failed: {errno_text(rc)}")
 
     def free(self) -> None:

@@ -33,6 +33,15 @@ enum {
 	BPF_F_NO_PREALLOC = 1,
 	BPF_LOCAL_STORAGE_GET_F_CREATE = 1,
 };
+/* bpf_ringbuf_submit flags and bpf_ringbuf_query questions. */
+enum {
+	BPF_RB_NO_WAKEUP = 1,
+	BPF_RB_FORCE_WAKEUP = 2,
+};
+enum {
+	BPF_RB_AVAIL_DATA = 0,
+	BPF_RB_RING_SIZE = 1,
+};
 #define EPERM 1
 /* bpf_get_task_stack flags: the user stack, each frame as build ID and file offset. */
 #define BPF_F_USER_STACK (1ULL << 8)

@@ -136,6 +136,19 @@ static __always_inline void learn_extras(struct learn_event *l)
 	l->window_size = copy_stack_top(l->window, l->user_sp);
 }
 
+/* Whether submitting an event wakes the reader: only once the ring is a quarter full.  The
+ * reader consumes after every wait of at most POLL_MS (runtime/cli.py) anyway, and a wakeup
+ * per event costs the acting task an interrupt and the reader a context switch for every
+ * access that complain mode reports.  The three quarters above the threshold hold what is
+ * made while a woken reader drains. */
+static __always_inline __u64 wakeup(void)
+{
+	__u64 waiting = bpf_ringbuf_query(&EVENTS_MAP, BPF_RB_AVAIL_DATA);
+
+	return waiting >= bpf_ringbuf_query(&EVENTS_MAP, BPF_RB_RING_SIZE) / 4 ? BPF_RB_FORCE_WAKEUP
+									       : BPF_RB_NO_WAKEUP;
+}
+
 static __always_inline void emit(__u32 kind, __u32 rule_kind, __u64 flags, __u32 rule, __u32 reason,
 				 struct object *o)
 {
@@ -174,7 +187,7 @@ static __always_inline void emit(__u32 kind, __u32 rule_kind, __u64 flags, __u32
 		bpf_probe_read_kernel_str(e->object, sizeof(e->object), &s->path[path_index(s->start)]);
 	if (l)
 		learn_extras(l);
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, wakeup());
 }
 
 /* Deny (or, in complain mode, log) an access, naming the rule responsible and why. */
