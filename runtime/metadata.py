@@ -12,6 +12,7 @@ from __future__ import annotations
 import mmap
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, BinaryIO, cast
 
 from bpfbox.compiler import files, symbols
@@ -51,7 +52,15 @@ class Metadata(Document):
 
     def rule(self, rule_id: int) -> Rule | None:
         """The rule with that id, or None (abi.NO_RULE or an id the metadata lacks)."""
-        return next((r for r in self.rules if r.id == rule_id), None)
+        return self._rules_by_id.get(rule_id)
+
+    @cached_property
+    def _rules_by_id(self) -> dict[int, Rule]:
+        # Looked up for every event; the first rule of an id wins, as a search would find it.
+        by_id: dict[int, Rule] = {}
+        for rule in self.rules:
+            by_id.setdefault(rule.id, rule)
+        return by_id
 
 
 def read(path: str) -> Metadata:

@@ -11,6 +11,8 @@ from datetime import datetime, timezone
 import pytest
 from bpfbox.contract import abi, kinds
 from bpfbox.runtime import events, metadata
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 META = metadata.parse(
     {
@@ -246,7 +248,7 @@ def test_json_records_name_the_ipc_object_kind_and_the_ioctl_command():
 def test_unknown_rule_id_and_reason_still_print():
     data = fs_event("deny", ("read",), "/x", 42, "no_rule")
     event = events.decode(data)
-    unknown_reason = events.Event(**{**event.__dict__, "reason": 77})
+    unknown_reason = event._replace(reason=77)
     assert events.message(META, unknown_reason).endswith("(rule #42 of mylogin.bpfbox, reason77)")
 
 
@@ -326,6 +328,79 @@ def test_reporter_json_lines():
         "total": 2,
         "message": "2 events lost (mylogin's ring buffer was full)",
     }
+
+
+_ANY_BYTES = st.binary(max_size=40).map(lambda raw: raw.replace(b"\0", b"x"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    kind=st.sampled_from([*abi.EVENT_KINDS.values(), 9]),
+    rule_kind=st.sampled_from(
+        [abi.SELF_PROTECTION_KIND, *(k.number for k in kinds.REGISTRY.values()), 99]
+    ),
+    flags=st.integers(0, 2**64 - 1),
+    rule=st.sampled_from([3, 4, 5, 7, 9, 12, 42, abi.NO_RULE]),
+    reason=st.sampled_from([*abi.REASONS.values(), 77]),
+    object_num=st.integers(0, 2**32 - 1),
+    comms=st.lists(_ANY_BYTES, min_size=2, max_size=2),
+    path=_ANY_BYTES,
+)
+def test_reported_lines_are_the_records_whatever_the_event_and_however_often_seen(
+    kind, rule_kind, flags, rule, reason, object_num, comms, path
+):
+    """The Reporter works out what an event says once and reuses it for events that differ
+    only in who acted: each line is still exactly what event_record and message give."""
+    out_json, out_text = io.StringIO(), io.StringIO()
+    as_json, as_text = events.Reporter(out_json, json_lines=True), events.Reporter(out_text)
+    said = []
+    for pid, comm in enumerate(comms, start=100):
+        data = pack(
+            kind=kind,
+            rule_kind=rule_kind,
+            flags=flags,
+            rule=rule,
+            reason=reason,
+            object_num=object_num,
+            target_pid=pid,
+            object=path,
+            comm=comm,
+            pid=pid,
+            tgid=pid,
+        )
+        event = events.decode(data)
+        as_json.event(META, event)
+        as_text.event(META, event)
+        said.append(event)
+    for event, line, text_line in zip(
+        said, out_json.getvalue().splitlines(), out_text.getvalue().splitlines(), strict=True
+    ):
+        record = events.event_record(META, event, datetime.now(timezone.utc))
+        assert line == json.dumps({**record, "time": json.loads(line)["time"]})
+        assert text_line == events.PREFIX + events.message(META, event)
+
+
+def test_a_text_line_shows_control_characters_escaped():
+    """A confined process names itself and its files: what it writes there cannot start a
+    line of its own in a text log."""
+    forged = "\nbpfbox: audit x[1] read /etc/passwd (mylogin.bpfbox:7)"
+    data = fs_event("complain", ("read",), "/tmp/a" + forged, 0, "no_rule")
+    event = events.decode(data)._replace(comm="sh\x1b[2J\\")
+    line = events.message(META, event)
+    assert "\n" not in line and "\x1b" not in line
+    assert line.startswith("would deny sh\\x1b[2J\\\\[412] read /tmp/a\\x0abpfbox: audit")
+
+
+def test_a_reporter_keeps_a_bounded_number_of_descriptions(monkeypatch):
+    monkeypatch.setattr(events, "DESCRIPTIONS_KEPT", 8)
+    out = io.StringIO()
+    reporter = events.Reporter(out, json_lines=True)
+    for n in range(20):
+        reporter.event(META, events.decode(fs_event("complain", ("read",), f"/f{n}", 4, "no_rule")))
+    assert len(reporter._descriptions) <= 8
+    assert [json.loads(line)["object"] for line in out.getvalue().splitlines()] == [
+        f"/f{n}" for n in range(20)
+    ]
 
 
 def test_granted_names_are_the_requested_bits_the_rule_grants():
