@@ -197,6 +197,7 @@ REGISTRY: dict[str, RuleKind] = {
                 Hook("mmap_file", ("exec",)),
                 Hook("file_mprotect", ("exec",)),
                 Hook("inode_getattr", ("getattr",)),
+                Hook("path_notify", ("read",)),
                 Hook("path_chmod", ("setattr",)),
                 Hook("path_chown", ("setattr",)),
                 Hook("inode_setattr", ("setattr",)),
@@ -233,7 +234,11 @@ REGISTRY: dict[str, RuleKind] = {
             2,
             (Parameter("TARGET", Param.TARGET), Parameter("ACCESS", Param.FLAGS, PROC_ACCESS)),
             Object.TARGET,
-            (Hook("file_open", ("read", "write")), Hook("inode_getattr", ("getattr",))),
+            (
+                Hook("file_open", ("read", "write")),
+                Hook("inode_getattr", ("getattr",)),
+                Hook("path_notify", ("read",)),
+            ),
             header="hooks_fs.bpf.h",
             wording="proc {access} {target}",
             c_parameters=_TARGET_PARAMETERS,
@@ -352,7 +357,16 @@ REGISTRY: dict[str, RuleKind] = {
 
 def by_number(number: int) -> RuleKind | None:
     """The kind with that event number, or None."""
-    return next((k for k in REGISTRY.values() if k.number == number), None)
+    kind = _FOUND_BY_NUMBER.get(number)
+    # Asked several times per event: a kind found before is kept while it is registered.
+    if kind is None or REGISTRY.get(kind.name) is not kind:
+        kind = next((k for k in REGISTRY.values() if k.number == number), None)
+        if kind is not None:
+            _FOUND_BY_NUMBER[number] = kind
+    return kind
+
+
+_FOUND_BY_NUMBER: dict[int, RuleKind] = {}
 
 
 def headers() -> list[str]:

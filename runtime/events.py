@@ -410,28 +410,36 @@ class _Description(NamedTuple):
     verb: str
     rest: str
     #: The JSON record as json.dumps writes it, cut around the per-event values: text, a
-    #: per-event field's name, text, ... text.
-    json_pieces: tuple[str, ...]
+    #: per-event field's name, text, ... text.  Cut at the description's second event (a
+    #: stream of distinct events would pay for cuts it never uses); None until then, and
+    #: empty when the record cannot be cut (_json_pieces).  Uncut, events are written whole.
+    json_pieces: tuple[str, ...] | None = None
 
 
-def _describe(meta: Metadata, event: Event) -> _Description:
-    verb, rest = _phrase(meta, event)
-    record = _record(meta, event, _per_event(event, datetime.now(timezone.utc), ""))
+def _json_pieces(meta: Metadata, event: Event) -> tuple[str, ...]:
+    record = _record(meta, event, _STAND_INS)
+    text = json.dumps(record)
     pieces: list[str] = []
-    text = "{"
-    for i, (name, value) in enumerate(record.items()):
-        text += (", " if i else "") + json.dumps(name) + ": "
-        if name in _PER_EVENT_NAMES:
-            pieces += [text, name]
-            text = ""
-        else:
-            text += json.dumps(value)
-    return _Description(verb, rest, (*pieces, text + "}"))
+    for name in record:
+        if name in _STAND_INS:
+            before, _, text = text.partition(_STAND_INS_JSON[name])
+            pieces += [before, name]
+    pieces.append(text)
+    if any(_NUL_JSON in piece for piece in pieces[::2]):
+        # A constant with a NUL (a crafted object's metadata) could hold a stand-in's text.
+        return ()
+    return tuple(pieces)
 
 
-_PER_EVENT_NAMES = frozenset(
-    _per_event(Event(0, 0, 0, 0, 0, 0, 0, 0, 0, "", ""), datetime.now(), "")
-)
+#: Stand-ins for the per-event values while a description's JSON record is written once:
+#: json.dumps writes NUL as \u0000, which only a NUL gives, and no string of an event has
+#: one (they are C strings), so each stand-in's text is found exactly where its value goes.
+_STAND_INS: dict[str, Any] = {
+    name: f"\0{name}\0"
+    for name in _per_event(Event(0, 0, 0, 0, 0, 0, 0, 0, 0, "", ""), datetime.now(), "")
+}
+_STAND_INS_JSON = {name: json.dumps(stand_in) for name, stand_in in _STAND_INS.items()}
+_NUL_JSON = json.dumps("\0")[1:-1]
 
 
 def _json_value(value: str | int) -> str:
@@ -469,6 +477,9 @@ class Reporter:
             return
         own = _per_event(event, datetime.now(timezone.utc), text)
         pieces = said.json_pieces
+        if not pieces:
+            self._write(json.dumps(_record(meta, event, own)))
+            return
         self._write(
             pieces[0]
             + "".join(_json_value(own[pieces[i]]) + pieces[i + 1] for i in range(1, len(pieces), 2))
@@ -478,11 +489,14 @@ class Reporter:
         key = (id(meta), _WHAT_IT_SAYS(event))
         kept = self._descriptions.get(key)
         # The metadata is kept with its descriptions, so its id cannot be another's.
-        if kept is not None and kept[0] is meta:
+        if kept is None or kept[0] is not meta:
+            if len(self._descriptions) >= DESCRIPTIONS_KEPT:
+                self._descriptions.clear()
+            said = _Description(*_phrase(meta, event))
+        elif self.json_lines and kept[1].json_pieces is None:
+            said = kept[1]._replace(json_pieces=_json_pieces(meta, event))
+        else:
             return kept[1]
-        if len(self._descriptions) >= DESCRIPTIONS_KEPT:
-            self._descriptions.clear()
-        said = _describe(meta, event)
         self._descriptions[key] = (meta, said)
         return said
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -343,14 +344,16 @@ _ANY_BYTES = st.binary(max_size=40).map(lambda raw: raw.replace(b"\0", b"x"))
     rule=st.sampled_from([3, 4, 5, 7, 9, 12, 42, abi.NO_RULE]),
     reason=st.sampled_from([*abi.REASONS.values(), 77]),
     object_num=st.integers(0, 2**32 - 1),
-    comms=st.lists(_ANY_BYTES, min_size=2, max_size=2),
+    target_pid=st.integers(0, 2**32 - 1),
+    comms=st.lists(_ANY_BYTES, min_size=3, max_size=3),
     path=_ANY_BYTES,
 )
 def test_reported_lines_are_the_records_whatever_the_event_and_however_often_seen(
-    kind, rule_kind, flags, rule, reason, object_num, comms, path
+    kind, rule_kind, flags, rule, reason, object_num, target_pid, comms, path
 ):
     """The Reporter works out what an event says once and reuses it for events that differ
-    only in who acted: each line is still exactly what event_record and message give."""
+    only in who acted (the JSON record's cut from the second on): each line is still exactly
+    what event_record and message give."""
     out_json, out_text = io.StringIO(), io.StringIO()
     as_json, as_text = events.Reporter(out_json, json_lines=True), events.Reporter(out_text)
     said = []
@@ -362,7 +365,7 @@ def test_reported_lines_are_the_records_whatever_the_event_and_however_often_see
             rule=rule,
             reason=reason,
             object_num=object_num,
-            target_pid=pid,
+            target_pid=target_pid,
             object=path,
             comm=comm,
             pid=pid,
@@ -372,6 +375,9 @@ def test_reported_lines_are_the_records_whatever_the_event_and_however_often_see
         as_json.event(META, event)
         as_text.event(META, event)
         said.append(event)
+    # One description, cut for JSON: the lines after the first were written from it.
+    ((_, description),) = as_json._descriptions.values()
+    assert description.json_pieces
     for event, line, text_line in zip(
         said, out_json.getvalue().splitlines(), out_text.getvalue().splitlines(), strict=True
     ):
@@ -389,6 +395,20 @@ def test_a_text_line_shows_control_characters_escaped():
     line = events.message(META, event)
     assert "\n" not in line and "\x1b" not in line
     assert line.startswith("would deny sh\\x1b[2J\\\\[412] read /tmp/a\\x0abpfbox: audit")
+
+
+def test_a_record_whose_metadata_holds_a_nul_is_written_whole():
+    """The JSON record is written once per description with stand-ins (NUL-delimited) for
+    the per-event values; a crafted object whose metadata holds one cannot misplace them."""
+    meta = dataclasses.replace(META, policy='x\0time\0"\0pid\0')
+    out = io.StringIO()
+    reporter = events.Reporter(out, json_lines=True)
+    event = events.decode(fs_event("complain", ("read",), "/x", 0, "no_rule"))
+    for _ in range(3):
+        reporter.event(meta, event)
+    for line in out.getvalue().splitlines():
+        record = events.event_record(meta, event, datetime.now(timezone.utc))
+        assert line == json.dumps({**record, "time": json.loads(line)["time"]})
 
 
 def test_a_reporter_keeps_a_bounded_number_of_descriptions(monkeypatch):
