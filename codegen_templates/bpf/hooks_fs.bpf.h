@@ -88,6 +88,22 @@ int BPF_PROG(bpfbox_inode_getattr, const struct path *path)
 	return check_fs(t, BPF_CORE_READ(path, mnt), BPF_CORE_READ(path, dentry), FS_GETATTR, 1);
 }
 
+/* A watch (inotify_add_watch, fanotify_mark, dnotify's F_NOTIFY) sees when the file is
+ * opened, read or changed, by any process: as much as reading it would tell. */
+SEC("lsm/path_notify")
+int BPF_PROG(bpfbox_path_notify, const struct path *path, __u64 mask, unsigned int obj_type)
+{
+	struct task_state *t = confined_current();
+	struct task_struct *task;
+
+	if (!t)
+		return 0;
+	task = proc_task(BPF_CORE_READ(path, dentry, d_inode));
+	if (task)
+		return check_task(t, task, RULE_PROC, PROC_READ, 0);
+	return check_fs(t, BPF_CORE_READ(path, mnt), BPF_CORE_READ(path, dentry), FS_READ, 1);
+}
+
 /* Would writing through a shared mapping of `file` go beyond what its open was granted?  An
  * O_APPEND open was granted `append` (the kernel itself refuses read-only opens). */
 static __always_inline int shared_write_beyond_open(struct file *file)

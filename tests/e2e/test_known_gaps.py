@@ -43,11 +43,6 @@ def test_known_gap_statfs_of_any_path(session):
     assert probe(f"statfs:{UNRULED}") == ["ok"]
 
 
-def test_known_gap_inotify_watches_any_file(session):
-    """path_notify: a watch on a file no rule covers sees when it is read or changed."""
-    assert probe(f"inotify:{UNRULED}") == ["ok"]
-
-
 def test_known_gap_priority_of_other_processes(session):
     """task_setnice (and setscheduler, setioprio, prlimit, movememory): processes of the
     same user can be slowed down without a `signal` or `ptrace` rule."""

@@ -451,6 +451,23 @@ class TestRenameAboveADeny:
         assert probe(f"rename:{d('tree/opened')}:{d('tree/open')}") == ["ok"]
 
 
+class TestWatches:
+    """path_notify: a watch tells when its file is opened, read or changed, by any process, so
+    adding one needs `read` on the file."""
+
+    def test_a_watch_on_a_file_it_may_read(self, session):
+        assert probe(f"inotify:{d('readonly')}", f"inotify:{DATA}") == ["ok", "ok"]
+
+    def test_no_watch_on_a_file_it_may_not_read(self, session):
+        assert probe(f"inotify:{d('appendonly')}") == ["EPERM"]
+
+    def test_no_watch_on_what_a_rule_denies(self, session):
+        assert probe(f"inotify:{d('tree/secret/file')}", f"inotify:{d('tree/open')}") == [
+            "EPERM",
+            "ok",
+        ]
+
+
 class TestDocumentedSemantics:
     def test_exec_alone_executes(self, session):
         assert probe(f"exec:{BIN / 'helper'}") == ["ok"]
