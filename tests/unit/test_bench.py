@@ -83,3 +83,11 @@ def test_program_costs_are_medians_of_the_rounds(bench, capsys):
     out = capsys.readouterr().out
     assert "bpfbox (medians of 3)" in out
     assert "| bpfbox_file_open | 1.00 | 8000 | 20.0% |" in out
+
+
+def test_the_reader_benchmark_reports_both_formats(monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(E2E))
+    importlib.import_module("bench_reader").main(["--events", "50", "--distinct", "3"])
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["text", "json"]
+    assert all(line.endswith(" µs per event") for line in lines)
