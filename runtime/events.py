@@ -15,7 +15,8 @@ they are, escaped by JSON.
 
 `--log-format json` writes one JSON object per line instead.  Its fields are stable:
 
-    time        UTC time the runtime received the event, ISO 8601 with milliseconds
+    time        UTC time the runtime read the event (it looks every 100 ms: usually within
+                0.1 s of the access), ISO 8601 with milliseconds
     event       "deny", "complain" (would have been denied), "audit", "taint" or "lost"
     profile     the profile's name;  policy: the policy file it was compiled from
     pid, tid    process id (thread group) and thread id of the acting task;  comm: its name
