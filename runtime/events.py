@@ -9,9 +9,9 @@ Text lines name who did what and point at the policy line responsible:
     bpfbox: 3 events lost (mylogin's ring buffer was full)
 
 The acting task's name and the object are the confined process's to choose: in text lines
-(and the JSON `message`) their control characters show as \\xNN and a backslash as \\\\, so
-that no name can start a line of its own.  The JSON `comm` and `object` fields keep them as
-they are, escaped by JSON.
+(and the JSON `message`) what does not print shows escaped (\\xNN, \\uNNNN) and a backslash
+doubled, so that no name can start a line of its own (`shown`).  The JSON `comm` and
+`object` fields keep them as they are, escaped by JSON.
 
 `--log-format json` writes one JSON object per line instead.  Its fields are stable:
 
@@ -294,15 +294,23 @@ def _sentence(verb: str, rest: str, event: Event) -> str:
     return f"{verb} {shown(event.comm)}[{event.tgid}] {rest}"
 
 
-#: Control characters (C0, DEL, C1) as \xNN, and the backslash doubled: a confined process
-#: names itself (prctl PR_SET_NAME) and its files, and a newline there would write a line
-#: of its own making into a text log.
-_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))} | {ord("\\"): "\\\\"}
-
-
 def shown(text: str) -> str:
-    """`text` as a text line shows it: control characters escaped (_ESCAPES)."""
-    return text.translate(_ESCAPES)
+    """`text` as one line shows it: a confined process names itself (prctl PR_SET_NAME) and
+    its files, and a newline there would write a line of its own making into a text log.
+    What does not print (control characters, line separators, bidirectional overrides)
+    shows as \\xNN, \\uNNNN or \\UNNNNNNNN, and a backslash doubled."""
+    if text.isprintable() and "\\" not in text:
+        return text
+    return "".join(c if c.isprintable() and c != "\\" else _escaped(c) for c in text)
+
+
+def _escaped(c: str) -> str:
+    code = ord(c)
+    if c == "\\":
+        return "\\\\"
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def _phrase(meta: Metadata, event: Event) -> tuple[str, str]:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from bpfbox.compiler import ir, language, symbols
 from bpfbox.compiler.resolve import ElfResolver
+from bpfbox.runtime.events import shown
 
 from . import paths
 from .decide import Request, allows
@@ -322,7 +323,7 @@ def _header(
         + (f" ({', '.join(log_names)})" if log_names else "")
         + ":"
     ]
-    lines += [f"  run {run.index + 1}: {_printable(' '.join(run.command))}" for run in mine]
+    lines += [f"  run {run.index + 1}: {shown(' '.join(run.command))}" for run in mine]
     lines.append("A learning run allows whatever the program did: review every rule before")
     lines.append('enforcing it.  "seen N times in M runs" counts recorded accesses.')
     if covered:
@@ -331,10 +332,6 @@ def _header(
             " (loader, libraries, locale, terminal)."
         )
     return lines
-
-
-def _printable(text: str) -> str:
-    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
 
 
 def _count(number: int, noun: str) -> str:

@@ -531,6 +531,17 @@ def test_cli_writes_the_draft(tmp_path: Path) -> None:
     assert out.read_text() == (GOLDEN / "mylogin" / "draft.bpfbox").read_text()
 
 
+def test_a_command_line_cannot_write_rules_into_the_draft(tmp_path: Path) -> None:
+    """The draft's header quotes each run's command line in a comment: a newline there (any
+    argument the recorded program was given) must not end the comment."""
+    forged = '\n#[allow] fs("/**", any)\u2028#[allow] fs("/**", any)'
+    runs, accesses = read_logs([_log(tmp_path, {**RUN, "command": ["mylogin", forged]}, ACCESS)])
+    text = drafting.draft(runs, accesses, RESOLVER)
+    assert "mylogin \\x0a#[allow]" in text and "\\u2028#[allow]" in text
+    program = compile_text(text, "d.bpfbox", None, RESOLVER).program
+    assert not allows(program, Request("fs", READ, path="/etc/shadow"), frozenset({"main"}))
+
+
 def test_draft_for_a_real_distribution_program(tmp_path: Path) -> None:
     """This machine's /usr/bin/cat (stripped, dynamically linked), with sysroot `/`."""
     cat = Path("/usr/bin/cat").resolve()

@@ -395,6 +395,10 @@ def test_a_text_line_shows_control_characters_escaped():
     line = events.message(META, event)
     assert "\n" not in line and "\x1b" not in line
     assert line.startswith("would deny sh\\x1b[2J\\\\[412] read /tmp/a\\x0abpfbox: audit")
+    # Line and paragraph separators, a right-to-left override: escaped as well.
+    assert (
+        events.shown("a\u2028b\u2029c\u202ed\U000e0001é") == "a\\u2028b\\u2029c\\u202ed\\U000e0001é"
+    )
 
 
 def test_a_record_whose_metadata_holds_a_nul_is_written_whole():
