@@ -74,8 +74,9 @@ int BPF_PROG(bpfbox_file_open, struct file *file)
 	return check_file(t, file, req, !(req & FS_EXEC));
 }
 
-SEC("lsm/inode_getattr")
-int BPF_PROG(bpfbox_inode_getattr, const struct path *path)
+/* Check `fs_req` on the object at `path`, or `proc_req` when it is a /proc/PID file (the
+ * proc rule kind's target, as for opens). */
+static __always_inline int check_path_or_proc(const struct path *path, __u64 fs_req, __u64 proc_req)
 {
 	struct task_state *t = confined_current();
 	struct task_struct *task;
@@ -84,8 +85,14 @@ int BPF_PROG(bpfbox_inode_getattr, const struct path *path)
 		return 0;
 	task = proc_task(BPF_CORE_READ(path, dentry, d_inode));
 	if (task)
-		return check_task(t, task, RULE_PROC, PROC_GETATTR, 0);
-	return check_fs(t, BPF_CORE_READ(path, mnt), BPF_CORE_READ(path, dentry), FS_GETATTR, 1);
+		return check_task(t, task, RULE_PROC, proc_req, 0);
+	return check_fs(t, BPF_CORE_READ(path, mnt), BPF_CORE_READ(path, dentry), fs_req, 1);
+}
+
+SEC("lsm/inode_getattr")
+int BPF_PROG(bpfbox_inode_getattr, const struct path *path)
+{
+	return check_path_or_proc(path, FS_GETATTR, PROC_GETATTR);
 }
 
 /* A watch (inotify_add_watch, fanotify_mark, dnotify's F_NOTIFY) sees when the file is
@@ -93,15 +100,7 @@ int BPF_PROG(bpfbox_inode_getattr, const struct path *path)
 SEC("lsm/path_notify")
 int BPF_PROG(bpfbox_path_notify, const struct path *path, __u64 mask, unsigned int obj_type)
 {
-	struct task_state *t = confined_current();
-	struct task_struct *task;
-
-	if (!t)
-		return 0;
-	task = proc_task(BPF_CORE_READ(path, dentry, d_inode));
-	if (task)
-		return check_task(t, task, RULE_PROC, PROC_READ, 0);
-	return check_fs(t, BPF_CORE_READ(path, mnt), BPF_CORE_READ(path, dentry), FS_READ, 1);
+	return check_path_or_proc(path, FS_READ, PROC_READ);
 }
 
 /* Would writing through a shared mapping of `file` go beyond what its open was granted?  An
