@@ -238,6 +238,13 @@ REGISTRY: dict[str, RuleKind] = {
                 Hook("file_open", ("read", "write")),
                 Hook("inode_getattr", ("getattr",)),
                 Hook("path_notify", ("read",)),
+                # Changing how another process runs, and its resource limits (reading them:
+                # read).
+                *(
+                    Hook(f"task_{change}", ("write",), header="hooks_task.bpf.h")
+                    for change in ("setnice", "setioprio", "setscheduler", "movememory")
+                ),
+                Hook("task_prlimit", ("read", "write"), header="hooks_task.bpf.h"),
             ),
             header="hooks_fs.bpf.h",
             wording="proc {access} {target}",

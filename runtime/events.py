@@ -29,7 +29,8 @@ doubled, so that no name can start a line of its own (`shown`).  The JSON `comm`
                 "bpf_syscall", "module_request" or "signal_owner"
     object      the file (fs, ioctl), the target's executable (signal, ptrace, proc), the
                 IPC object kind ("shm", "sem", "msg") for ipc, else null
-    target_pid  the target process (signal, ptrace, proc; self's signal_owner), else null
+    target_pid  the target process (signal, ptrace, proc; self's signal_owner), else null;
+                null too when the kernel does not say which process (prlimit)
     family      the address family ("inet6") for net, else null
     reason      why a deny/complain happened: "no_rule", "denied_by_rule", "outside_context",
                 "partial_grant", "self_protection" (a bpffs path, or rule_kind "self");
@@ -239,6 +240,8 @@ def class_name(event: Event) -> str:
 
 
 def _target(event: Event) -> str:
+    if not event.target_pid:  # the kernel does not say which (prlimit)
+        return "another process"
     return f"{shown(event.object) or '?'}[{event.target_pid}]"
 
 
@@ -368,7 +371,7 @@ def _record(meta: Metadata, event: Event, own: dict[str, Any]) -> dict[str, Any]
         "rule_kind": kind,
         "access": access_names(event),
         "object": _object_record(event, kind, targeted),
-        "target_pid": event.target_pid if targeted or (kind == SELF and event.target_pid) else None,
+        "target_pid": event.target_pid if (targeted or kind == SELF) and event.target_pid else None,
         "family": family_name(event) if kind == "net" else None,
         "reason": event.reason_name if denial else None,
         "rule": _rule_record(rule),

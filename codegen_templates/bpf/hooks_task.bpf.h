@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Tasks: inheritance (children and threads start confined, with the parent's taint), the
- * live-task count, signals and ptrace.
+ * live-task count, signals, ptrace, and changes to other processes (proc rules).
  */
 #ifndef BPFBOX_HOOKS_TASK_BPF_H
 #define BPFBOX_HOOKS_TASK_BPF_H
@@ -97,6 +97,68 @@ int BPF_PROG(bpfbox_ptrace_traceme, struct task_struct *parent)
 	struct task_state *t = confined_current();
 
 	return t ? check_task(t, parent, RULE_PTRACE, PTRACE_ATTACH, 0) : 0;
+}
+
+/* ---- Changing other processes: proc `write` on the target's program. ---- */
+
+/* Changing how another process runs (its nice value, scheduling policy or CPU affinity, I/O
+ * priority, memory placement) writes to that process as much as its /proc files do: it can
+ * starve it.  The caller's own threads need no rule (programs set their own priorities). */
+static __always_inline int check_change(struct task_struct *p)
+{
+	struct task_state *t = confined_current();
+
+	if (!t || !p)
+		return 0;
+	if (BPF_CORE_READ(p, tgid) == BPF_CORE_READ(bpf_get_current_task_btf(), tgid))
+		return 0;
+	return check_task(t, p, RULE_PROC, PROC_WRITE, 0);
+}
+
+SEC("lsm/task_setnice")
+int BPF_PROG(bpfbox_task_setnice, struct task_struct *p, int nice)
+{
+	return check_change(p);
+}
+
+SEC("lsm/task_setioprio")
+int BPF_PROG(bpfbox_task_setioprio, struct task_struct *p, int ioprio)
+{
+	return check_change(p);
+}
+
+SEC("lsm/task_setscheduler")
+int BPF_PROG(bpfbox_task_setscheduler, struct task_struct *p)
+{
+	return check_change(p);
+}
+
+SEC("lsm/task_movememory")
+int BPF_PROG(bpfbox_task_movememory, struct task_struct *p)
+{
+	return check_change(p);
+}
+
+/* prlimit(2) on another thread or process: reading its resource limits is proc `read`,
+ * setting them (RLIMIT_CPU kills it) proc `write`.  The hook is given the two credentials,
+ * not the target: a thread of the caller's process shares its credentials (the same
+ * object), and any other target is unknown, so only a rule for `any` target allows it. */
+SEC("lsm/task_prlimit")
+int BPF_PROG(bpfbox_task_prlimit, const struct cred *cred, const struct cred *tcred, unsigned int flags)
+{
+	struct task_state *t = confined_current();
+	struct decision d = {};
+	struct object o = { .kind = RULE_PROC };
+	__u64 req = 0;
+
+	if (!t || cred == tcred)
+		return 0;
+	if (flags & LSM_PRLIMIT_READ)
+		req |= PROC_READ;
+	if (flags & LSM_PRLIMIT_WRITE)
+		req |= PROC_WRITE;
+	decide_proc(t, &d, req, 0, 0);
+	return verdict(t, &d, RULE_PROC, req, &o);
 }
 
 #endif /* BPFBOX_HOOKS_TASK_BPF_H */

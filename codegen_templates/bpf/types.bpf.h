@@ -65,6 +65,8 @@ enum {
 #define CLONE_THREAD 0x00010000
 #define PTRACE_MODE_READ 0x01
 #define PTRACE_MODE_ATTACH 0x02
+#define LSM_PRLIMIT_READ 1 /* include/linux/security.h */
+#define LSM_PRLIMIT_WRITE 2
 #define ATTR_SIZE 0x8
 #define ATTR_ATIME 0x10
 #define ATTR_MTIME 0x20

@@ -74,6 +74,13 @@
  *   tiocsti:TEXT            make standard input our controlling terminal (setsid, TIOCSCTTY),
  *                           then push TEXT into its input queue with TIOCSTI
  *   bpf-obj-get:PATH        the bpf() system call: BPF_OBJ_GET of the pin at PATH
+ *   renice:PID              setpriority(PRIO_PROCESS, PID, 19); PID `self`: getpid()
+ *                           (as for the operations below), 0: the calling thread
+ *   ioprio:PID              ioprio_set: the lowest best-effort I/O priority
+ *   setaffinity:PID         sched_setaffinity: CPU 0 only
+ *   move-pages:PID          move_pages of no page (the access checks only)
+ *   prlimit:PID             read PID's RLIMIT_CORE with prlimit
+ *   prlimit-set:PID         set PID's RLIMIT_CORE to 0 with prlimit
  *
  * IPC and keys
  *   shmget   semget   msgget   SysV objects (IPC_PRIVATE), created and removed
@@ -109,7 +116,6 @@
  *   readlink:PATH           read a symbolic link's target
  *   statfs:PATH             statfs: the file system's statistics
  *   inotify:PATH            add an inotify watch on PATH
- *   renice:PID              setpriority(PRIO_PROCESS, PID, 19)
  *   unshare-user            unshare(CLONE_NEWUSER): a new user namespace
  *   mount-tmpfs:DIR         mount a tmpfs on DIR (and unmount it)
  *   flock:PATH              open read-only and take an exclusive lock (LOCK_EX|LOCK_NB)
@@ -1039,9 +1045,49 @@ static result_t op_inotify(char **f)
 	return result;
 }
 
+/* A process id: `self` for our own (from any thread), else the number. */
+static pid_t pid_field(const char *field)
+{
+	return strcmp(field, "self") ? atoi(field) : getpid();
+}
+
 static result_t op_renice(char **f)
 {
-	return check(setpriority(PRIO_PROCESS, atoi(f[0]), 19));
+	return check(setpriority(PRIO_PROCESS, pid_field(f[0]), 19));
+}
+
+static result_t op_ioprio(char **f)
+{
+	/* IOPRIO_WHO_PROCESS; IOPRIO_PRIO_VALUE(IOPRIO_CLASS_BE, 7) */
+	return check(syscall(SYS_ioprio_set, 1, pid_field(f[0]), 2 << 13 | 7));
+}
+
+static result_t op_setaffinity(char **f)
+{
+	cpu_set_t cpus;
+
+	CPU_ZERO(&cpus);
+	CPU_SET(0, &cpus);
+	return check(sched_setaffinity(pid_field(f[0]), sizeof(cpus), &cpus));
+}
+
+static result_t op_move_pages(char **f)
+{
+	return check(syscall(SYS_move_pages, pid_field(f[0]), 0, NULL, NULL, NULL, 0));
+}
+
+static result_t op_prlimit(char **f)
+{
+	struct rlimit old;
+
+	return check(prlimit(pid_field(f[0]), RLIMIT_CORE, NULL, &old));
+}
+
+static result_t op_prlimit_set(char **f)
+{
+	struct rlimit none = { 0, 0 };
+
+	return check(prlimit(pid_field(f[0]), RLIMIT_CORE, &none, NULL));
 }
 
 static result_t op_unshare_user(char **f)
@@ -1251,6 +1297,12 @@ static const struct op ops[] = {
 	{ "sigio", 2, op_sigio },
 	{ "sigio-ex", 1, op_sigio_ex },
 	{ "tiocsti", 1, op_tiocsti },
+	{ "renice", 1, op_renice },
+	{ "ioprio", 1, op_ioprio },
+	{ "setaffinity", 1, op_setaffinity },
+	{ "move-pages", 1, op_move_pages },
+	{ "prlimit", 1, op_prlimit },
+	{ "prlimit-set", 1, op_prlimit_set },
 	{ "bpf-obj-get", 1, op_bpf_obj_get },
 	{ "shmget", 0, op_shmget },
 	{ "semget", 0, op_semget },
@@ -1285,7 +1337,6 @@ static const struct op ops[] = {
 	{ "readlink", 1, op_readlink },
 	{ "statfs", 1, op_statfs },
 	{ "inotify", 1, op_inotify },
-	{ "renice", 1, op_renice },
 	{ "unshare-user", 0, op_unshare_user },
 	{ "mount-tmpfs", 1, op_mount_tmpfs },
 	{ "flock", 1, op_flock },

@@ -19,6 +19,7 @@ from confined import (
     fresh_data,
     probe,
     run,
+    start_sleeping,
     start_target,
 )
 from timing import scaled
@@ -318,6 +319,31 @@ class TestPtraceAndProc:
                 process.kill()
                 process.wait()
 
+    def test_changing_another_process_needs_proc_write(self, session):
+        """Its nice value, I/O priority, CPU affinity, memory placement: proc `write` on its
+        program, even the profile's own (`self`); the process's own threads need no rule.
+        prlimit's hook is not told the target: another process's limits need a rule for
+        `any`, which this policy lacks."""
+        readable, writable = start_target("target"), start_target("target2")
+        sibling = start_sleeping(BIN / "probe")  # confined: it runs the profile's program
+        changes = ("renice", "ioprio", "setaffinity", "move-pages")
+        try:
+            for denied in (readable, sibling):
+                ops = [f"{change}:{denied.pid}" for change in changes]
+                assert probe(*ops, f"prlimit:{denied.pid}") == ["EPERM"] * 5
+            ops = [f"{change}:{writable.pid}" for change in changes]
+            assert probe(*ops, f"prlimit-set:{writable.pid}") == ["ok"] * 4 + ["EPERM"]
+            own = [f"{change}:self" for change in (*changes, "prlimit", "prlimit-set")]
+            assert probe("thread", *own) == ["ok"] * 7
+            assert session.wait_for_message(
+                rf"denied probe\[\d+\] proc write .*/target\[{readable.pid}\] "
+                r"\(no rule in ptrace_proc\.bpfbox"
+            )
+        finally:
+            for process in (readable, writable, sibling):
+                process.kill()
+                process.wait()
+
 
 class TestCapabilities:
     session = enforcing("cap", files={"owned": ""})
@@ -376,6 +402,17 @@ class TestTwoProfiles:
             "EPERM",
             "ok",
         ]
+
+    def test_a_rule_for_any_process_allows_setting_another_process_limits(self, session):
+        """probe-other's policy has `proc(any, write)`, not `read`."""
+        target = start_target()
+        try:
+            ops = [f"prlimit-set:{target.pid}", f"prlimit:{target.pid}"]
+            assert probe(*ops, program="probe-other") == ["ok", "EPERM"]
+            assert probe(*ops) == ["EPERM", "EPERM"]  # inherit.bpfbox has no proc rule
+        finally:
+            target.kill()
+            target.wait()
 
 
 class TestOverlayfs:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from confined import DATA, Enforcing, fresh_data, probe, start_target
+from confined import DATA, Enforcing, fresh_data, probe
 
 pytestmark = [pytest.mark.vm, pytest.mark.usefixtures("installed_tree")]
 
@@ -41,17 +41,6 @@ def test_known_gap_readlink_reads_any_symlink(session):
 def test_known_gap_statfs_of_any_path(session):
     """sb_statfs: the statistics of the file system holding any path."""
     assert probe(f"statfs:{UNRULED}") == ["ok"]
-
-
-def test_known_gap_priority_of_other_processes(session):
-    """task_setnice (and setscheduler, setioprio, prlimit, movememory): processes of the
-    same user can be slowed down without a `signal` or `ptrace` rule."""
-    target = start_target()
-    try:
-        assert probe(f"renice:{target.pid}") == ["ok"]
-    finally:
-        target.kill()
-        target.wait()
 
 
 def test_known_gap_user_namespaces_but_no_capabilities_in_them(session):

@@ -167,6 +167,8 @@ def test_signal_denied_by_rule():
             {"object": "/usr/bin/x", "target_pid": 7},
             "proc read /usr/bin/x[7]",
         ),
+        # prlimit's hook is told the credentials, not the process.
+        ("proc", abi.PROC_FLAGS["write"], {}, "proc write another process"),
         ("fs", abi.FS_FLAGS["read"] | 1 << 40, {"object": "/x"}, "read,0x10000000000 /x"),
         ("ipc", abi.IPC_OPS["create"], {"object_num": abi.IPC_KINDS["msg"]}, "ipc msg create"),
         ("ipc", abi.IPC_OPS["read"], {"object_num": 9}, "ipc #9 read"),
@@ -212,6 +214,24 @@ def test_self_protection_events(what, target, message):
     assert events.message(META, event) == message + because
     record = events.event_record(META, event, datetime(2024, 5, 1, tzinfo=timezone.utc))
     assert (record["rule_kind"], record["access"], record["object"]) == ("self", [what], None)
+    assert record["target_pid"] == (target or None)
+
+
+@pytest.mark.parametrize(("target", "shown"), [(0, "another process"), (7, "/usr/bin/x[7]")])
+def test_a_target_the_kernel_does_not_name_has_no_pid(target, shown):
+    """prlimit's hook is told the other process's credentials, not which process it is."""
+    data = pack(
+        kind=abi.EVENT_KINDS["deny"],
+        rule_kind=kinds.REGISTRY["proc"].number,
+        flags=abi.PROC_FLAGS["write"],
+        object="/usr/bin/x" if target else "",
+        target_pid=target,
+        rule=abi.NO_RULE,
+        reason=abi.REASONS["no_rule"],
+    )
+    event = events.decode(data)
+    assert events.message(META, event).startswith(f"denied mylogin[412] proc write {shown} (")
+    record = events.event_record(META, event, datetime(2024, 5, 1, tzinfo=timezone.utc))
     assert record["target_pid"] == (target or None)
 
 
