@@ -394,6 +394,7 @@ class Protected(IntEnum):
     BPF_SYSCALL = 1  # the bpf() system call; `target_pid` unused
     MODULE_REQUEST = 2  # a kernel module load on the process's behalf
     SIGNAL_OWNER = 3  # F_SETOWN/F_SETOWN_EX naming another process
+    MOUNT_TREE = 4  # mounting, unmounting, moving a mount, pivot_root
 
 
 #: The `rule_kind` of self-protection events: no rule kind (rule kinds number from 1).

@@ -162,7 +162,14 @@ LIFECYCLE_HOOKS = (
 LIFECYCLE_HEADER = "hooks_exec.bpf.h"
 #: LSM hooks that refuse whatever the policy says (self-protection: no rule can allow them),
 #: and their library file.
-SELF_PROTECTION_HOOKS = ("bpf", "kernel_module_request")
+SELF_PROTECTION_HOOKS = (
+    "bpf",
+    "kernel_module_request",
+    "sb_mount",
+    "sb_umount",
+    "move_mount",
+    "sb_pivotroot",
+)
 SELF_PROTECTION_HEADER = "hooks_self.bpf.h"
 
 

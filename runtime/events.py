@@ -26,7 +26,7 @@ doubled, so that no name can start a line of its own (`shown`).  The JSON `comm`
     access      list of what was attempted: fs/proc/ptrace/net/ipc/key operations, signal
                 names ("sigterm"), capability names ("sys_admin"), ioctl command names
                 ("tiocsti"; a command with no name as its number in hex); for "self":
-                "bpf_syscall", "module_request" or "signal_owner"
+                "bpf_syscall", "module_request", "signal_owner" or "mount_tree"
     object      the file (fs, ioctl), the target's executable (signal, ptrace, proc), the
                 IPC object kind ("shm", "sem", "msg") for ipc, else null
     target_pid  the target process (signal, ptrace, proc; self's signal_owner), else null;
@@ -73,6 +73,7 @@ _PROTECTED_WORDING: dict[int, str] = {
     abi.Protected.BPF_SYSCALL: "the bpf() system call",
     abi.Protected.MODULE_REQUEST: "a kernel module request",
     abi.Protected.SIGNAL_OWNER: "a file owner (F_SETOWN) naming process {target}",
+    abi.Protected.MOUNT_TREE: "a change to the mount tree (mount, umount, pivot_root)",
 }
 
 

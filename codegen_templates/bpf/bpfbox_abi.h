@@ -80,6 +80,7 @@ enum protected {
 	PROTECTED_BPF_SYSCALL = 1,
 	PROTECTED_MODULE_REQUEST = 2,
 	PROTECTED_SIGNAL_OWNER = 3,
+	PROTECTED_MOUNT_TREE = 4,
 };
 
 /* Access flags of each rule kind (signals and capabilities are 1 << number). */

@@ -74,6 +74,12 @@
  *   tiocsti:TEXT            make standard input our controlling terminal (setsid, TIOCSCTTY),
  *                           then push TEXT into its input queue with TIOCSTI
  *   bpf-obj-get:PATH        the bpf() system call: BPF_OBJ_GET of the pin at PATH
+ *   mount-tmpfs:DIR         mount a tmpfs on DIR (and unmount it)
+ *   umount:DIR              unmount what is mounted on DIR
+ *   move-mount:FROM:TO      clone the mount at FROM (open_tree) and attach it at TO
+ *                           (move_mount); the errno of the first failing step
+ *   pivot-root:DIR          in a mount namespace of its own, pivot_root(DIR, DIR): DIR
+ *                           must be a mount point; nothing outside the probe changes
  *   renice:PID              setpriority(PRIO_PROCESS, PID, 19); PID `self`: getpid()
  *                           (as for the operations below), 0: the calling thread
  *   ioprio:PID              ioprio_set: the lowest best-effort I/O priority
@@ -117,7 +123,6 @@
  *   statfs:PATH             statfs: the file system's statistics
  *   inotify:PATH            add an inotify watch on PATH
  *   unshare-user            unshare(CLONE_NEWUSER): a new user namespace
- *   mount-tmpfs:DIR         mount a tmpfs on DIR (and unmount it)
  *   flock:PATH              open read-only and take an exclusive lock (LOCK_EX|LOCK_NB)
  *
  * Capabilities
@@ -1104,6 +1109,30 @@ static result_t op_mount_tmpfs(char **f)
 	return result;
 }
 
+static result_t op_umount(char **f)
+{
+	return check(umount(f[0]));
+}
+
+static result_t op_move_mount(char **f)
+{
+	int tree = syscall(SYS_open_tree, AT_FDCWD, f[0], OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+	result_t result;
+
+	if (tree < 0)
+		return errno;
+	result = check(syscall(SYS_move_mount, tree, "", AT_FDCWD, f[1], MOVE_MOUNT_F_EMPTY_PATH));
+	close(tree);
+	return result;
+}
+
+static result_t op_pivot_root(char **f)
+{
+	if (unshare(CLONE_NEWNS) < 0)
+		return errno;
+	return check(syscall(SYS_pivot_root, f[0], f[0]));
+}
+
 static result_t op_flock(char **f)
 {
 	int fd = open(f[0], O_RDONLY);
@@ -1303,6 +1332,10 @@ static const struct op ops[] = {
 	{ "move-pages", 1, op_move_pages },
 	{ "prlimit", 1, op_prlimit },
 	{ "prlimit-set", 1, op_prlimit_set },
+	{ "mount-tmpfs", 1, op_mount_tmpfs },
+	{ "umount", 1, op_umount },
+	{ "move-mount", 2, op_move_mount },
+	{ "pivot-root", 1, op_pivot_root },
 	{ "bpf-obj-get", 1, op_bpf_obj_get },
 	{ "shmget", 0, op_shmget },
 	{ "semget", 0, op_semget },
@@ -1338,7 +1371,6 @@ static const struct op ops[] = {
 	{ "statfs", 1, op_statfs },
 	{ "inotify", 1, op_inotify },
 	{ "unshare-user", 0, op_unshare_user },
-	{ "mount-tmpfs", 1, op_mount_tmpfs },
 	{ "flock", 1, op_flock },
 };
 

@@ -21,7 +21,7 @@ UNRULED = DATA / "unruled"
 
 @pytest.fixture(scope="module")
 def session():
-    fresh_data({"unruled": "no rule names this file"}, dirs=("mountpoint",))
+    fresh_data({"unruled": "no rule names this file"})
     os.symlink(UNRULED, DATA / "link")
     with Enforcing("mediation") as running:
         yield running
@@ -52,9 +52,3 @@ def test_known_gap_user_namespaces_but_no_capabilities_in_them(session):
 def test_known_gap_an_exclusive_lock_with_a_read_grant(session):
     """file_lock: `read` (here on /mnt/e2e/data, a directory) is enough to lock exclusively."""
     assert probe(f"flock:{DATA}") == ["ok"]
-
-
-def test_mounts_are_governed_only_by_cap_sys_admin(session):
-    """sb_mount, move_mount, sb_umount, sb_pivotroot: no fs rule sees them; without
-    `cap(sys_admin)` they are denied (with it, the mount tree is the process's to change)."""
-    assert probe(f"mount-tmpfs:{DATA / 'mountpoint'}") == ["EPERM"]

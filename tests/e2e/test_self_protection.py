@@ -1,15 +1,16 @@
 """Self-protection: what a confined process never does, whatever its policy grants.
 
 tests/e2e/policies/selfprotect.bpfbox grants every access to /sys, every capability and
-ptrace of one program (target2): bpffs (the pinned profiles), the bpf() system call and
-module loading stay refused; ptrace, /proc/PID/mem and process_vm_writev reach only what a
-rule names, never bpfbox-run or an unconfined process.
+ptrace of one program (target2): bpffs (the pinned profiles), the bpf() system call, module
+loading and changes to the mount tree stay refused; ptrace, /proc/PID/mem and
+process_vm_writev reach only what a rule names, never bpfbox-run or an unconfined process.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+import subprocess
 
 import pytest
 from confined import DATA, Enforcing, fresh_data, probe, start_target
@@ -23,7 +24,7 @@ UNCLAIMED_MAJOR = 4000
 
 @pytest.fixture(scope="module")
 def session():
-    fresh_data()
+    fresh_data(dirs=("mountpoint", "elsewhere"))
     os.mknod(DATA / "nomodule", stat.S_IFCHR | 0o600, os.makedev(UNCLAIMED_MAJOR, 0))
     with Enforcing("selfprotect") as running:
         yield running
@@ -55,6 +56,26 @@ class TestModules:
         # says that bpfbox refused it.
         assert probe(f"open:r:{DATA / 'nomodule'}") == ["ENXIO"]
         assert refused(session, "module_request")
+
+
+class TestMountTree:
+    def test_no_mount_umount_move_or_pivot_root_even_with_every_capability(self, session):
+        """With cap(any) each of these would succeed (pivot_root in a mount namespace of the
+        probe's own): the tree decides which file a path names."""
+        mountpoint, elsewhere = DATA / "mountpoint", DATA / "elsewhere"
+        subprocess.run(["mount", "-t", "tmpfs", "bpfbox-test", str(mountpoint)], check=True)
+        try:
+            ops = [f"mount-tmpfs:{elsewhere}", f"umount:{mountpoint}"]
+            ops += [f"move-mount:{mountpoint}:{elsewhere}", f"pivot-root:{mountpoint}"]
+            assert probe(*ops) == ["EPERM"] * 4
+            assert os.path.ismount(mountpoint) and not os.path.ismount(elsewhere)
+            seen = session.wait_for_count(
+                lambda e: e["rule_kind"] == "self" and e["access"] == ["mount_tree"], 4
+            )
+            assert len(seen) == 4
+            assert "a change to the mount tree" in seen[0]["message"]
+        finally:
+            subprocess.run(["umount", str(mountpoint)], check=False)
 
 
 class TestProcesses:

@@ -78,33 +78,32 @@ def test_ir_hooks_follow_the_registry() -> None:
     assert [(h.name, h.kind) for h in ir.hooks()] == expected
 
 
-MOUNT_HEADER = """\
-/* A test-only rule kind: mount(OPS), decided by sb_mount and sb_umount. */
-SEC("lsm/sb_mount")
-int BPF_PROG(bpfbox_sb_mount, const char *dev_name, const struct path *path, const char *type,
-         unsigned long flags, void *data)
+FSINFO_HEADER = """\
+/* A test-only rule kind: fsinfo(OPS), decided by sb_statfs and inode_readlink. */
+SEC("lsm/sb_statfs")
+int BPF_PROG(bpfbox_sb_statfs, struct dentry *dentry)
 {
     struct task_state *t = confined_current();
     struct decision d = {};
-    struct object o = { .kind = RULE_MOUNT };
+    struct object o = { .kind = RULE_FSINFO };
 
     if (!t)
         return 0;
-    decide_mount(t, &d, MOUNT_MOUNT);
-    return verdict(t, &d, RULE_MOUNT, MOUNT_MOUNT, &o);
+    decide_fsinfo(t, &d, FSINFO_STATFS);
+    return verdict(t, &d, RULE_FSINFO, FSINFO_STATFS, &o);
 }
 
-SEC("lsm/sb_umount")
-int BPF_PROG(bpfbox_sb_umount, struct vfsmount *mnt, int flags)
+SEC("lsm/inode_readlink")
+int BPF_PROG(bpfbox_inode_readlink, struct dentry *dentry)
 {
     struct task_state *t = confined_current();
     struct decision d = {};
-    struct object o = { .kind = RULE_MOUNT };
+    struct object o = { .kind = RULE_FSINFO };
 
     if (!t)
         return 0;
-    decide_mount(t, &d, MOUNT_UMOUNT);
-    return verdict(t, &d, RULE_MOUNT, MOUNT_UMOUNT, &o);
+    decide_fsinfo(t, &d, FSINFO_READLINK);
+    return verdict(t, &d, RULE_FSINFO, FSINFO_READLINK, &o);
 }
 """
 
@@ -112,24 +111,24 @@ int BPF_PROG(bpfbox_sb_umount, struct vfsmount *mnt, int flags)
 def test_a_new_rule_kind_is_one_registry_entry_and_one_header(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    header = tmp_path / "hooks_mount.bpf.h"
-    header.write_text(MOUNT_HEADER)
-    ops = FlagSet("mount operation", {"mount": 1 << 0, "umount": 1 << 1}, "E0102")
+    header = tmp_path / "hooks_fsinfo.bpf.h"
+    header.write_text(FSINFO_HEADER)
+    ops = FlagSet("fsinfo operation", {"statfs": 1 << 0, "readlink": 1 << 1}, "E0102")
     number = max(k.number for k in kinds.REGISTRY.values()) + 1
-    mount = RuleKind(
-        "mount",
+    fsinfo = RuleKind(
+        "fsinfo",
         number,
         (Parameter("OPS", Param.FLAGS, ops),),
         Object.NONE,
-        (Hook("sb_mount", ("mount",)), Hook("sb_umount", ("umount",))),
+        (Hook("sb_statfs", ("statfs",)), Hook("inode_readlink", ("readlink",))),
         header=str(header),
-        wording="mount {access}",
+        wording="fsinfo {access}",
     )
-    monkeypatch.setitem(kinds.REGISTRY, "mount", mount)
+    monkeypatch.setitem(kinds.REGISTRY, "fsinfo", fsinfo)
 
-    compilation = compile_text('#![profile "/sbin/mylogin"]\n#[deny] mount(umount)\n')
+    compilation = compile_text('#![profile "/sbin/mylogin"]\n#[deny] fsinfo(readlink)\n')
     assert compilation.c_source, compilation.diagnostics
-    assert "hook sb_umount mount umount: 1" in ir.format_ir(compilation.program)
+    assert "hook inode_readlink fsinfo readlink: 1" in ir.format_ir(compilation.program)
     clang = shutil.which("clang")
     assert clang, "clang is needed: run `make setup`"
     source = tmp_path / "out.bpf.c"
@@ -140,7 +139,7 @@ def test_a_new_rule_kind_is_one_registry_entry_and_one_header(
         text=True,
     )
     assert result.returncode == 0, result.stderr
-    assert 'SEC("lsm/sb_umount")' in compilation.c_source
+    assert 'SEC("lsm/inode_readlink")' in compilation.c_source
 
     meta = metadata.parse(json.loads(embedded_metadata(compilation.c_source)), "x")
     event = events.Event(
@@ -156,7 +155,7 @@ def test_a_new_rule_kind_is_one_registry_entry_and_one_header(
         comm="x",
         object="",
     )
-    assert events.message(meta, event) == "denied x[1] mount umount (test.bpfbox:2 denies it)"
+    assert events.message(meta, event) == "denied x[1] fsinfo readlink (test.bpfbox:2 denies it)"
 
 
 def test_fs_ioctl_allows_no_dangerous_command_and_denies_every_one() -> None:
