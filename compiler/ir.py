@@ -104,6 +104,8 @@ class Hook:
     flags: tuple[str, ...]
     #: The hook can request any flag of its kind (a signal, a capability).
     any_flag: bool = False
+    #: Only rules for `any` target decide it (kinds.Hook.unknown_target).
+    unknown_target: bool = False
 
 
 def hooks() -> tuple[Hook, ...]:
@@ -111,7 +113,7 @@ def hooks() -> tuple[Hook, ...]:
     hook is always emitted, whatever the policy: a kind with no rule is then denied by
     default."""
     return tuple(
-        Hook(hook.name, kind.name, kind.hook_flags(hook), hook.flags is None)
+        Hook(hook.name, kind.name, kind.hook_flags(hook), hook.flags is None, hook.unknown_target)
         for kind in language.RULE_KINDS.values()
         for hook in kind.hooks
     )
@@ -169,13 +171,16 @@ class Program:
         return tuple(r for r in self.rules if r.kind == kind)
 
     def rules_for(self, hook: Hook) -> tuple[Rule, ...]:
-        """The rules a hook consults: same kind, and asking for a flag the hook can request;
-        and the rules of another kind that the hook's kind absorbs."""
+        """The rules a hook consults: same kind, asking for a flag the hook can request, and
+        for `any` target if the hook knows no other; and the rules of another kind that the
+        hook's kind absorbs."""
         bits = _flag_set(hook.kind).bits
         mask = sum(bits[name] for name in hook.flags)
         absorbed = self.absorbed(hook.kind)
         return tuple(
-            r for r in self.rules if (r.kind == hook.kind and r.flags & mask) or r in absorbed
+            r
+            for r in self.rules
+            if (r.kind == hook.kind and r.flags & mask and _targets(r, hook)) or r in absorbed
         )
 
     def absorbed(self, kind: str) -> tuple[Rule, ...]:
@@ -185,6 +190,11 @@ class Program:
             return ()
         flag = _flag_set(absorbs.kind).bits[absorbs.flag]
         return tuple(r for r in self.rules_of(absorbs.kind) if r.flags & flag)
+
+
+def _targets(rule: Rule, hook: Hook) -> bool:
+    """Whether `rule`'s target can match at `hook`: any target when the hook is told which."""
+    return not hook.unknown_target or (rule.target is not None and rule.target.kind == "any")
 
 
 def format_ir(program: Program) -> str:

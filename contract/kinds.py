@@ -91,6 +91,9 @@ class Hook:
     flags: tuple[str, ...] | None = None
     #: The library file with its program, when not its kind's (exec checks are lifecycle's).
     header: str | None = None
+    #: The hook is not told which process is the target (prlimit): only rules whose target
+    #: is `any` decide it.
+    unknown_target: bool = False
 
 
 @dataclass(frozen=True)
@@ -251,7 +254,12 @@ REGISTRY: dict[str, RuleKind] = {
                     Hook(f"task_{change}", ("write",), header="hooks_task.bpf.h")
                     for change in ("setnice", "setioprio", "setscheduler", "movememory")
                 ),
-                Hook("task_prlimit", ("read", "write"), header="hooks_task.bpf.h"),
+                Hook(
+                    "task_prlimit",
+                    ("read", "write"),
+                    header="hooks_task.bpf.h",
+                    unknown_target=True,
+                ),
             ),
             header="hooks_fs.bpf.h",
             wording="proc {access} {target}",

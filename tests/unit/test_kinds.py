@@ -169,3 +169,15 @@ def test_fs_ioctl_allows_no_dangerous_command_and_denies_every_one() -> None:
     # The header's command numbers and the contract agree, and no two names share a number.
     assert len(set(abi.IOCTL_COMMANDS.values())) == len(abi.IOCTL_COMMANDS)
     assert set(abi.IOCTL_DANGEROUS) <= set(abi.IOCTL_COMMANDS)
+
+
+def test_prlimit_is_decided_only_by_rules_for_any_target() -> None:
+    """Its hook is told two credentials, not which process: rules naming a program or `self`
+    cannot decide it, and the IR does not list them."""
+    compilation = compile_text(
+        '#![profile "/sbin/mylogin"]\nproc(self, read)\nproc("/usr/bin/*", write)\n'
+        "proc(any, read)\n"
+    )
+    text = ir.format_ir(compilation.program)
+    assert "hook task_prlimit proc read|write: 3\n" in text
+    assert "hook task_setnice proc write: 2\n" in text
