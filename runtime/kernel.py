@@ -333,7 +333,11 @@ def check_helpers() -> Outcome:
 
 def library_hooks() -> list[str]:
     """Every LSM hook the library's programs attach to, in registry order."""
-    used = [*kinds.LIFECYCLE_HOOKS, *(h.name for k in kinds.REGISTRY.values() for h in k.hooks)]
+    used = [
+        *kinds.LIFECYCLE_HOOKS,
+        *(h.name for k in kinds.REGISTRY.values() for h in k.hooks),
+        *kinds.SELF_PROTECTION_HOOKS,
+    ]
     return list(dict.fromkeys(used))
 
 
