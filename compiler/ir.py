@@ -193,7 +193,8 @@ class Program:
 
 
 def _targets(rule: Rule, hook: Hook) -> bool:
-    """Whether `rule`'s target can match at `hook`: any target when the hook is told which."""
+    """Whether `rule`'s target can match at `hook`: every target where the hook is told the
+    process, only `any` where it is not."""
     return not hook.unknown_target or (rule.target is not None and rule.target.kind == "any")
 
 
