@@ -156,14 +156,16 @@ static __always_inline int is_profile_program(struct file *file)
 	return BPF_CORE_READ(file, f_path.dentry, d_name.len) == CFG_PROFILE_NAME_LEN && same_path(file);
 }
 
+/* Is `task` a thread of the current process? */
+static __always_inline int same_process(struct task_struct *task)
+{
+	return BPF_CORE_READ(task, tgid) == BPF_CORE_READ(bpf_get_current_task_btf(), tgid);
+}
+
 /* `self` is the process itself or any process running the profile's program. */
 static __always_inline int is_self(struct task_struct *task, struct file *exe)
 {
-	struct task_struct *current = bpf_get_current_task_btf();
-
-	if (BPF_CORE_READ(task, tgid) == BPF_CORE_READ(current, tgid))
-		return 1;
-	return exe && same_inode(exe);
+	return same_process(task) || (exe && same_inode(exe));
 }
 
 static __noinline int check_task(struct task_state *t, struct task_struct *task, __u32 rule_kind, __u64 req, __u32 number)

@@ -108,9 +108,7 @@ static __always_inline int check_change(struct task_struct *p)
 {
 	struct task_state *t = confined_current();
 
-	if (!t || !p)
-		return 0;
-	if (BPF_CORE_READ(p, tgid) == BPF_CORE_READ(bpf_get_current_task_btf(), tgid))
+	if (!t || !p || same_process(p))
 		return 0;
 	return check_task(t, p, RULE_PROC, PROC_WRITE, 0);
 }

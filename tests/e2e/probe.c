@@ -1050,21 +1050,15 @@ static result_t op_inotify(char **f)
 	return result;
 }
 
-/* A process id: `self` for our own (from any thread), else the number. */
-static pid_t pid_field(const char *field)
-{
-	return strcmp(field, "self") ? atoi(field) : getpid();
-}
-
 static result_t op_renice(char **f)
 {
-	return check(setpriority(PRIO_PROCESS, pid_field(f[0]), 19));
+	return check(setpriority(PRIO_PROCESS, pid_or_self(f[0]), 19));
 }
 
 static result_t op_ioprio(char **f)
 {
 	/* IOPRIO_WHO_PROCESS; IOPRIO_PRIO_VALUE(IOPRIO_CLASS_BE, 7) */
-	return check(syscall(SYS_ioprio_set, 1, pid_field(f[0]), 2 << 13 | 7));
+	return check(syscall(SYS_ioprio_set, 1, pid_or_self(f[0]), 2 << 13 | 7));
 }
 
 static result_t op_setaffinity(char **f)
@@ -1073,26 +1067,26 @@ static result_t op_setaffinity(char **f)
 
 	CPU_ZERO(&cpus);
 	CPU_SET(0, &cpus);
-	return check(sched_setaffinity(pid_field(f[0]), sizeof(cpus), &cpus));
+	return check(sched_setaffinity(pid_or_self(f[0]), sizeof(cpus), &cpus));
 }
 
 static result_t op_move_pages(char **f)
 {
-	return check(syscall(SYS_move_pages, pid_field(f[0]), 0, NULL, NULL, NULL, 0));
+	return check(syscall(SYS_move_pages, pid_or_self(f[0]), 0, NULL, NULL, NULL, 0));
 }
 
 static result_t op_prlimit(char **f)
 {
 	struct rlimit old;
 
-	return check(prlimit(pid_field(f[0]), RLIMIT_CORE, NULL, &old));
+	return check(prlimit(pid_or_self(f[0]), RLIMIT_CORE, NULL, &old));
 }
 
 static result_t op_prlimit_set(char **f)
 {
 	struct rlimit none = { 0, 0 };
 
-	return check(prlimit(pid_field(f[0]), RLIMIT_CORE, &none, NULL));
+	return check(prlimit(pid_or_self(f[0]), RLIMIT_CORE, &none, NULL));
 }
 
 static result_t op_unshare_user(char **f)
