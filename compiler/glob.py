@@ -339,13 +339,19 @@ class Packed:
         return self.rows[self.row_of[state]][cls] if own is None else own
 
 
-def _pack(transitions: list[tuple[int, ...]], classes: int) -> Packed:
-    """Each state as a stored row and its own transition (_shared_row); rows stored once."""
+def _pack(transitions: list[tuple[int, ...]], classes: int, chained: dict[int, int]) -> Packed:
+    """Each state as a stored row and its own transition (_shared_row); rows stored once.
+    `chained`: the own transition of states known to read the dead row (a literal path's)."""
     dead = (0,) * classes
     stored: dict[tuple[int, ...], int] = {dead: 0}
     row_of: list[int] = []
     exception: list[int] = []
     for state, row in enumerate(transitions):
+        own = chained.get(state)
+        if own is not None:
+            row_of.append(0)
+            exception.append(own)
+            continue
         shared, own = _shared_row(state, row, transitions, dead)
         index = 0 if shared is dead else stored.get(shared)  # most states: the dead row
         if index is None:
@@ -483,7 +489,7 @@ def compile_globs(globs: list[str]) -> Dfa:
         )
         for states in subsets.sets
     )
-    packed = _pack(transitions, class_count)
+    packed = _pack(transitions, class_count, subsets.chained)
     most = max_stored_rows(len(transitions), class_count)
     if len(packed.rows) > most:
         raise TooComplexError(
@@ -673,6 +679,9 @@ class _GlobSubsets(_Subsets):
         self.owners = owners
         self.seen: set[_TailShape] = set()
         self.tails: dict[_TailShape, _Subsets] = {}
+        #: chained[s]: the own transition of a literal path's state s (_literal_tail), whose
+        #: row is otherwise dead: packed as such without looking at the row.
+        self.chained: dict[int, int] = {}
 
     def entered(self, closed: frozenset[int], alone: bool) -> int:
         if alone:  # within a tail worked out state by state
@@ -707,8 +716,10 @@ class _GlobSubsets(_Subsets):
             target = self.state(frozenset((s,)), alone=True)
             cls = self.covered[mask][0]
             self.rows[state] = self.dead[:cls] + (target,) + self.dead[cls + 1 :]
+            self.chained[state] = cls << EXCEPTION_SHIFT | target
             state = target
         self.rows[state] = self.dead
+        self.chained[state] = 0
         return first
 
     def _links(self, glob: int, low: int) -> tuple[_Link, ...] | None:
