@@ -509,7 +509,7 @@ def _nfa(globs: list[str]) -> tuple[_Nfa, _Owners]:
         nfa.epsilon[start].append(branch)
         nodes = parse(glob)
         nfa.accepts[_build(nfa, nodes, branch)] = index
-        owners.add(branch, len(nfa.edges), all(isinstance(node, _Bytes) for node in nodes))
+        owners.add(branch, len(nfa.edges), nodes)
     return nfa, owners
 
 
@@ -634,15 +634,30 @@ class _Owners:
         self.glob = [-1]  # glob[s]: the glob NFA state s belongs to
         self.first: list[int] = []  # first[g]: glob g's first NFA state
         self.literal: list[bool] = []  # literal[g]: glob g is a plain path, no wildcard
+        #: lead[g]: glob g's leading literal bytes and the nodes after them (None if it
+        #: starts with a wildcard): _build makes one NFA state a byte of the first.
+        self.lead: list[tuple[bytes, tuple[_Node, ...]] | None] = []
 
-    def add(self, first: int, end: int, literal: bool) -> None:
-        """The next glob's states: `first` to `end` (exclusive)."""
+    def add(self, first: int, end: int, nodes: list[_Node]) -> None:
+        """The next glob's states: `first` to `end` (exclusive), built from `nodes`."""
         self.glob.extend([len(self.first)] * (end - first))
         self.first.append(first)
-        self.literal.append(literal)
+        self.literal.append(all(isinstance(node, _Bytes) for node in nodes))
+        lead = nodes[0] if nodes else None
+        self.lead.append((lead.value, tuple(nodes[1:])) if isinstance(lead, _Bytes) else None)
 
     def end(self, glob: int) -> int:
         return self.first[glob + 1] if glob + 1 < len(self.first) else len(self.glob)
+
+    def rest(self, glob: int, state: int) -> tuple[bytes, tuple[_Node, ...]] | None:
+        """What glob g matches from its NFA state `state` on, as a key (the bytes left of its
+        leading literal, the nodes after it), if `state` is in that literal; else None.
+        Globs with equal keys have the same NFA from there on: _build is deterministic."""
+        lead = self.lead[glob]
+        read = state - self.first[glob]  # the state after the literal's first `read` bytes
+        if lead is None or not 1 <= read <= len(lead[0]):
+            return None
+        return lead[0][read:], lead[1]
 
 
 #: An NFA state as seen from itself: its edges (byte mask, how far on the target is), its
@@ -679,6 +694,9 @@ class _GlobSubsets(_Subsets):
         self.owners = owners
         self.seen: set[_TailShape] = set()
         self.tails: dict[_TailShape, _Subsets] = {}
+        #: The _links of a glob's rest (_Owners.rest), worked out once for all the globs
+        #: that share it.
+        self.rests: dict[tuple[bytes, tuple[_Node, ...]], tuple[_Link, ...] | None] = {}
         #: chained[s]: the own transition of a literal path's state s (_literal_tail), whose
         #: row is otherwise dead: packed as such without looking at the row.
         self.chained: dict[int, int] = {}
@@ -727,6 +745,15 @@ class _GlobSubsets(_Subsets):
         `low` can reach, as the glob's edges lead on (_build).  None if one leads back."""
         end = self.owners.end(glob)
         self.budget.spend(STEPS_PER_NFA_STATE * (end - low))
+        rest = self.owners.rest(glob, low)
+        if rest is None:
+            return self._links_of(low, end)
+        if rest not in self.rests:
+            self.rests[rest] = self._links_of(low, end)
+        return self.rests[rest]
+
+    def _links_of(self, low: int, end: int) -> tuple[_Link, ...] | None:
+        """_links, read off NFA states `low` to `end`."""
         links = []
         for s in range(low, end):
             edges, epsilon = self.edges[s], self.epsilon[s]

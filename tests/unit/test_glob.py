@@ -219,6 +219,7 @@ def test_a_recurring_tail_is_worked_out_once_and_copied() -> None:
     patterns = [f"/srv/d{i}/**/*.conf" for i in range(10, 20)] + ["/srv/d20/file.txt"]
     plain, short = _constructions(patterns)
     assert len(short.tails) == 1
+    assert len(short.rests) == 1  # and its NFA links read once
     assert _by_sets(short) == _by_sets(plain)
     dfa = glob.compile_globs(patterns)
     assert dfa.match(b"/srv/d13/x/y.conf") == {3}
