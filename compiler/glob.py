@@ -307,6 +307,11 @@ def _build(nfa: _Nfa, nodes: tuple[_Node, ...], start: int) -> int:
     return current
 
 
+#: How a state is packed (Packed): the state whose row it reads (0: the dead row; itself: its
+#: own), and its own transition (class << EXCEPTION_SHIFT | target; 0: none).
+_Packing = tuple[int, int]
+
+
 @dataclass(frozen=True)
 class Packed:
     """A DFA's transitions as the kernel reads them: each state is a stored row of
@@ -339,50 +344,57 @@ class Packed:
         return self.rows[self.row_of[state]][cls] if own is None else own
 
 
-def _pack(transitions: list[tuple[int, ...]], classes: int, chained: dict[int, int]) -> Packed:
-    """Each state as a stored row and its own transition (_shared_row); rows stored once.
-    `chained`: the own transition of states known to read the dead row (a literal path's)."""
+def _pack(
+    transitions: list[tuple[int, ...]], classes: int, known: dict[int, tuple[int, int]]
+) -> Packed:
+    """Each state as a stored row and its own transition: as `known` says for the states
+    _GlobSubsets' short cuts made, else as _shared_row finds; rows stored once."""
     dead = (0,) * classes
     stored: dict[tuple[int, ...], int] = {dead: 0}
     row_of: list[int] = []
     exception: list[int] = []
     for state, row in enumerate(transitions):
-        own = chained.get(state)
-        if own is not None:
-            row_of.append(0)
-            exception.append(own)
-            continue
-        shared, own = _shared_row(state, row, transitions, dead)
-        index = 0 if shared is dead else stored.get(shared)  # most states: the dead row
+        reads, own = known.get(state) or _shared_row(state, row, transitions)
+        index = 0 if reads == 0 else stored.get(transitions[reads])  # most: the dead row
         if index is None:
-            index = stored[shared] = len(stored)
+            index = stored[transitions[reads]] = len(stored)
         row_of.append(index)
         exception.append(own)
     return Packed(tuple(stored), tuple(row_of), tuple(exception))
 
 
-def _shared_row(
-    state: int, row: tuple[int, ...], transitions: list[tuple[int, ...]], dead: tuple[int, ...]
-) -> tuple[tuple[int, ...], int]:
-    """The row `state` reads and its own transition (0: none): the dead row for a state with
-    at most one live transition; else the row of the state most of its transitions go to,
-    if the two differ in at most one class; else its own."""
+def _shared_row(state: int, row: tuple[int, ...], transitions: list[tuple[int, ...]]) -> _Packing:
+    """The state whose row `state` reads (0: the dead row) and its own transition (0: none):
+    the dead row for a state with at most one live transition; else the row of the state
+    most of its transitions go to, if the two differ in at most one class; else its own."""
     live = len(row) - row.count(0)
     if live == 0:
-        return dead, 0
+        return 0, 0
     if live == 1:
         target = max(row)
-        return dead, row.index(target) << EXCEPTION_SHIFT | target
+        return 0, row.index(target) << EXCEPTION_SHIFT | target
     common = max(set(row), key=row.count)
     if common in (0, state):
-        return row, 0
+        return state, 0
     reference = transitions[common]
     if row == reference:
-        return reference, 0
+        return common, 0
     differing = [c for c, (a, b) in enumerate(zip(row, reference, strict=True)) if a != b]
     if len(differing) == 1:
-        return reference, differing[0] << EXCEPTION_SHIFT | row[differing[0]]
-    return row, 0
+        return common, differing[0] << EXCEPTION_SHIFT | row[differing[0]]
+    return state, 0
+
+
+def _renumberable(transitions: list[tuple[int, ...]]) -> list[_Packing | None]:
+    """_shared_row of each state, where it holds however the states are renumbered (for the
+    copies of a tail, _GlobSubsets._copy), else None: where most of a row's transitions tie
+    between two targets, the one max() takes depends on the numbers."""
+    found: list[_Packing | None] = []
+    for state, row in enumerate(transitions):
+        counts = sorted(row.count(target) for target in set(row))
+        tie = len(counts) > 1 and counts[-1] == counts[-2]
+        found.append(None if tie else _shared_row(state, row, transitions))
+    return found
 
 
 @dataclass(frozen=True)
@@ -489,7 +501,7 @@ def compile_globs(globs: list[str]) -> Dfa:
         )
         for states in subsets.sets
     )
-    packed = _pack(transitions, class_count, subsets.chained)
+    packed = _pack(transitions, class_count, subsets.packing)
     most = max_stored_rows(len(transitions), class_count)
     if len(packed.rows) > most:
         raise TooComplexError(
@@ -638,7 +650,7 @@ class _Owners:
         #: starts with a wildcard): _build makes one NFA state a byte of the first.
         self.lead: list[tuple[bytes, tuple[_Node, ...]] | None] = []
 
-    def add(self, first: int, end: int, nodes: list[_Node]) -> None:
+    def add(self, first: int, end: int, nodes: tuple[_Node, ...]) -> None:
         """The next glob's states: `first` to `end` (exclusive), built from `nodes`."""
         self.glob.extend([len(self.first)] * (end - first))
         self.first.append(first)
@@ -693,13 +705,13 @@ class _GlobSubsets(_Subsets):
         self.accepts = nfa.accepts
         self.owners = owners
         self.seen: set[_TailShape] = set()
-        self.tails: dict[_TailShape, _Subsets] = {}
+        self.tails: dict[_TailShape, tuple[_Subsets, list[_Packing | None]]] = {}
         #: The _links of a glob's rest (_Owners.rest), worked out once for all the globs
         #: that share it.
         self.rests: dict[tuple[bytes, tuple[_Node, ...]], tuple[_Link, ...] | None] = {}
-        #: chained[s]: the own transition of a literal path's state s (_literal_tail), whose
-        #: row is otherwise dead: packed as such without looking at the row.
-        self.chained: dict[int, int] = {}
+        #: How the states the short cuts made are packed, known as they are made: _pack
+        #: need not work it out again from their rows.
+        self.packing: dict[int, _Packing] = {}
 
     def entered(self, closed: frozenset[int], alone: bool) -> int:
         if alone:  # within a tail worked out state by state
@@ -720,7 +732,7 @@ class _GlobSubsets(_Subsets):
                 self.seen.add(shape)
                 return self.state(closed, alone=True)
             tail = self.tails[shape] = self._tail(shape)
-        return self._copy(tail, low)
+        return self._copy(*tail, low)
 
     def _literal_tail(self, s: int) -> int:
         """The states of a literal path's NFA states from `s` on: one a byte, each leading to
@@ -734,10 +746,10 @@ class _GlobSubsets(_Subsets):
             target = self.state(frozenset((s,)), alone=True)
             cls = self.covered[mask][0]
             self.rows[state] = self.dead[:cls] + (target,) + self.dead[cls + 1 :]
-            self.chained[state] = cls << EXCEPTION_SHIFT | target
+            self.packing[state] = 0, cls << EXCEPTION_SHIFT | target
             state = target
         self.rows[state] = self.dead
-        self.chained[state] = 0
+        self.packing[state] = 0, 0
         return first
 
     def _links(self, glob: int, low: int) -> tuple[_Link, ...] | None:
@@ -768,19 +780,20 @@ class _GlobSubsets(_Subsets):
             )
         return tuple(links)
 
-    def _tail(self, shape: _TailShape) -> _Subsets:
-        """The automaton of a tail, its NFA states numbered from its first."""
+    def _tail(self, shape: _TailShape) -> tuple[_Subsets, list[_Packing | None]]:
+        """The automaton of a tail, its NFA states numbered from its first, and how its
+        copies' states are packed (_renumberable)."""
         entry, links = shape
         edges = [[(mask, s + on) for mask, on in link[0]] for s, link in enumerate(links)]
         epsilon = [[s + on for on in link[1]] for s, link in enumerate(links)]
         tail = _Subsets(edges, epsilon, self.covered, self.classes, self.budget)
         tail.state(frozenset(entry), alone=True)
         tail.run()
-        return tail
+        return tail, _renumberable(cast(list[tuple[int, ...]], tail.rows))
 
-    def _copy(self, tail: _Subsets, low: int) -> int:
+    def _copy(self, tail: _Subsets, packing: list[_Packing | None], low: int) -> int:
         """Copy `tail`'s states in, its NFA states standing for `low` on, and return the state
-        of its entry."""
+        of its entry; `packing`: how the tail's states are packed, in its numbers."""
         own = [0] * len(tail.sets)  # the state each of the tail's states becomes
         copied = []
         for index in range(1, len(tail.sets)):
@@ -794,6 +807,11 @@ class _GlobSubsets(_Subsets):
         for index in copied:
             row = cast(tuple[int, ...], tail.rows[index])
             self.rows[own[index]] = tuple([own[t] for t in row])
+            packed = packing[index]
+            if packed is not None:
+                reads, word = packed
+                target = own[word & _TARGET_BITS]
+                self.packing[own[index]] = own[reads], word and word & ~_TARGET_BITS | target
         return own[1]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import cast
 
 import pytest
 from bpfbox.compiler import glob
@@ -213,6 +214,26 @@ def test_the_short_cuts_find_what_the_subset_construction_finds(patterns: list[s
     plain, short = _constructions(patterns)
     assert _by_sets(short) == _by_sets(plain)
     assert len(short.sets) == len(plain.sets)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(SHARED_TAILS)
+def test_the_short_cuts_pack_their_states_as_the_rows_would_be_packed(
+    patterns: list[str],
+) -> None:
+    """The packing the short cuts record as they make states (a literal path's, a copied
+    tail's) is the packing _pack works out from the rows alone."""
+    _, short = _constructions(patterns)
+    rows = cast(list[tuple[int, ...]], short.rows)
+    count = len(rows[0])
+    assert glob._pack(rows, count, short.packing) == glob._pack(rows, count, {})
+
+
+def test_a_tie_for_the_most_common_target_is_left_for_the_copy_to_work_out() -> None:
+    """Which of two targets max() takes as a row's most common one depends on their
+    numbers, which a copy of a tail changes: such a row's packing is not carried over."""
+    rows = [(0, 0, 0, 0), (2, 2, 3, 3), (1, 1, 1, 3), (0, 0, 0, 0)]
+    assert glob._renumberable(rows) == [(0, 0), None, (2, 0), (0, 0)]
 
 
 def test_a_recurring_tail_is_worked_out_once_and_copied() -> None:
