@@ -5,6 +5,7 @@ it may refuse that lark accepts are those with `in` as a name."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
@@ -20,15 +21,34 @@ from .policies import corpus, policies
 _IN_WORD = re.compile(r"(?<![A-Za-z0-9_])in(?![A-Za-z0-9_])")
 
 
-def _outcome(parser: Lark, text: str) -> tuple[Any, tuple[Any, ...]] | None:
-    """What `parser` builds of `text` and the builder's diagnostics; None if it refuses it."""
+def _outcome(parser: Lark, text: str) -> tuple[list[Any], tuple[Any, ...]] | None:
+    """What `parser` builds of `text` (flattened) and the builder's diagnostics; None if it
+    refuses it."""
     builder = parse._parsers()[2]
     builder.begin("policy.bpfbox")
     try:
         items = parser.parse(text)
     except (parse._NotLexed, UnexpectedInput):
         return None
-    return items, tuple(builder.diagnostics.items)
+    return _flat(items), tuple(builder.diagnostics.items)
+
+
+def _flat(tree: Any) -> list[Any]:
+    """The AST's nodes, fields and values in order, without recursion: blocks may nest far
+    deeper than the parse pass later accepts, and dataclasses compare recursively."""
+    flat: list[Any] = []
+    pending = [tree]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, tuple):  # a tuple of nodes, or a span (a named tuple)
+            flat.append((type(item).__name__, len(item)))
+            pending.extend(reversed(item))
+        elif dataclasses.is_dataclass(item):
+            flat.append(type(item).__name__)
+            pending.extend(reversed([getattr(item, f.name) for f in dataclasses.fields(item)]))
+        else:
+            flat.append(item)
+    return flat
 
 
 def _agree(text: str) -> bool:
