@@ -228,6 +228,8 @@ REGISTRY: dict[str, RuleKind] = {
                 # sockets' send/recv), clearing O_APPEND (also F_SETOWN: self-protection).
                 Hook("file_permission", ("write",)),
                 Hook("file_fcntl", ("write",)),
+                # Exclusive locks: flock(LOCK_EX), fcntl(F_WRLCK), write leases.
+                Hook("file_lock", ("append",)),
                 # Connecting or sending to a pathname unix socket writes to its file.
                 Hook("unix_stream_connect", ("write",), header="hooks_net.bpf.h"),
                 Hook("unix_may_send", ("write",), header="hooks_net.bpf.h"),

@@ -254,6 +254,19 @@ int BPF_PROG(bpfbox_file_fcntl, struct file *file, unsigned int cmd, unsigned lo
 	return 0;
 }
 
+/* An exclusive lock (flock's LOCK_EX, fcntl's F_WRLCK, a write lease: the kernel passes
+ * F_WRLCK for each) holds off every other process's locks on the file, a writer's act: it
+ * needs `append` (which `write` implies), whatever the descriptor was opened for.  A shared
+ * lock and unlocking need nothing beyond the open.  A pipe's or socket's lock is only its
+ * holders' business. */
+SEC("lsm/file_lock")
+int BPF_PROG(bpfbox_file_lock, struct file *file, unsigned int cmd)
+{
+	struct task_state *t = confined_current();
+
+	return t && cmd == F_WRLCK ? check_file(t, file, FS_APPEND, 1) : 0;
+}
+
 SEC("lsm/path_chmod")
 int BPF_PROG(bpfbox_path_chmod, const struct path *path, unsigned short mode)
 {

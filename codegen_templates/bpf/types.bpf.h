@@ -87,6 +87,7 @@ enum {
 #define F_SETFL 4
 #define F_SETOWN 8
 #define F_SETOWN_EX 15
+#define F_WRLCK 1
 #define F_OWNER_TID 0
 #define F_OWNER_PID 1
 #define RWF_NOAPPEND 0x20

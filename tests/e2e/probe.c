@@ -52,6 +52,9 @@
  *   write-fd:FD             write one byte to the inherited descriptor FD
  *   read-fd:FD              read up to 64 bytes from the inherited descriptor FD
  *   ftruncate-fd:FD         truncate the file of the inherited descriptor FD to 0 bytes
+ *   inotify:PATH            add an inotify watch on PATH
+ *   flock:PATH              open read-only and take an exclusive lock (LOCK_EX|LOCK_NB)
+ *   flock-shared:PATH       open read-only and take a shared lock (LOCK_SH|LOCK_NB)
  *
  * Processes
  *   kill:PID:SIG            kill(PID, SIG); SIG is a number or a name (TERM, SIGTERM, 0)
@@ -121,9 +124,7 @@
  *   access:PATH             access(PATH, R_OK): whether the file exists and may be read
  *   readlink:PATH           read a symbolic link's target
  *   statfs:PATH             statfs: the file system's statistics
- *   inotify:PATH            add an inotify watch on PATH
  *   unshare-user            unshare(CLONE_NEWUSER): a new user namespace
- *   flock:PATH              open read-only and take an exclusive lock (LOCK_EX|LOCK_NB)
  *
  * Capabilities
  *   cap:sys_admin           unshare a UTS namespace and set its hostname
@@ -1127,16 +1128,26 @@ static result_t op_pivot_root(char **f)
 	return check(syscall(SYS_pivot_root, f[0], f[0]));
 }
 
-static result_t op_flock(char **f)
+static result_t lock_read_only(const char *path, int how)
 {
-	int fd = open(f[0], O_RDONLY);
+	int fd = open(path, O_RDONLY);
 	result_t result;
 
 	if (fd < 0)
 		return errno;
-	result = check(flock(fd, LOCK_EX | LOCK_NB));
+	result = check(flock(fd, how | LOCK_NB));
 	close(fd);
 	return result;
+}
+
+static result_t op_flock(char **f)
+{
+	return lock_read_only(f[0], LOCK_EX);
+}
+
+static result_t op_flock_shared(char **f)
+{
+	return lock_read_only(f[0], LOCK_SH);
 }
 
 static result_t op_read_key(char **f)
@@ -1366,6 +1377,7 @@ static const struct op ops[] = {
 	{ "inotify", 1, op_inotify },
 	{ "unshare-user", 0, op_unshare_user },
 	{ "flock", 1, op_flock },
+	{ "flock-shared", 1, op_flock_shared },
 };
 
 static void print_result(result_t r)

@@ -47,8 +47,3 @@ def test_known_gap_user_namespaces_but_no_capabilities_in_them(session):
     """userns_create: a confined process may create a user namespace, but `cap` rules still
     decide every capability it uses there (sys_admin: denied)."""
     assert probe("unshare-user", "cap:sys_admin") == ["ok", "EPERM"]
-
-
-def test_known_gap_an_exclusive_lock_with_a_read_grant(session):
-    """file_lock: `read` (here on /mnt/e2e/data, a directory) is enough to lock exclusively."""
-    assert probe(f"flock:{DATA}") == ["ok"]

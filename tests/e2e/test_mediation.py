@@ -468,6 +468,20 @@ class TestWatches:
         ]
 
 
+class TestLocks:
+    """file_lock: an exclusive lock holds off every other process's locks on the file, so it
+    needs `append` (or `write`), whatever the descriptor was opened for; a shared one needs
+    only the open (the probe opens read-only)."""
+
+    def test_an_exclusive_lock_needs_a_write_grant(self, session):
+        locks = (d("readonly"), DATA, d("readappend"), d("writable"))
+        assert probe(*(f"flock:{path}" for path in locks)) == ["EPERM", "EPERM", "ok", "ok"]
+        assert session.wait_for_message(r"probe\[\d+\] append .*/data/readonly")
+
+    def test_a_shared_lock_needs_only_the_open(self, session):
+        assert probe(f"flock-shared:{d('readonly')}", f"flock-shared:{DATA}") == ["ok", "ok"]
+
+
 class TestDocumentedSemantics:
     def test_exec_alone_executes(self, session):
         assert probe(f"exec:{BIN / 'helper'}") == ["ok"]
