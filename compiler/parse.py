@@ -48,18 +48,26 @@ _ESCAPE = re.compile(r"\\(x[0-9A-Fa-f]{2}|.)")
 
 
 @cache
-def _parsers() -> tuple[Lark, Lark, _AstBuilder]:
-    """Two parsers of the grammar, both calling one AST builder at each reduction (lark's
-    inline transformer: no parse tree is built and walked again): the fast one, whose lexer
-    is _FastLexer, and lark's own (its contextual lexer), whose errors are the ones reported.
-    Every token is kept, so that each node's span runs from its first token to its last,
-    brackets included."""
+def _builder() -> _AstBuilder:
+    """The AST builder both parsers call at each reduction (lark's inline transformer: no
+    parse tree is built and walked again)."""
+    return _AstBuilder()
+
+
+@cache
+def _parser(lexer: str | type[Lexer]) -> Lark:
+    """The grammar's parser with `lexer`: _FastLexer for every policy, lark's own
+    ("contextual") for the errors reported (built only when one is).  Every token is kept,
+    so that each node's span runs from its first token to its last, brackets included."""
     grammar = resources.files("bpfbox.grammar").joinpath("policy.lark").read_text()
-    builder = _AstBuilder()
-    options: dict[str, Any] = dict(
-        parser="lalr", keep_all_tokens=True, maybe_placeholders=False, transformer=builder
+    return Lark(
+        grammar,
+        parser="lalr",
+        lexer=lexer,
+        keep_all_tokens=True,
+        maybe_placeholders=False,
+        transformer=_builder(),
     )
-    return Lark(grammar, lexer=_FastLexer, **options), Lark(grammar, **options), builder
 
 
 class _NotLexed(Exception):
@@ -68,7 +76,7 @@ class _NotLexed(Exception):
 
 class _FastLexer(Lexer):
     """The grammar's terminals matched as one regular expression, and tokens made with no
-    more work than their positions: three times as fast as lark's lexers, whose time was
+    more work than their positions: over twice as fast as lark's lexers, whose time was
     most of a large policy's parse (81,000 tokens at 10,000 rules).
 
     The terminals and their order are lark's own (priority, then longest pattern first, as
@@ -136,14 +144,14 @@ def parse_source(source: SourceFile, diagnostics: Diagnostics) -> ast.Policy | N
     """Parse one file; report what is wrong with it and return None when it cannot be parsed."""
     if not _is_text(source, diagnostics):
         return None
-    fast, lark_own, builder = _parsers()
+    builder = _builder()
     builder.begin(source.name)
     try:
-        parsed = fast.parse(source.text)
+        parsed = _parser(_FastLexer).parse(source.text)
     except (_NotLexed, UnexpectedInput):
         builder.begin(source.name)  # what the failed parse built is dropped
         try:
-            parsed = lark_own.parse(source.text)  # the same refusal, told by lark
+            parsed = _parser("contextual").parse(source.text)  # the refusal, told by lark
         except UnexpectedInput as error:
             _report_syntax_error(error, source, diagnostics)
             return None
@@ -298,7 +306,7 @@ def _unclosed_brace(source: SourceFile) -> Span | None:
     """The innermost `{` left open at the end of the file, found with the grammar's own lexer."""
     stack: list[Token] = []
     try:
-        for token in _parsers()[1].lex(source.text):
+        for token in _parser("contextual").lex(source.text):
             if token.type == "LBRACE":
                 stack.append(token)
             elif token.type == "RBRACE" and stack:

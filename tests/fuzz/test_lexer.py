@@ -19,12 +19,13 @@ from .policies import corpus, policies
 
 #: `in` as a word of its own: the keyword, which the fast lexer makes of it everywhere.
 _IN_WORD = re.compile(r"(?<![A-Za-z0-9_])in(?![A-Za-z0-9_])")
+_FAST, _LARK = parse._parser(parse._FastLexer), parse._parser("contextual")
 
 
 def _outcome(parser: Lark, text: str) -> tuple[list[Any], tuple[Any, ...]] | None:
     """What `parser` builds of `text` (flattened) and the builder's diagnostics; None if it
     refuses it."""
-    builder = parse._parsers()[2]
+    builder = parse._builder()
     builder.begin("policy.bpfbox")
     try:
         items = parser.parse(text)
@@ -53,8 +54,7 @@ def _flat(tree: Any) -> list[Any]:
 
 def _agree(text: str) -> bool:
     """Whether the fast parser took `text` (asserting what both parsers made of it)."""
-    fast, lark_own, _ = parse._parsers()
-    mine, theirs = _outcome(fast, text), _outcome(lark_own, text)
+    mine, theirs = _outcome(_FAST, text), _outcome(_LARK, text)
     if mine is not None:
         assert mine == theirs
         return True
@@ -64,7 +64,7 @@ def _agree(text: str) -> bool:
 
 @pytest.mark.parametrize("text", corpus(), ids=range(len(corpus())))
 def test_every_policy_lark_parses_in_the_corpus_parses_fast_and_alike(text: str) -> None:
-    parsed = _outcome(parse._parsers()[1], text) is not None
+    parsed = _outcome(_LARK, text) is not None
     assert _agree(text) == parsed
 
 
@@ -77,9 +77,8 @@ def test_in_as_a_name_falls_back_to_lark() -> None:
     """A name spelt `in` (no kind or flag is) is a keyword to the fast lexer, so the fast
     parse fails and lark, whose lexer looks at the parser's state, parses it."""
     text = '#![in "x"]\n'
-    fast, lark_own, _ = parse._parsers()
-    assert _outcome(fast, text) is None
-    assert _outcome(lark_own, text) is not None
+    assert _outcome(_FAST, text) is None
+    assert _outcome(_LARK, text) is not None
 
 
 def test_lines_and_columns_count_across_comments_and_crlf() -> None:
