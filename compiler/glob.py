@@ -344,9 +344,7 @@ class Packed:
         return self.rows[self.row_of[state]][cls] if own is None else own
 
 
-def _pack(
-    transitions: list[tuple[int, ...]], classes: int, known: dict[int, tuple[int, int]]
-) -> Packed:
+def _pack(transitions: list[tuple[int, ...]], classes: int, known: dict[int, _Packing]) -> Packed:
     """Each state as a stored row and its own transition: as `known` says for the states
     _GlobSubsets' short cuts made, else as _shared_row finds; rows stored once."""
     dead = (0,) * classes
