@@ -57,6 +57,13 @@ def string_literal_chunks(text: str, width: int) -> list[str]:
     followed by a quote, never by a trigraph's `?`.
     """
     data = text.encode().decode("latin-1")
+    if data.isascii() and data.isprintable():
+        # All the JSON metadata: only `\\` and `"` need escapes, and str.replace writes
+        # them three times as fast as str.translate.
+        return [
+            data[i : i + width].replace("\\", "\\\\").replace('"', '\\"').replace("??", "?\\077")
+            for i in range(0, len(data), width)
+        ]
     return [
         data[i : i + width].translate(_ESCAPED).replace("??", "?\\077")
         for i in range(0, len(data), width)

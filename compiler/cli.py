@@ -162,13 +162,16 @@ def main(
 def _cycle_collector_paused() -> Iterator[None]:
     """The automaton of a large policy is millions of small objects, alive until the passes
     end: the cycle collector would traverse them again and again and find nothing (half of
-    bpfboxc's time at 10,000 rules).  Reference counting still frees what a pass drops."""
+    bpfboxc's time at 10,000 rules).  Reference counting still frees what a pass drops.
+    What is left is then frozen (gc.freeze): enabled again, the collector would otherwise
+    traverse all of it once more, at the next allocation, to find it alive."""
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         if enabled:
+            gc.freeze()
             gc.enable()
 
 

@@ -70,6 +70,9 @@ def max_stored_rows(states: int, classes: int) -> int:
 _ALL = (1 << 256) - 1
 _SLASH = 1 << ord("/")
 _NOT_SLASH = _ALL & ~_SLASH
+#: The mask of each byte, made once: a literal path's edges share them (each is a number of up
+#: to 256 bits, made and freed again at every byte otherwise).
+_BYTE_MASKS = tuple(1 << byte for byte in range(256))
 
 
 class GlobError(ValueError):
@@ -265,11 +268,19 @@ class _Nfa:
     edges: list[list[tuple[int, int]]] = field(default_factory=list)  # (byte mask, target)
     epsilon: list[list[int]] = field(default_factory=list)
     accepts: dict[int, int] = field(default_factory=dict)  # state -> glob index
+    #: The bytes of literal edges and the masks of the others, kept as edges are added: the
+    #: byte classes need the distinct masks alone, and most edges repeat one.
+    literal_bytes: set[int] = field(default_factory=set)
+    wide_masks: set[int] = field(default_factory=set)
 
     def state(self) -> int:
         self.edges.append([])
         self.epsilon.append([])
         return len(self.edges) - 1
+
+    def masks(self) -> set[int]:
+        """The distinct byte masks of the edges."""
+        return self.wide_masks | {_BYTE_MASKS[byte] for byte in self.literal_bytes}
 
 
 def _build(nfa: _Nfa, nodes: tuple[_Node, ...], start: int) -> int:
@@ -281,19 +292,23 @@ def _build(nfa: _Nfa, nodes: tuple[_Node, ...], start: int) -> int:
             # A chain of states, one byte apart, added at once: literal paths are most of
             # the NFA of a large policy.
             first = len(nfa.edges)
-            nfa.edges[current].append((1 << node.value[0], first))
-            nfa.edges.extend([[(1 << byte, first + i)] for i, byte in enumerate(node.value[1:], 1)])
+            masks = [_BYTE_MASKS[byte] for byte in node.value]
+            nfa.edges[current].append((masks[0], first))
+            nfa.edges.extend([[(mask, first + i)] for i, mask in enumerate(masks[1:], 1)])
             nfa.edges.append([])
             nfa.epsilon.extend([[] for _ in node.value])
+            nfa.literal_bytes.update(node.value)
             current = len(nfa.edges) - 1
         elif isinstance(node, _Set):
             nxt = nfa.state()
             nfa.edges[current].append((node.mask, nxt))
+            nfa.wide_masks.add(node.mask)
             current = nxt
         elif isinstance(node, _Repeat):
             loop = nfa.state()
             nfa.epsilon[current].append(loop)
             nfa.edges[loop].append((node.mask, loop))
+            nfa.wide_masks.add(node.mask)
             current = loop
         else:
             ends = []
@@ -527,12 +542,10 @@ def _covered(nfa: _Nfa, classes: list[int]) -> dict[int, list[int]]:
     """The byte classes each of the NFA's edge masks covers: a DFA state then visits each
     edge's classes once, not every class for every edge (most edges are one literal byte)."""
     representatives = _representatives(classes)
-    covered: dict[int, list[int]] = {}
-    for edges in nfa.edges:
-        for mask, _ in edges:
-            if mask not in covered:
-                covered[mask] = [c for c, byte in enumerate(representatives) if mask >> byte & 1]
-    return covered
+    return {
+        mask: [c for c, byte in enumerate(representatives) if mask >> byte & 1]
+        for mask in nfa.masks()
+    }
 
 
 class _Budget:
@@ -829,7 +842,7 @@ def _closure(epsilon: list[list[int]], states: tuple[int, ...]) -> frozenset[int
 
 def _byte_classes(nfa: _Nfa) -> list[int]:
     """Partition bytes 1..255 by which edge masks contain them; byte 0 gets its own class."""
-    masks = sorted({mask for edges in nfa.edges for mask, _ in edges})
+    masks = sorted(nfa.masks())
     signatures: dict[tuple[bool, ...], int] = {}
     classes = [0] * 256
     for byte in range(256):
