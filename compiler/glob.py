@@ -580,8 +580,6 @@ class _Subsets:
         self.covered = covered
         self.classes = classes
         self.budget = budget
-        #: class_edges[s]: NFA state s's edges as (byte class, target) pairs, made when needed.
-        self.class_edges: list[list[tuple[int, int]] | None] = [None] * len(edges)
         empty: frozenset[int] = frozenset()
         self.sets = [empty]
         self.ids = {empty: 0}
@@ -618,18 +616,18 @@ class _Subsets:
     def _row(self, current: frozenset[int], alone: bool) -> tuple[int, ...]:
         moves: dict[int, list[int]] = {}
         steps = STEPS_PER_STATE + self.classes + STEPS_PER_NFA_STATE * len(current)
+        covered = self.covered
+        # Each edge's classes are read from its mask each time: most NFA states are in one
+        # general state's set only (literal paths, past their common prefix).
         for s in current:
-            edges = self.class_edges[s]
-            if edges is None:
-                edges = self.class_edges[s] = [
-                    (c, t) for mask, t in self.edges[s] for c in self.covered[mask]
-                ]
-            steps += len(edges)
-            for c, t in edges:
-                if c in moves:
-                    moves[c].append(t)
-                else:
-                    moves[c] = [t]
+            for mask, t in self.edges[s]:
+                classes = covered[mask]
+                steps += len(classes)
+                for c in classes:
+                    if c in moves:
+                        moves[c].append(t)
+                    else:
+                        moves[c] = [t]
         self.budget.spend(steps)
         row = [0] * self.classes
         for c in sorted(moves):  # in class order: states are numbered as they are found
@@ -723,6 +721,9 @@ class _GlobSubsets(_Subsets):
         #: How the states the short cuts made are packed, known as they are made: _pack
         #: need not work it out again from their rows.
         self.packing: dict[int, _Packing] = {}
+        #: around[c]: the dead row before and after class c, for the rows of literal paths'
+        #: states (one live class each).
+        self.around = [(self.dead[:c], self.dead[c + 1 :]) for c in range(classes)]
 
     def entered(self, closed: frozenset[int], alone: bool) -> int:
         if alone:  # within a tail worked out state by state
@@ -751,14 +752,17 @@ class _GlobSubsets(_Subsets):
         is new; were one not, its row would be written again unchanged: a state's row depends
         on its NFA states alone.)"""
         first = state = self.state(frozenset((s,)), alone=True)
+        around, length = self.around, 1
         while self.edges[s]:
             ((mask, s),) = self.edges[s]
-            self.budget.spend(self.classes)
             target = self.state(frozenset((s,)), alone=True)
             cls = self.covered[mask][0]
-            self.rows[state] = self.dead[:cls] + (target,) + self.dead[cls + 1 :]
+            before, after = around[cls]
+            self.rows[state] = before + (target,) + after
             self.packing[state] = 0, cls << EXCEPTION_SHIFT | target
             state = target
+            length += 1
+        self.budget.spend(self.classes * length)
         self.rows[state] = self.dead
         self.packing[state] = 0, 0
         return first
