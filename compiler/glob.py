@@ -292,9 +292,11 @@ def _build(nfa: _Nfa, nodes: tuple[_Node, ...], start: int) -> int:
             # A chain of states, one byte apart, added at once: literal paths are most of
             # the NFA of a large policy.
             first = len(nfa.edges)
-            masks = [_BYTE_MASKS[byte] for byte in node.value]
+            masks = list(map(_BYTE_MASKS.__getitem__, node.value))
             nfa.edges[current].append((masks[0], first))
-            nfa.edges.extend([[(mask, first + i)] for i, mask in enumerate(masks[1:], 1)])
+            nfa.edges.extend(
+                [[edge] for edge in zip(masks[1:], range(first + 1, first + len(masks)))]
+            )
             nfa.edges.append([])
             nfa.epsilon.extend([[] for _ in node.value])
             nfa.literal_bytes.update(node.value)
@@ -811,9 +813,11 @@ class _GlobSubsets(_Subsets):
         of its entry; `packing`: how the tail's states are packed, in its numbers."""
         own = [0] * len(tail.sets)  # the state each of the tail's states becomes
         copied = []
+        self.budget.spend(
+            self.classes * (len(tail.sets) - 1) + sum(len(states) for states in tail.sets)
+        )
         for index in range(1, len(tail.sets)):
-            closed = frozenset([low + s for s in tail.sets[index]])
-            self.budget.spend(self.classes + len(closed))
+            closed = frozenset(map(low.__add__, tail.sets[index]))
             found = self.ids.get(closed)
             if found is None:
                 found = self.state(closed, alone=True)
@@ -821,7 +825,7 @@ class _GlobSubsets(_Subsets):
             own[index] = found
         for index in copied:
             row = cast(tuple[int, ...], tail.rows[index])
-            self.rows[own[index]] = tuple([own[t] for t in row])
+            self.rows[own[index]] = tuple(map(own.__getitem__, row))
             packed = packing[index]
             if packed is not None:
                 reads, word = packed
@@ -832,9 +836,9 @@ class _GlobSubsets(_Subsets):
 
 def _closure(epsilon: list[list[int]], states: tuple[int, ...]) -> frozenset[int]:
     """`states` and every NFA state their epsilon edges reach."""
-    stack = [s for s in states if epsilon[s]]
-    if not stack:  # most moves: states of literal bytes, no epsilon edge
+    if not any(map(epsilon.__getitem__, states)):  # most moves: literal bytes, no epsilon
         return frozenset(states)
+    stack = [s for s in states if epsilon[s]]
     seen = set(states)
     while stack:
         for nxt in epsilon[stack.pop()]:
