@@ -295,7 +295,10 @@ def _build(nfa: _Nfa, nodes: tuple[_Node, ...], start: int) -> int:
             masks = list(map(_BYTE_MASKS.__getitem__, node.value))
             nfa.edges[current].append((masks[0], first))
             nfa.edges.extend(
-                [[edge] for edge in zip(masks[1:], range(first + 1, first + len(masks)))]
+                [
+                    [edge]
+                    for edge in zip(masks[1:], range(first + 1, first + len(masks)), strict=True)
+                ]
             )
             nfa.edges.append([])
             nfa.epsilon.extend([[] for _ in node.value])
