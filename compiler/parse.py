@@ -333,11 +333,6 @@ def _token_span(file: str, token: Token) -> Span:
     return Span(file, line, column, end_line, end_column)
 
 
-def _span_of(child: Any) -> Span:
-    """A token's span, or an AST node's (their file is the builder's)."""
-    return _token_span("", child) if isinstance(child, Token) else child.span
-
-
 class _AstBuilder(Transformer[Token, Any]):
     """Builds the AST bottom-up as the parser reduces each grammar rule, decoding string
     escapes on the way.
@@ -377,24 +372,29 @@ class _AstBuilder(Transformer[Token, Any]):
         return ast.Directed(tuple(directives), body, self._span(children))
 
     def block(self, children: list[Any]) -> ast.Block:
-        items = tuple(c for c in children if not isinstance(c, Token))
+        items = tuple([c for c in children if not isinstance(c, Token)])
         return ast.Block(items, self._span(children))
 
     def rule(self, children: list[Any]) -> ast.Rule:
         kind, _, *args, _ = children
-        arguments = tuple(a for a in args if not isinstance(a, Token))  # drop the commas
+        arguments = tuple([a for a in args if not isinstance(a, Token)])  # drop the commas
         return ast.Rule(self._name(kind), arguments, self._span(children))
 
     def string_argument(self, children: list[Token]) -> ast.String:
         return self._string(children[0])
 
     def flags_argument(self, children: list[Token]) -> ast.Flags:
-        names = tuple(self._name(t) for t in children if t.type == "NAME")
+        names = tuple([self._name(t) for t in children if t.type == "NAME"])
         return ast.Flags(names, self._span(children))
 
     def _span(self, children: list[Any]) -> Span:
-        first, last = _span_of(children[0]), _span_of(children[-1])
-        return Span(self.file, first.line, first.column, last.end_line, last.end_column)
+        # Read off the token or node at either end: no span is made for a token on the way
+        # (a large policy has hundreds of thousands).  A token's position is typed Optional,
+        # for tokens made by hand; both lexers set all of it (_token_span asserts so).
+        first, last = children[0], children[-1]
+        start: Any = first if isinstance(first, Token) else first.span
+        end: Any = last if isinstance(last, Token) else last.span
+        return Span(self.file, start.line, start.column, end.end_line, end.end_column)
 
     def _name(self, token: Token) -> ast.Name:
         return ast.Name(str(token), _token_span(self.file, token))
