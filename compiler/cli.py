@@ -163,8 +163,10 @@ def _cycle_collector_paused() -> Iterator[None]:
     """The automaton of a large policy is millions of small objects, alive until the passes
     end: the cycle collector would traverse them again and again and find nothing (half of
     bpfboxc's time at 10,000 rules).  Reference counting still frees what a pass drops.
-    What is left is then frozen (gc.freeze): enabled again, the collector would otherwise
-    traverse all of it once more, at the next allocation, to find it alive."""
+    What is left then goes to the oldest generation (gc.freeze, then gc.unfreeze): enabled
+    again, the collector would otherwise traverse all of it at the next allocation, to find
+    it alive; a full collection, rare, still frees the cycles among it (for callers that
+    compile in-process: the tests, the fuzzer)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -172,6 +174,7 @@ def _cycle_collector_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.freeze()
+            gc.unfreeze()
             gc.enable()
 
 
