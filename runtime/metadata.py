@@ -13,14 +13,13 @@ import mmap
 import os
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, BinaryIO, cast
+from typing import Any
 
-from bpfbox.compiler import files, symbols
+from bpfbox.compiler import files
 from bpfbox.contract import abi
 from bpfbox.contract.metadata import Document, MetadataError, Rule
 from bpfbox.runtime import bounded_json
-from elftools.elf.elffile import ELFFile
-from elftools.elf.sections import SymbolTableSection
+from bpfbox.runtime.bpf_elf import STT_OBJECT, BpfElf, ElfError
 
 #: ELF section-name prefixes of programs and the kernel feature each one needs.
 SECTION_FEATURES = {
@@ -72,14 +71,13 @@ def read(path: str) -> Metadata:
             os.fdopen(files.open_regular(path, "profile object"), "rb") as f,
             mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as image,
         ):
-            # pyelftools reads its stream with read/seek/tell, which a mapping has.
-            elf = ELFFile(cast(BinaryIO, image))
+            elf = BpfElf(image)
             raw = _metadata_bytes(elf, path)
             features = _features(elf)
             rodata = _rodata_variables(elf)
     except files.InputFileError as err:
         raise MetadataError(str(err)) from None
-    except symbols.ELF_PARSE_ERRORS as err:
+    except ElfError as err:
         raise MetadataError(f"{path} is not a valid ELF object: {err}") from None
     try:
         doc = bounded_json.loads(
@@ -90,14 +88,14 @@ def read(path: str) -> Metadata:
     return parse(doc, path, features, rodata)
 
 
-def _metadata_bytes(elf: ELFFile, path: str) -> bytes:
-    section = elf.get_section_by_name(abi.METADATA_SECTION)
+def _metadata_bytes(elf: BpfElf, path: str) -> bytes:
+    section = elf.section(abi.METADATA_SECTION)
     if section is None:
         raise MetadataError(
             f"{path} has no bpfbox metadata (ELF section {abi.METADATA_SECTION}); "
             "was it compiled from bpfboxc output?"
         )
-    data = section.data()
+    data = elf.data(section)
     start = _symbol_offset(elf, abi.METADATA_SYMBOL)
     end = data.find(b"\0", start)
     if end < 0:
@@ -105,31 +103,26 @@ def _metadata_bytes(elf: ELFFile, path: str) -> bytes:
     return data[start:end]
 
 
-def _symbol_offset(elf: ELFFile, name: str) -> int:
+def _symbol_offset(elf: BpfElf, name: str) -> int:
     """Offset of symbol `name` within its section; 0 when the symbol is absent."""
-    symtab = elf.get_section_by_name(".symtab")
-    if isinstance(symtab, SymbolTableSection):
-        for symbol in symtab.get_symbol_by_name(name) or ():
-            return int(symbol["st_value"])
-    return 0
+    return next((symbol.value for symbol in elf.symbols() if symbol.name == name), 0)
 
 
-def _rodata_variables(elf: ELFFile) -> dict[str, tuple[int, int]]:
+def _rodata_variables(elf: BpfElf) -> dict[str, tuple[int, int]]:
     """Symbols defined in `.rodata`, where libbpf keeps `const volatile` globals."""
-    symtab = elf.get_section_by_name(".symtab")
-    index = next((i for i, s in enumerate(elf.iter_sections()) if s.name == ".rodata"), None)
-    if not isinstance(symtab, SymbolTableSection) or index is None:
+    rodata = elf.section(".rodata")
+    if rodata is None:
         return {}
     return {
-        symbol.name: (int(symbol["st_value"]), int(symbol["st_size"]))
-        for symbol in symtab.iter_symbols()
-        if symbol["st_shndx"] == index and symbol["st_info"]["type"] == "STT_OBJECT"
+        symbol.name: (symbol.value, symbol.size)
+        for symbol in elf.symbols()
+        if symbol.section == rodata.index and symbol.type == STT_OBJECT
     }
 
 
-def _features(elf: ELFFile) -> frozenset[str]:
+def _features(elf: BpfElf) -> frozenset[str]:
     found = set()
-    for section in elf.iter_sections():
+    for section in elf.sections:
         for prefix, feature in SECTION_FEATURES.items():
             if section.name.startswith(prefix):
                 found.add(feature)

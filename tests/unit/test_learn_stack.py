@@ -19,6 +19,7 @@ import pytest
 from bpfbox.compiler import symbols
 from bpfbox.contract import abi
 from bpfbox.runtime import events, libbpf, loader, metadata
+from bpfbox.runtime.bpf_elf import BpfElf
 from bpfbox.runtime.learn import record as recording
 from bpfbox.runtime.learn.scan import return_addresses
 from elftools.elf.elffile import ELFFile
@@ -115,8 +116,7 @@ def learning_events(
     (tests/e2e/fixtures/learn_emit.bpf.c) from uprobes at `sites` (file, offset) while
     `mylogin check root` runs."""
     obj_path = compile_fixture("learn_emit", directory)
-    with obj_path.open("rb") as f:
-        rodata = metadata._rodata_variables(ELFFile(f))
+    rodata = metadata._rodata_variables(BpfElf(obj_path.read_bytes()))
     samples: list[bytes] = []
     obj = libbpf.BpfObject(str(obj_path))
     ring = libbpf.RingBuffer()
