@@ -757,7 +757,7 @@ class _GlobSubsets(_Subsets):
         is new; were one not, its row would be written again unchanged: a state's row depends
         on its NFA states alone.)"""
         first = state = self.state(frozenset((s,)), alone=True)
-        around, length = self.around, 1
+        around, steps = self.around, 0
         while self.edges[s]:
             ((mask, s),) = self.edges[s]
             target = self.state(frozenset((s,)), alone=True)
@@ -766,8 +766,8 @@ class _GlobSubsets(_Subsets):
             self.rows[state] = before + (target,) + after
             self.packing[state] = 0, cls << EXCEPTION_SHIFT | target
             state = target
-            length += 1
-        self.budget.spend(self.classes * length)
+            steps += self.classes
+        self.budget.spend(steps)
         self.rows[state] = self.dead
         self.packing[state] = 0, 0
         return first

@@ -32,6 +32,8 @@ class ElfError(ValueError):
 
 @dataclass(frozen=True)
 class Section:
+    """A section header's fields that bpfbox-run reads (sh_name resolved)."""
+
     index: int
     name: str
     type: int
@@ -42,6 +44,8 @@ class Section:
 
 @dataclass(frozen=True)
 class Symbol:
+    """A symbol table entry: its name, type (STT_*), section index, value and size."""
+
     name: str
     type: int
     section: int
