@@ -70,8 +70,12 @@ def policy(name: str) -> Path:
 class Enforcing:
     """`bpfbox-run POLICY...` in the background, with its events logged as JSON."""
 
-    def __init__(self, *names: str, options: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, *names: str, options: tuple[str, ...] = (), env: dict[str, str] | None = None
+    ) -> None:
         self.names = names
+        #: The environment bpfbox-run runs in (None: this process's).
+        self.env = env
         self.log = LOGS / f"{'+'.join(names)}-{time.monotonic_ns()}.jsonl"
         self.command = [
             *BPFBOX_RUN,
@@ -94,6 +98,7 @@ class Enforcing:
         started = time.monotonic()
         self.process = subprocess.Popen(
             self.command,
+            env=self.env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
