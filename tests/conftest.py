@@ -1,8 +1,10 @@
-"""Shared pytest configuration: this checkout as `bpfbox`, and the `--update-golden` switch."""
+"""Shared pytest configuration: this checkout as `bpfbox`, the `--update-golden` switch, and
+the golden mylogin policy compiled as bpfbox-run builds it."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -39,3 +41,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture
 def update_golden(request: pytest.FixtureRequest) -> bool:
     return request.config.getoption("--update-golden")
+
+
+@pytest.fixture(scope="session")
+def compiled_mylogin(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """The golden mylogin policy, compiled by bpfboxc and clang as bpfbox-run builds it."""
+    from bpfbox.runtime.build import CLANG_FLAGS
+
+    golden = REPO / "tests" / "golden"
+    folder = tmp_path_factory.mktemp("mylogin")
+    source, out = folder / "mylogin.bpf.c", folder / "mylogin.bpf.o"
+    bpfboxc = [sys.executable, "-m", "bpfbox.compiler", str(golden / "ir" / "mylogin.bpfbox")]
+    subprocess.run([*bpfboxc, "--sysroot", str(golden / "root"), "-o", str(source)], check=True)
+    subprocess.run(["clang", *CLANG_FLAGS, "-c", str(source), "-o", str(out)], check=True)
+    return out.read_bytes()

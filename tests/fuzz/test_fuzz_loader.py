@@ -8,36 +8,20 @@ from __future__ import annotations
 import contextlib
 import json
 import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from bpfbox.contract import abi
 from bpfbox.runtime import bounded_json, metadata
-from bpfbox.runtime.build import CLANG_FLAGS
 from elftools.elf.elffile import ELFFile
 from hypothesis import given, seed
 from hypothesis import strategies as st
 
-from .policies import GOLDEN
 from .test_fuzz import INPUTS, SEED, fuzz_settings
 
 FUZZ_SETTINGS = fuzz_settings(max(INPUTS // 10, 20))
 #: The ELF header, where offsets and counts of everything else live.
 ELF_HEADER_SIZE = 64
-
-
-@pytest.fixture(scope="module")
-def compiled(tmp_path_factory) -> bytes:
-    """The golden mylogin policy, compiled by bpfboxc and built as bpfbox-run would."""
-    folder = tmp_path_factory.mktemp("loader")
-    source, out = folder / "mylogin.bpf.c", folder / "mylogin.bpf.o"
-    policy = GOLDEN / "ir" / "mylogin.bpfbox"
-    bpfboxc = [sys.executable, "-m", "bpfbox.compiler", str(policy), "-o", str(source)]
-    subprocess.run([*bpfboxc, "--sysroot", str(GOLDEN / "root")], check=True)
-    subprocess.run(["clang", *CLANG_FLAGS, "-c", str(source), "-o", str(out)], check=True)
-    return out.read_bytes()
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +37,9 @@ def _read_or_metadata_error(path: Path) -> None:
 @seed(SEED)
 @FUZZ_SETTINGS
 @given(edits=st.lists(st.tuples(st.integers(0, 2**31), st.integers(0, 255)), max_size=6))
-def test_tampered_elf_structure(compiled: bytes, workdir: Path, edits) -> None:
+def test_tampered_elf_structure(compiled_mylogin: bytes, workdir: Path, edits) -> None:
     """Overwrite bytes of the ELF header and the section header table."""
-    image = bytearray(compiled)
+    image = bytearray(compiled_mylogin)
     (section_headers,) = struct.unpack_from("<Q", image, 0x28)
     regions = [(0, ELF_HEADER_SIZE), (section_headers, len(image) - section_headers)]
     for position, value in edits:
@@ -111,9 +95,9 @@ def _tampered_documents(draw, document: dict) -> str:
     return text
 
 
-def test_tampered_metadata_documents(compiled: bytes, workdir: Path) -> None:
+def test_tampered_metadata_documents(compiled_mylogin: bytes, workdir: Path) -> None:
     path = workdir / "real.bpf.o"
-    path.write_bytes(compiled)
+    path.write_bytes(compiled_mylogin)
     real = metadata.read(str(path))
     document = _document_of(path)
 
