@@ -75,11 +75,9 @@ class BpfElf:
         headers = [_SECTION_HEADER.unpack_from(self.image, table + i * entry) for i in range(count)]
         if count and not names < count:
             raise ElfError(f"section name table {names} of {count} sections")
-        raw = [Section(i, "", h[1], h[4], h[5], h[6]) for i, h in enumerate(headers)]
-        strings = self.data(raw[names]) if count else b""
+        strings = self.data(_section(names, headers[names], "")) if count else b""
         self.sections = [
-            Section(i, _string(strings, h[0], "section name"), h[1], h[4], h[5], h[6])
-            for i, h in enumerate(headers)
+            _section(i, h, _string(strings, h[0], "section name")) for i, h in enumerate(headers)
         ]
 
     def section(self, name: str) -> Section | None:
@@ -107,6 +105,12 @@ class BpfElf:
     def _within(self, offset: int, size: int, what: str) -> None:
         if offset + size > len(self.image):
             raise ElfError(f"{what} ends past the end of the file")
+
+
+def _section(index: int, header: tuple[int, ...], name: str) -> Section:
+    """A section from its header's fields (_SECTION_HEADER's order)."""
+    _, kind, _, _, offset, size, link, _, _, _ = header
+    return Section(index, name, kind, offset, size, link)
 
 
 def _string(table: bytes, offset: int, what: str) -> str:
