@@ -208,6 +208,7 @@ REGISTRY: dict[str, RuleKind] = {
                 Hook("file_mprotect", ("exec",)),
                 Hook("inode_getattr", ("getattr",)),
                 Hook("path_notify", ("read",)),
+                Hook("inode_readlink", ("read",)),
                 Hook("path_chmod", ("setattr",)),
                 Hook("path_chown", ("setattr",)),
                 Hook("inode_setattr", ("setattr",)),
@@ -250,6 +251,7 @@ REGISTRY: dict[str, RuleKind] = {
                 Hook("file_open", ("read", "write")),
                 Hook("inode_getattr", ("getattr",)),
                 Hook("path_notify", ("read",)),
+                Hook("inode_readlink", ("read",)),
                 # Changing how another process runs, and its resource limits (reading them:
                 # read).
                 *(

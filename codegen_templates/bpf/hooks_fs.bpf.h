@@ -74,19 +74,27 @@ int BPF_PROG(bpfbox_file_open, struct file *file)
 	return check_file(t, file, req, !(req & FS_EXEC));
 }
 
-/* Check `fs_req` on the object at `path`, or `proc_req` when it is a /proc/PID file (the
- * proc rule kind's target, as for opens). */
+/* Check `fs_req` on the object at `dentry` under `mnt` (NULL: no mount could be found, an
+ * unresolvable path), or `proc_req` when it is a /proc/PID file (the proc rule kind's target,
+ * as for opens), for the confined task of state `t`. */
+static __always_inline int check_object_or_proc(struct task_state *t, struct vfsmount *mnt, struct dentry *dentry,
+						__u64 fs_req, __u64 proc_req)
+{
+	struct task_struct *task = proc_task(BPF_CORE_READ(dentry, d_inode));
+
+	if (task)
+		return check_task(t, task, RULE_PROC, proc_req, 0);
+	if (!mnt)
+		return unresolvable(t, RULE_FS, fs_req);
+	return check_fs(t, mnt, dentry, fs_req, 1);
+}
+
 static __always_inline int check_path_or_proc(const struct path *path, __u64 fs_req, __u64 proc_req)
 {
 	struct task_state *t = confined_current();
-	struct task_struct *task;
 
-	if (!t)
-		return 0;
-	task = proc_task(BPF_CORE_READ(path, dentry, d_inode));
-	if (task)
-		return check_task(t, task, RULE_PROC, proc_req, 0);
-	return check_fs(t, BPF_CORE_READ(path, mnt), BPF_CORE_READ(path, dentry), fs_req, 1);
+	return t ? check_object_or_proc(t, BPF_CORE_READ(path, mnt), BPF_CORE_READ(path, dentry), fs_req, proc_req)
+		 : 0;
 }
 
 SEC("lsm/inode_getattr")
@@ -291,9 +299,9 @@ int BPF_PROG(bpfbox_path_truncate, const struct path *path)
 	return t ? check_fs(t, BPF_CORE_READ(path, mnt), BPF_CORE_READ(path, dentry), FS_WRITE, 0) : 0;
 }
 
-/* Time updates reach only inode_setattr, which has no mount: the path is taken under the
- * mount of the task's working directory when the file lives there, else the file
- * system's first mount (see docs/language.md, "Known gaps"). */
+/* Time updates reach only inode_setattr, and readlink only inode_readlink, which have no
+ * mount: the path is taken under the mount of the task's working directory when the file
+ * lives there, else the file system's first mount (see docs/language.md, "Known gaps"). */
 
 /* Mounts of one file system looked through for its first on kernels that chain them newest
  * first; a file system mounted more often names no mount (the access is denied). */
@@ -334,6 +342,24 @@ static __always_inline struct vfsmount *mount_of(struct dentry *dentry)
 	if (mnt && BPF_CORE_READ(mnt, mnt_sb) == sb)
 		return mnt;
 	return first_mount(sb);
+}
+
+/* readlink(2) reads a symbolic link's target, the link's contents: `read` (a /proc/PID link
+ * such as exe, cwd or fd/N: proc `read`).  A path walk following a link does not come here,
+ * except through a stacking file system: overlayfs reads its layer's link (vfs_get_link) with
+ * the mounter's credentials in place of the task's, for a readlink of the overlay's link,
+ * checked before, or for a walk, which no rule governs.  So a call made with switched
+ * credentials is not checked: no system call reads a link with credentials a process chose
+ * (io_uring's personalities have no readlink operation). */
+SEC("lsm/inode_readlink")
+int BPF_PROG(bpfbox_inode_readlink, struct dentry *dentry)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_state *t = confined_current();
+
+	if (!t || BPF_CORE_READ(task, cred) != BPF_CORE_READ(task, real_cred))
+		return 0;
+	return check_object_or_proc(t, mount_of(dentry), dentry, FS_READ, PROC_READ);
 }
 
 /* The flag a setattr of `ia_valid` needs, 0 for none: a truncation (ATTR_SIZE: truncate,

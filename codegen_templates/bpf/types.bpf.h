@@ -162,6 +162,7 @@ struct task_struct {
 	struct task_struct *group_leader;
 	struct task_struct *real_parent;
 	struct mm_struct *mm;
+	const struct cred *real_cred;
 	const struct cred *cred;
 	struct fs_struct *fs;
 	struct nsproxy *nsproxy;

@@ -18,6 +18,7 @@
  *   read:PATH               open read-only and read up to 4 KiB
  *   write:PATH:TEXT         open write-only (truncating) and write TEXT
  *   stat:PATH               stat
+ *   readlink:PATH           read a symbolic link's target
  *   fstat:PATH              open with O_PATH (which no rule governs), then the fstat
  *                           system call: a getattr that does not go through vfs_statx
  *   chmod:PATH:MODE         chmod, MODE in octal
@@ -122,7 +123,6 @@
  *
  * Known gaps (docs/language.md, "Limits and known gaps": what no rule governs today)
  *   access:PATH             access(PATH, R_OK): whether the file exists and may be read
- *   readlink:PATH           read a symbolic link's target
  *   statfs:PATH             statfs: the file system's statistics
  *   unshare-user            unshare(CLONE_NEWUSER): a new user namespace
  *

@@ -9,8 +9,6 @@ mediation.bpfbox (`base` and a few files under /mnt/e2e/data, no rule for `unrul
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from confined import DATA, Enforcing, fresh_data, probe
 
@@ -22,7 +20,6 @@ UNRULED = DATA / "unruled"
 @pytest.fixture(scope="module")
 def session():
     fresh_data({"unruled": "no rule names this file"})
-    os.symlink(UNRULED, DATA / "link")
     with Enforcing("mediation") as running:
         yield running
 
@@ -31,11 +28,6 @@ def test_known_gap_access_tests_any_file(session):
     """inode_permission: access(2) tells whether any file exists and may be read."""
     assert probe(f"stat:{UNRULED}", f"access:{UNRULED}") == ["EPERM", "ok"]
     assert probe(f"access:{DATA / 'missing'}") == ["ENOENT"]
-
-
-def test_known_gap_readlink_reads_any_symlink(session):
-    """inode_readlink: a symbolic link's target is readable without a rule."""
-    assert probe(f"readlink:{DATA / 'link'}") == ["ok"]
 
 
 def test_known_gap_statfs_of_any_path(session):

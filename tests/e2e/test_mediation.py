@@ -139,6 +139,64 @@ class TestXattrs:
         assert probe(*ops) == [allowed, "EPERM"]
 
 
+class TestReadlink:
+    """readlink() reads a link's target: `read` on the link (proc `read` for /proc/PID links).
+    Following a link during a path walk is not a readlink: the walk's end is what is checked.
+    """
+
+    @pytest.fixture(scope="class")
+    def links(self, session):
+        os.symlink(d("tree/open"), d("ruleless-link"))
+        os.symlink(d("tree/open"), d("tree/link"))
+        yield
+        os.unlink(d("ruleless-link"))
+        os.unlink(d("tree/link"))
+
+    def test_a_link_without_a_rule(self, session, links):
+        assert probe(f"readlink:{d('ruleless-link')}") == ["EPERM"]
+        # Its target is granted: opening through the link is not reading the link.
+        assert probe(f"open:r:{d('ruleless-link')}") == ["ok"]
+
+    def test_a_link_with_read(self, session, links):
+        assert probe(f"readlink:{d('tree/link')}", f"open:r:{d('tree/link')}") == ["ok", "ok"]
+
+    def test_proc_links(self, session):
+        """Its own (`base`: proc(self, read) and /proc/self itself), not another program's."""
+        ops = (
+            "/proc/self",
+            "/proc/thread-self",
+            "/proc/self/exe",
+            "/proc/self/fd/1",
+            "/proc/1/exe",
+        )
+        assert probe(*(f"readlink:{op}" for op in ops)) == ["ok"] * 4 + ["EPERM"]
+
+    def test_a_link_on_an_overlay(self, session):
+        """Overlayfs reads the link of its layer again, with the mounter's credentials, at a
+        path no rule names (/mnt/e2e/layers): only the overlay's path is checked."""
+        layers = DATA.parent / "layers"
+        shutil.rmtree(layers, ignore_errors=True)
+        for name in ("lower", "upper", "work"):
+            (layers / name).mkdir(parents=True)
+        (layers / "lower" / "file").write_text("in the lower layer")
+        os.symlink("file", layers / "lower" / "link")
+        merged = Path(d("tree/overlay"))
+        merged.mkdir()
+        options = f"lowerdir={layers}/lower,upperdir={layers}/upper,workdir={layers}/work"
+        subprocess.run(["mount", "-t", "overlay", "overlay", "-o", options, merged], check=True)
+        try:
+            ops = (
+                f"readlink:{merged}/link",
+                f"read:{merged}/link",
+                f"readlink:{layers}/lower/link",
+            )
+            assert probe(*ops) == ["ok", "ok", "EPERM"]
+        finally:
+            subprocess.run(["umount", merged], check=True)
+            merged.rmdir()
+            shutil.rmtree(layers)
+
+
 class TestTruncateInheritedFile:
     """ftruncate() of a descriptor passed in needs `write` on its path: path_truncate checks it
     on 6.1, file_truncate (6.2+) on 6.12."""
