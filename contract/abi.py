@@ -17,7 +17,7 @@ from enum import IntEnum
 #: Version of the metadata format; the runtime refuses objects with another version.
 #: 2: rules carry their source file and their granted flag bits.
 #: 3: `hooks`: the program of each hook prototype (contract/hook_abi.py).
-METADATA_VERSION = 3
+METADATA_VERSION = 4
 
 #: ELF section of the compiled object that holds the metadata JSON (NUL-terminated).
 METADATA_SECTION = ".bpfbox.meta"
@@ -30,6 +30,15 @@ STATS_MAP = "bpfbox_stats"
 TASKS_MAP = "bpfbox_tasks"
 #: Per-task path scratch buffer (no userspace access; named here so the names cannot clash).
 SCRATCH_MAP = "bpfbox_scratch"
+#: With CFG_REDUCE_REPEATS: each event reported in the last REPEAT_WINDOW_NS (the event with
+#: its acting task's fields and `repeats` zeroed) -> a `struct repeat_count`; the runtime
+#: reports what is still counted when it stops reading.  Holds at most REPEATS_ENTRIES
+#: distinct events (past that, new ones are reported each time, as without the option).
+REPEATS_MAP = "bpfbox_repeats"
+REPEATS_ENTRIES = 16384
+#: The per-task event such a key is made in (no userspace access).
+REPEAT_SCRATCH_MAP = "bpfbox_repeat_scratch"
+REPEAT_WINDOW_NS = 1_000_000_000
 #: Keys of the u64 counters in the stats array map: events the ring buffer had no room for,
 #: and tasks alive and confined right now (+1 on confinement or inheritance, -1 at task_free).
 STAT_LOST_EVENTS = 0
@@ -56,6 +65,10 @@ CFG_COMPLAIN = "bpfbox_cfg_complain"
 #: Non-zero: a learning run (`bpfbox-learn record`, always with complain mode): every event is
 #: a `struct learn_event`, carrying the acting task's executable and user stack as well.
 CFG_LEARN = "bpfbox_cfg_learn"
+#: Non-zero: an event the same as one reported less than REPEAT_WINDOW_NS ago, whatever task
+#: of the profile acts, is counted (REPEATS_MAP) instead of reported; the next report of it
+#: carries the count in `repeats`.  Never with CFG_LEARN (a learning event's stack differs).
+CFG_REDUCE_REPEATS = "bpfbox_cfg_reduce_repeats"
 #: The profile program's resolved path (NUL-terminated) and the length of its last component:
 #: the second identity check, for file systems (overlayfs) whose inode numbers userspace sees
 #: differently from the kernel.
@@ -441,8 +454,18 @@ EVENT_FIELDS = (
     Field("target_pid", "__u32", "I"),
     Field("comm", f"char[{EVENT_COMM_LEN}]", f"{EVENT_COMM_LEN}s"),
     Field("object", f"char[{EVENT_OBJECT_LEN}]", f"{EVENT_OBJECT_LEN}s"),
+    # With CFG_REDUCE_REPEATS: the same events left out since this one's previous report.
+    Field("repeats", "__u64", "Q"),
 )
 EVENT_STRUCT = struct.Struct("<" + "".join(f.struct_code for f in EVENT_FIELDS))
+
+#: A REPEATS_MAP value: when its event was last reported (bpf_ktime_get_ns) and how many of
+#: it were counted since.
+REPEAT_COUNT_FIELDS = (
+    Field("reported_ns", "__u64", "Q"),
+    Field("repeats", "__u64", "Q"),
+)
+REPEAT_COUNT_STRUCT = struct.Struct("<" + "".join(f.struct_code for f in REPEAT_COUNT_FIELDS))
 
 #: User stack frames a learning event carries (innermost first).
 LEARN_STACK_DEPTH = 32

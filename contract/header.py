@@ -19,11 +19,14 @@ _NAMES = {
     "EVENTS_MAP": abi.EVENTS_MAP,
     "STATS_MAP": abi.STATS_MAP,
     "SCRATCH_MAP": abi.SCRATCH_MAP,
+    "REPEATS_MAP": abi.REPEATS_MAP,
+    "REPEAT_SCRATCH_MAP": abi.REPEAT_SCRATCH_MAP,
     "METADATA_SYMBOL": abi.METADATA_SYMBOL,
     "CFG_PROFILE_INO": abi.CFG_PROFILE_INO,
     "CFG_PROFILE_DEV": abi.CFG_PROFILE_DEV,
     "CFG_COMPLAIN": abi.CFG_COMPLAIN,
     "CFG_LEARN": abi.CFG_LEARN,
+    "CFG_REDUCE_REPEATS": abi.CFG_REDUCE_REPEATS,
     "CFG_PROFILE_PATH": abi.CFG_PROFILE_PATH,
     "CFG_PROFILE_NAME_LEN": abi.CFG_PROFILE_NAME_LEN,
 }
@@ -44,6 +47,8 @@ _NUMBERS = {
     "LEARN_STACK_DEPTH": abi.LEARN_STACK_DEPTH,
     "LEARN_EXE_LEN": abi.LEARN_EXE_LEN,
     "LEARN_STACK_WINDOW": abi.LEARN_STACK_WINDOW,
+    "REPEATS_ENTRIES": abi.REPEATS_ENTRIES,
+    "REPEAT_WINDOW_NS": abi.REPEAT_WINDOW_NS,
 }
 
 
@@ -91,6 +96,12 @@ def render() -> str:
         "",
     ]
     lines += _struct("event", abi.EVENT_FIELDS, abi.EVENT_STRUCT.size, "the runtime's decoder")
+    lines += _struct(
+        "repeat_count",
+        abi.REPEAT_COUNT_FIELDS,
+        abi.REPEAT_COUNT_STRUCT.size,
+        "the runtime's decoder",
+    )
     lines += _struct(
         "stack_frame",
         abi.STACK_FRAME_FIELDS,

@@ -22,7 +22,7 @@ import click
 from bpfbox.contract.errors import BpfboxError
 from bpfbox.runtime import kernel, loader, pins, service
 from bpfbox.runtime.events import Reporter
-from bpfbox.runtime.loader import Session
+from bpfbox.runtime.loader import Session, WarningHandler
 
 PROG = "bpfbox-run"
 EXIT_OK = 0
@@ -78,11 +78,16 @@ profiles are loaded are confined.
 A failed write of the event log (full disk, closed stderr) is reported once and counted;
 enforcement never depends on it.
 
+With --reduce-repeats, an event the same as one reported less than a second before (by any
+process of the profile) is counted in the kernel instead of reported: its next report says
+how many were left out, and the reader that stops (bpfbox-run, `bpfbox events`) reports
+the counts still pending.  A loop of accesses then costs a line a second, not a line each.
+
 \b
 --log-format json writes one object per line with the fields time, event (deny,
 complain, audit, taint, lost), profile, policy, pid, tid, comm, rule_kind, access,
-object, target_pid, family, reason, rule {id, line, column, action, text, contexts}
-and message; "lost" records carry lost and total instead of the event fields.
+object, target_pid, family, reason, rule {id, line, column, action, text, contexts},
+repeats and message; "lost" records carry lost and total instead of the event fields.
 
 \b
 Examples:
@@ -194,6 +199,11 @@ def log_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.command(name=PROG, help=HELP, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("profiles", nargs=-1, metavar="PROFILE... [-- COMMAND [ARGS...]]")
 @click.option("--complain", is_flag=True, help="Report what would be denied; deny nothing.")
+@click.option(
+    "--reduce-repeats",
+    is_flag=True,
+    help="Count an event seen in the last second instead of reporting it again.",
+)
 @log_options
 @click.option(
     "--check-kernel", is_flag=True, help="Check whether this kernel can enforce profiles; exit."
@@ -212,6 +222,7 @@ def bpfbox_run(
     ctx: click.Context,
     profiles: tuple[str, ...],
     complain: bool,
+    reduce_repeats: bool,
     log_path: str | None,
     log_format: str,
     check_kernel: bool,
@@ -228,7 +239,8 @@ def bpfbox_run(
         if profiles or command or detach:
             raise click.UsageError("--service DIR takes no profiles, no command and no --detach")
         with log_stream(log_path) as stream:
-            return _serve(service_dir, Reporter(stream, json_lines=log_format == "json"), complain)
+            reporter = Reporter(stream, json_lines=log_format == "json")
+            return _serve(service_dir, reporter, complain, reduce_repeats)
     if not profiles:
         raise click.UsageError("no PROFILE given")
     if detach:
@@ -236,13 +248,22 @@ def bpfbox_run(
             raise click.UsageError(
                 "--detach takes no command and no --log; follow events with `bpfbox events NAME`"
             )
-        for rec in loader.load(profiles, warn=_warn, mode=pins.MODE_DETACHED, complain=complain):
+        detached = loader.load(
+            profiles,
+            warn=_warn,
+            mode=pins.MODE_DETACHED,
+            complain=complain,
+            reduce_repeats=reduce_repeats,
+        )
+        for rec in detached:
             _note(f"loaded {rec.name} ({rec.program}); remove it with `bpfbox unload {rec.name}`")
         return EXIT_OK
     mode = pins.MODE_COMMAND if command else pins.MODE_FOREGROUND
     with log_stream(log_path) as stream:
         reporter = Reporter(stream, json_lines=log_format == "json")
-        records = loader.load(profiles, warn=_warn, mode=mode, complain=complain)
+        records = loader.load(
+            profiles, warn=_warn, mode=mode, complain=complain, reduce_repeats=reduce_repeats
+        )
         names = [rec.name for rec in records]
         with loader.Session(names, reporter.event, reporter.lost, _warn) as session:
             if command:
@@ -379,12 +400,12 @@ def _children_left() -> bool:
             return True
 
 
-def _serve(directory: str, reporter: Reporter, complain: bool) -> int:
+def _serve(directory: str, reporter: Reporter, complain: bool, reduce_repeats: bool) -> int:
     """Keep the profiles of `directory` loaded and report their events; SIGHUP reloads it."""
     directory = os.path.abspath(directory)
     signals = (*STOPPING, signal.SIGHUP)
     signal.pthread_sigmask(signal.SIG_BLOCK, signals)
-    names = service.sync(directory, _warn, complain)
+    names = service.sync(directory, _warn, complain, reduce_repeats)
     while True:
         with loader.Session(names, reporter.event, reporter.lost, _warn) as session:
             _note(f"service: enforcing {_names(session) or 'no profile'} from {directory}")
@@ -395,20 +416,34 @@ def _serve(directory: str, reporter: Reporter, complain: bool) -> int:
             _note("service: stopping; the profiles stay loaded (`bpfbox unload --all`)")
             return EXIT_OK
         try:
-            names = service.sync(directory, _warn, complain)
+            names = service.sync(directory, _warn, complain, reduce_repeats)
         except BpfboxError as err:
             _warn(f"reloading {directory} failed, the loaded profiles stay as they were: {err}")
             names = [name for name in names if pins.is_pinned(name)]
 
 
 def _finish(session: Session, reporter: Reporter) -> None:
-    """Report the last events, the total of lost ones, and failed log writes if any were."""
+    """Report the last events, the counts of repeats still pending, the total of lost ones,
+    and failed log writes if any were."""
     session.poll(0)
+    report_pending(session, reporter, _warn)
     for profile in session.profiles:
         if profile.lost_seen:
             reporter.lost(profile.meta, 0, profile.lost_seen, final=True)
     if reporter.failed_writes:
         _warn(f"{reporter.failed_writes} event(s) could not be written to the log")
+
+
+def report_pending(session: Session, reporter: Reporter, warn: WarningHandler) -> None:
+    """Report the counts of repeats not reported yet (--reduce-repeats); a map that cannot be
+    read only costs those counts."""
+    try:
+        pending = session.take_repeats()
+    except BpfboxError as err:
+        warn(f"the counts of repeated events could not be read: {err}")
+        return
+    for meta, event in pending:
+        reporter.pending(meta, event)
 
 
 def _names(session: Session) -> str:

@@ -8,6 +8,13 @@ Text lines name who did what and point at the policy line responsible:
     bpfbox: tainted mylogin[412] by read /etc/passwd (mylogin.bpfbox:3); enforcing from now on
     bpfbox: 3 events lost (mylogin's ring buffer was full)
 
+With `bpfbox-run --reduce-repeats`, an event the same as one reported less than a second
+before (whoever acts) is counted instead; its next line says how many were left out, and the
+counts still pending when the reader stops get a line each, with no acting task:
+
+    bpfbox: would deny ls[41] read /a (no rule in a.bpfbox allows it); 41 more since the last report
+    bpfbox: would deny read /a (no rule in a.bpfbox allows it); 87 more since the last report
+
 The acting task's name and the object are the confined process's to choose: in text lines
 (and the JSON `message`) what does not print shows escaped (\\xNN, \\uNNNN) and a backslash
 doubled, so that no name can start a line of its own (`shown`).  The JSON `comm` and
@@ -20,6 +27,7 @@ doubled, so that no name can start a line of its own (`shown`).  The JSON `comm`
     event       "deny", "complain" (would have been denied), "audit", "taint" or "lost"
     profile     the profile's name;  policy: the policy file it was compiled from
     pid, tid    process id (thread group) and thread id of the acting task;  comm: its name
+                (all three null in a count of repeats still pending when the reader stops)
     rule_kind   "fs", "proc", "signal", "ptrace", "net", "cap", "ipc", "key" or "ioctl";
                 "self" for what no rule can allow (self-protection: the bpf() system call,
                 a module request, a file owner naming another process)
@@ -37,6 +45,8 @@ doubled, so that no name can start a line of its own (`shown`).  The JSON `comm`
                 null for audit and taint
     rule        the rule pointed at: {"id", "file", "line", "column", "action", "text",
                 "contexts"}, or null; `file` is the policy or the fragment the rule is in
+    repeats     only when not 0 (--reduce-repeats): how many of the same event were
+                counted, not reported, since its last report
     message     the text line, without the "bpfbox: " prefix
 For "lost" records only time, event, profile, policy, lost (new since the previous record),
 total and message are present.
@@ -129,6 +139,7 @@ class Event(NamedTuple):
     target_pid: int
     comm: str
     object: str
+    repeats: int = 0
     learned: Learned | None = None
 
     @property
@@ -295,7 +306,18 @@ def message(meta: Metadata, event: Event) -> str:
 
 
 def _sentence(verb: str, rest: str, event: Event) -> str:
-    return f"{verb} {shown(event.comm)}[{event.tgid}] {rest}"
+    line = f"{verb} {shown(event.comm)}[{event.tgid}] {rest}"
+    return line + _repeated(event) if event.repeats else line
+
+
+def pending_message(meta: Metadata, event: Event) -> str:
+    """The text line for a count of repeats still pending (no acting task)."""
+    verb, rest = _phrase(meta, event)
+    return f"{verb} {rest}{_repeated(event)}"
+
+
+def _repeated(event: Event) -> str:
+    return f"; {event.repeats} more since the last report"
 
 
 def shown(text: str) -> str:
@@ -376,6 +398,8 @@ def _record(meta: Metadata, event: Event, own: dict[str, Any]) -> dict[str, Any]
         "family": family_name(event) if kind == "net" else None,
         "reason": event.reason_name if denial else None,
         "rule": _rule_record(rule),
+        # Only when there are any: without --reduce-repeats the records stay as they were.
+        **({"repeats": event.repeats} if event.repeats else {}),
         "message": own["message"],
     }
 
@@ -408,7 +432,7 @@ def timestamp(now: datetime) -> str:
 
 
 #: The fields of an Event that do not change what it says, only who did it.
-_ACTOR_FIELDS = ("pid", "tgid", "comm", "learned")
+_ACTOR_FIELDS = ("pid", "tgid", "comm", "repeats", "learned")
 _WHAT_IT_SAYS = itemgetter(
     *(i for i, name in enumerate(Event._fields) if name not in _ACTOR_FIELDS)
 )
@@ -430,7 +454,8 @@ class _Description(NamedTuple):
 
 
 def _json_pieces(meta: Metadata, event: Event) -> tuple[str, ...]:
-    record = _record(meta, event, _STAND_INS)
+    """The cut record of `event`'s description, for events with no repeats."""
+    record = _record(meta, event._replace(repeats=0), _STAND_INS)
     text = json.dumps(record)
     pieces: list[str] = []
     for name in record:
@@ -490,7 +515,7 @@ class Reporter:
             return
         own = _per_event(event, datetime.now(timezone.utc), text)
         pieces = said.json_pieces
-        if not pieces:
+        if not pieces or event.repeats:
             self._write(json.dumps(_record(meta, event, own)))
             return
         self._write(
@@ -512,6 +537,16 @@ class Reporter:
             return kept[1]
         self._descriptions[key] = (meta, said)
         return said
+
+    def pending(self, meta: Metadata, event: Event) -> None:
+        """Report a count of repeats still pending (Session.take_repeats): no acting task."""
+        text = pending_message(meta, event)
+        if not self.json_lines:
+            self._write(PREFIX + text)
+            return
+        now = timestamp(datetime.now(timezone.utc))
+        own = {"time": now, "pid": None, "tid": None, "comm": None, "message": text}
+        self._write(json.dumps(_record(meta, event, own)))
 
     def lost(self, meta: Metadata, new: int, total: int, final: bool = False) -> None:
         """Report that `new` more events were lost (`total` so far); `final` at exit."""

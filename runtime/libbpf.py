@@ -208,6 +208,8 @@ class _Library:
             "bpf_map__fd": (i, [p]),
             "bpf_map__initial_value": (p, [p, ctypes.POINTER(sz)]),
             "bpf_map_lookup_elem": (i, [i, p, p]),
+            "bpf_map_get_next_key": (i, [i, p, p]),
+            "bpf_map_lookup_and_delete_elem": (i, [i, p, p]),
             "ring_buffer__new": (p, [i, _SAMPLE_FN, p, p]),
             "ring_buffer__add": (i, [p, i, _SAMPLE_FN, p]),
             "ring_buffer__poll": (i, [p, i]),
@@ -396,6 +398,32 @@ def lookup_u64(fd: int, key: int, name: str) -> int:
     if library().bpf.bpf_map_lookup_elem(fd, ctypes.byref(k), ctypes.byref(v)) < 0:
         raise MapError(f"reading key {key} of map '{name}' failed: {errno_text(_errno())}")
     return v.value
+
+
+def take_entries(fd: int, key_size: int, value_size: int, name: str) -> list[tuple[bytes, bytes]]:
+    """Every (key, value) of the hash map `fd` (called `name` in messages), each deleted as it
+    is read.  The keys are listed first: a deleted key cannot lead the walk to the next one."""
+    bpf = library().bpf
+    keys: list[bytes] = []
+    key, value = ctypes.create_string_buffer(key_size), ctypes.create_string_buffer(value_size)
+    previous = None
+    # A map being filled while it is walked could go on for ever: no more than its size.
+    limit = map_shape(fd, name).max_entries
+    while len(keys) < limit:
+        if bpf.bpf_map_get_next_key(fd, previous, key) != 0:
+            if _errno() != errno.ENOENT:
+                raise MapError(f"listing the keys of map '{name}' failed: {errno_text(_errno())}")
+            break
+        keys.append(key.raw)
+        previous = ctypes.create_string_buffer(key.raw, key_size)
+    taken = []
+    for raw in keys:
+        key = ctypes.create_string_buffer(raw, key_size)
+        if bpf.bpf_map_lookup_and_delete_elem(fd, key, value) == 0:
+            taken.append((raw, value.raw))
+        elif _errno() != errno.ENOENT:
+            raise MapError(f"taking an entry of map '{name}' failed: {errno_text(_errno())}")
+    return taken
 
 
 def pin(fd: int, path: str) -> None:

@@ -65,6 +65,7 @@ class Followed:
     meta: Metadata
     events_fd: int
     stats_fd: int
+    repeats_fd: int
     lost_seen: int = 0
 
     def counter(self, key: int) -> int:
@@ -97,13 +98,15 @@ class Session:
 
     def _follow(self, name: str) -> None:
         meta = metadata.read(pins.object_copy(name))
-        events = pins.open_map(name, "events")
+        fds: list[int] = []
         try:
-            stats = pins.open_map(name, "stats")
+            for role in ("events", "stats", "repeats"):
+                fds.append(pins.open_map(name, role))
         except BaseException:
-            os.close(events)
+            for fd in fds:
+                os.close(fd)
             raise
-        profile = Followed(meta, events, stats)
+        profile = Followed(meta, *fds)
         self.profiles.append(profile)
         profile.lost_seen = profile.counter(abi.STAT_LOST_EVENTS)
 
@@ -111,7 +114,7 @@ class Session:
             # Runs inside libbpf's poll: only queue, decode after it returns.
             self._pending.append((meta, data))
 
-        self._ring.add(events, f"{name}/events", queue)
+        self._ring.add(profile.events_fd, f"{name}/events", queue)
 
     def poll(self, timeout_ms: int) -> None:
         """Wait up to `timeout_ms` for events, report them and any newly lost ones."""
@@ -128,6 +131,24 @@ class Session:
                 self._on_lost(profile.meta, total - profile.lost_seen, total)
                 profile.lost_seen = total
 
+    def take_repeats(self) -> list[tuple[Metadata, Event]]:
+        """The events counted and not reported yet (bpfbox-run --reduce-repeats), each with
+        its count in `repeats` and no acting task; the counts are taken out of the kernel's
+        map, so no reader reports them twice."""
+        taken = []
+        for profile in self.profiles:
+            entries = libbpf.take_entries(
+                profile.repeats_fd,
+                abi.EVENT_STRUCT.size,
+                abi.REPEAT_COUNT_STRUCT.size,
+                f"{profile.meta.name}/repeats",
+            )
+            for key, value in entries:
+                _, repeats = abi.REPEAT_COUNT_STRUCT.unpack(value)
+                if repeats:
+                    taken.append((profile.meta, decode(key)._replace(repeats=repeats)))
+        return taken
+
     def confined_tasks(self) -> int:
         """Tasks the followed profiles confine right now (the live-task counters)."""
         return sum(p.counter(abi.STAT_CONFINED_TASKS) for p in self.profiles)
@@ -136,8 +157,8 @@ class Session:
         """Stop reading; the profiles stay loaded.  Idempotent."""
         self._ring.free()
         for profile in self.profiles:
-            os.close(profile.events_fd)
-            os.close(profile.stats_fd)
+            for fd in (profile.events_fd, profile.stats_fd, profile.repeats_fd):
+                os.close(fd)
         self.profiles.clear()
 
     def __enter__(self) -> Session:
@@ -179,11 +200,14 @@ def load(
     complain: bool = False,
     service_dir: str | None = None,
     learn: bool = False,
+    reduce_repeats: bool = False,
 ) -> list[Record]:
     """Check, build, open, configure, load, attach and pin every profile in `paths`.
 
     `learn`: a learning run (bpfbox-learn record): complain mode, events with the acting
     task's executable and user stack (abi.CFG_LEARN), a ring buffer of abi.LEARN_RING_BYTES.
+    `reduce_repeats`: an event the same as one reported in the last second is counted, not
+    reported (abi.CFG_REDUCE_REPEATS).
 
     Every profile replaces the pinned profile of its name, if any, with no unenforced moment.
     Raises the failing step's exception (with `help` and `exit_code`) after undoing all
@@ -201,7 +225,7 @@ def load(
         try:
             for source, built, meta in objects:
                 rec = _record(meta, source, mode, owner, service_dir)
-                staged.append(_stage(built, meta, rec, complain, learn))
+                staged.append(_stage(built, meta, rec, complain, learn, reduce_repeats))
         except BaseException:
             for item in reversed(staged):
                 item.destroy()
@@ -245,7 +269,9 @@ def _record(meta: Metadata, source: str, mode: str, owner: str, service_dir: str
     return rec
 
 
-def _stage(path: str, meta: Metadata, rec: Record, complain: bool, learn: bool) -> _Staged:
+def _stage(
+    path: str, meta: Metadata, rec: Record, complain: bool, learn: bool, reduce_repeats: bool
+) -> _Staged:
     identity = identity_of(meta)
     selection = hooks.for_running_kernel(meta.hooks)
     obj = libbpf.BpfObject(path)
@@ -253,7 +279,7 @@ def _stage(path: str, meta: Metadata, rec: Record, complain: bool, learn: bool) 
         for program in obj.programs():
             if program.name in selection.disabled:
                 program.disable()
-        configure(obj, meta, identity, complain, learn)
+        configure(obj, meta, identity, complain, learn, reduce_repeats)
         if pins.is_pinned(meta.name):
             _reuse_pinned_maps(obj, meta)
         _load(obj, meta)
@@ -278,6 +304,11 @@ def _stage(path: str, meta: Metadata, rec: Record, complain: bool, learn: bool) 
     return _Staged(rec, path, identity, staging, obj, links)
 
 
+_OTHER_SHAPE_HELP = (
+    "the loaded profile's maps were made for other options (--complain and --reduce-repeats "
+    "change them) or by another version of bpfbox: load it with the options it was loaded "
+    "with, or run `bpfbox unload {name}` first (processes it confines lose their confinement)"
+)
 _INCOMPATIBLE_HELP = (
     "the per-task state of the two versions is not compatible; run `bpfbox unload {name}` "
     "first (processes it confines lose their confinement), then load the new version"
@@ -303,7 +334,9 @@ def _reuse_pinned_maps(obj: libbpf.BpfObject, meta: Metadata) -> None:
                     f"cannot replace the loaded profile {meta.name}: its {role} map "
                     f"({pinned.describe()}) differs from {obj.path}'s "
                     f"({new.shape().describe()})",
-                    _INCOMPATIBLE_HELP.format(name=meta.name),
+                    (_INCOMPATIBLE_HELP if role == "tasks" else _OTHER_SHAPE_HELP).format(
+                        name=meta.name
+                    ),
                 )
             new.reuse_fd(fd)
         finally:
@@ -363,11 +396,17 @@ def kernel_dev(st_dev: int) -> int:
 
 
 def configure(
-    obj: libbpf.BpfObject, meta: Metadata, identity: Identity, complain: bool, learn: bool = False
+    obj: libbpf.BpfObject,
+    meta: Metadata,
+    identity: Identity,
+    complain: bool,
+    learn: bool = False,
+    reduce_repeats: bool = False,
 ) -> None:
-    """Write the profile's identity (and complain or learning mode) into the object's
-    read-only data.  Learning implies complain mode (a learning run denies nothing); both
-    take a ring buffer of abi.LEARN_RING_BYTES.
+    """Write the profile's identity (and complain, learning or reduced-repeats mode) into
+    the object's read-only data.  Learning implies complain mode (a learning run denies
+    nothing); both take a ring buffer of abi.LEARN_RING_BYTES.  Learning reports every
+    event (each has its own stack): it cannot reduce repeats.
 
     The inode and device are required; the resolved path and its name length are written
     when the object has them (objects that do not check paths need not carry them).
@@ -381,6 +420,14 @@ def configure(
         values[abi.CFG_COMPLAIN] = 1
     if learn:
         values[abi.CFG_LEARN] = 1
+    if reduce_repeats:
+        if learn:
+            raise ValueError("a learning run reports every event: it cannot reduce repeats")
+        values[abi.CFG_REDUCE_REPEATS] = 1
+    else:
+        # Nothing is counted: the map need not hold more (its shape is part of a pinned
+        # profile's, which a replacement must share).
+        obj.map(abi.REPEATS_MAP).set_max_entries(1)
     optional: dict[str, int | bytes] = {
         abi.CFG_PROFILE_PATH: path,
         abi.CFG_PROFILE_NAME_LEN: len(os.path.basename(path)),

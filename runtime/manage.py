@@ -20,6 +20,7 @@ from bpfbox.runtime.cli import (
     fail,
     log_options,
     log_stream,
+    report_pending,
     run_click,
 )
 from bpfbox.runtime.events import Reporter
@@ -149,6 +150,7 @@ def events(names: tuple[str, ...], log_path: str | None, log_format: str) -> int
                     click.echo(f"{PROG}: a followed profile was unloaded", err=True)
                     break
                 session.poll(POLL_MS)
+            report_pending(session, reporter, _warn)
     return EXIT_OK
 
 

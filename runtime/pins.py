@@ -7,6 +7,7 @@ alive whatever happens to the process that loaded it:
     /sys/fs/bpf/bpfbox/NAME/events          the event ring buffer (`bpfbox events NAME`)
     /sys/fs/bpf/bpfbox/NAME/stats           lost events, live confined tasks, denials
     /sys/fs/bpf/bpfbox/NAME/tasks           per-task state, reused when NAME is replaced
+    /sys/fs/bpf/bpfbox/NAME/repeats         events counted, not reported (--reduce-repeats)
 
 bpffs holds only BPF objects, so what `bpfbox list` shows beside them lives in
 /run/bpfbox/NAME/: record.json (policy, program, mode, since when) and a copy of the object,
@@ -41,7 +42,12 @@ BPFFS = os.environ.get("BPFBOX_BPFFS", "/sys/fs/bpf")
 ROOT = os.path.join(BPFFS, "bpfbox")
 STATE = os.environ.get("BPFBOX_STATE_DIR", "/run/bpfbox")
 #: Pinned map file name -> the map's name in the object.
-PINNED_MAPS = {"events": abi.EVENTS_MAP, "stats": abi.STATS_MAP, "tasks": abi.TASKS_MAP}
+PINNED_MAPS = {
+    "events": abi.EVENTS_MAP,
+    "stats": abi.STATS_MAP,
+    "tasks": abi.TASKS_MAP,
+    "repeats": abi.REPEATS_MAP,
+}
 LINK_PREFIX = "link-"
 RECORD = "record.json"
 OBJECT = "profile.bpf.o"
@@ -178,7 +184,7 @@ def object_copy(name: str) -> str:
 
 
 def open_map(name: str, role: str) -> int:
-    """A file descriptor of pinned map `role` ("events", "stats", "tasks") of profile NAME."""
+    """A file descriptor of pinned map `role` (a PINNED_MAPS key) of profile NAME."""
     path = os.path.join(profile_dir(name), role)
     if not os.path.exists(path):
         if not is_pinned(name):

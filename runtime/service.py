@@ -43,7 +43,9 @@ def profiles_in(directory: str) -> list[str]:
     return [os.path.join(directory, e) for e in sorted(chosen)]
 
 
-def sync(directory: str, warn: WarningHandler, complain: bool = False) -> list[str]:
+def sync(
+    directory: str, warn: WarningHandler, complain: bool = False, reduce_repeats: bool = False
+) -> list[str]:
     """Load every profile of `directory` and unload the ones it no longer has; their names."""
     records = loader.load(
         profiles_in(directory),
@@ -51,6 +53,7 @@ def sync(directory: str, warn: WarningHandler, complain: bool = False) -> list[s
         mode=pins.MODE_SERVICE,
         complain=complain,
         service_dir=directory,
+        reduce_repeats=reduce_repeats,
     )
     names = [rec.name for rec in records]
     with pins.locked():

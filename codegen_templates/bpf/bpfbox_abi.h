@@ -8,11 +8,14 @@
 #define EVENTS_MAP bpfbox_events
 #define STATS_MAP bpfbox_stats
 #define SCRATCH_MAP bpfbox_scratch
+#define REPEATS_MAP bpfbox_repeats
+#define REPEAT_SCRATCH_MAP bpfbox_repeat_scratch
 #define METADATA_SYMBOL bpfbox_meta
 #define CFG_PROFILE_INO bpfbox_cfg_profile_ino
 #define CFG_PROFILE_DEV bpfbox_cfg_profile_dev
 #define CFG_COMPLAIN bpfbox_cfg_complain
 #define CFG_LEARN bpfbox_cfg_learn
+#define CFG_REDUCE_REPEATS bpfbox_cfg_reduce_repeats
 #define CFG_PROFILE_PATH bpfbox_cfg_profile_path
 #define CFG_PROFILE_NAME_LEN bpfbox_cfg_profile_name_len
 #define METADATA_SECTION ".bpfbox.meta"
@@ -33,6 +36,8 @@
 #define LEARN_STACK_DEPTH 32
 #define LEARN_EXE_LEN 256
 #define LEARN_STACK_WINDOW 2048
+#define REPEATS_ENTRIES 16384
+#define REPEAT_WINDOW_NS 1000000000
 
 enum rule_kind {
 	RULE_SELF_PROTECTION = 0,
@@ -216,8 +221,15 @@ struct event {
 	__u32 target_pid;
 	char comm[16];
 	char object[256];
+	__u64 repeats;
 };
-_Static_assert(sizeof(struct event) == 312, "struct event must match the runtime's decoder");
+_Static_assert(sizeof(struct event) == 320, "struct event must match the runtime's decoder");
+
+struct repeat_count {
+	__u64 reported_ns;
+	__u64 repeats;
+};
+_Static_assert(sizeof(struct repeat_count) == 16, "struct repeat_count must match the runtime's decoder");
 
 struct stack_frame {
 	__u32 status;
@@ -236,7 +248,7 @@ struct learn_event {
 	__u64 window_size;
 	unsigned char window[2048];
 };
-_Static_assert(sizeof(struct learn_event) == 3672, "struct learn_event must match the runtime's decoder");
+_Static_assert(sizeof(struct learn_event) == 3680, "struct learn_event must match the runtime's decoder");
 
 struct task_state {
 	__u32 confined;

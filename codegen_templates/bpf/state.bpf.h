@@ -15,6 +15,7 @@ const volatile __u64 CFG_PROFILE_INO = 0;
 const volatile __u64 CFG_PROFILE_DEV = 0;
 const volatile __u32 CFG_COMPLAIN = 0;
 const volatile __u32 CFG_LEARN = 0;
+const volatile __u32 CFG_REDUCE_REPEATS = 0;
 const volatile __u32 CFG_PROFILE_NAME_LEN = 0;
 const volatile char CFG_PROFILE_PATH[PROFILE_PATH_LEN] = {};
 
@@ -77,6 +78,25 @@ struct {
 	__type(key, int);
 	__type(value, struct scratch);
 } SCRATCH_MAP SEC(".maps");
+
+/* With CFG_REDUCE_REPEATS (bpfbox-run --reduce-repeats): the events reported in the last
+ * REPEAT_WINDOW_NS, each with the count of its repeats since (verdict.bpf.h, emit()).  Not
+ * preallocated: the runtime makes it one entry long when the option is off.  The key is made
+ * in a per-task event, not on the stack (512 bytes for a whole call chain). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, REPEATS_ENTRIES);
+	__type(key, struct event);
+	__type(value, struct repeat_count);
+} REPEATS_MAP SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct event);
+} REPEAT_SCRATCH_MAP SEC(".maps");
 
 static __always_inline struct scratch *scratch(void)
 {

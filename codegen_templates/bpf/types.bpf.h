@@ -27,11 +27,13 @@ typedef __u32 __wsum;
 /* UAPI constants (linux/bpf.h, errno, fcntl, mman): defined here so that no kernel or
  * libc header is needed to compile this file. */
 enum {
+	BPF_MAP_TYPE_HASH = 1,
 	BPF_MAP_TYPE_ARRAY = 2,
 	BPF_MAP_TYPE_RINGBUF = 27,
 	BPF_MAP_TYPE_TASK_STORAGE = 29,
 	BPF_F_NO_PREALLOC = 1,
 	BPF_LOCAL_STORAGE_GET_F_CREATE = 1,
+	BPF_NOEXIST = 1, /* bpf_map_update_elem: only a new key */
 };
 /* bpf_ringbuf_submit flags and bpf_ringbuf_query questions. */
 enum {

@@ -149,18 +149,86 @@ static __always_inline __u64 wakeup(void)
 									       : BPF_RB_NO_WAKEUP;
 }
 
+/* What an event says: everything but who did it. */
+static __always_inline void describe(struct event *e, __u32 kind, __u32 rule_kind, __u64 flags, __u32 rule,
+				     __u32 reason, struct object *o)
+{
+	struct scratch *s;
+
+	e->kind = kind;
+	e->rule_kind = rule_kind;
+	e->flags = flags;
+	e->rule = rule;
+	e->reason = reason;
+	e->object_num = o->number;
+	e->target_pid = o->target_pid;
+	e->object[0] = 0;
+	s = o->has_path ? scratch() : 0;
+	if (s)
+		bpf_probe_read_kernel_str(e->object, sizeof(e->object), &s->path[path_index(s->start)]);
+}
+
+/* Who did it: the acting task, and how many of the same event were left out before. */
+static __always_inline void name_actor(struct event *e, __u64 repeats)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+
+	e->pid = (__u32)pid_tgid;
+	e->tgid = pid_tgid >> 32;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	e->repeats = repeats;
+}
+
+/* CFG_REDUCE_REPEATS: report an event only if the same one (any task of the profile) was not
+ * reported in the last REPEAT_WINDOW_NS, else count it.  The key is the event with zeroes
+ * where the acting task and the count go, and after the object's NUL.  Whether it was handled:
+ * 0 when the per-task event could not be had (the event is then reported as without the
+ * option). */
+static __always_inline int emit_reduced(__u32 kind, __u32 rule_kind, __u64 flags, __u32 rule, __u32 reason,
+					struct object *o)
+{
+	struct event *e = bpf_task_storage_get(&REPEAT_SCRATCH_MAP, bpf_get_current_task_btf(), 0,
+					       BPF_LOCAL_STORAGE_GET_F_CREATE);
+	struct repeat_count first = {}, *seen;
+	__u64 now = bpf_ktime_get_ns(), repeats = 0;
+
+	if (!e)
+		return 0;
+	__builtin_memset(e, 0, sizeof(*e));
+	describe(e, kind, rule_kind, flags, rule, reason, o);
+	seen = bpf_map_lookup_elem(&REPEATS_MAP, e);
+	if (seen && now - seen->reported_ns < REPEAT_WINDOW_NS) {
+		__sync_fetch_and_add(&seen->repeats, 1);
+		return 1;
+	}
+	if (seen) {
+		/* Taken out, not zeroed: another CPU may be counting one at this moment. */
+		repeats = seen->repeats;
+		__sync_fetch_and_add(&seen->repeats, -repeats);
+		seen->reported_ns = now;
+	} else {
+		first.reported_ns = now;
+		bpf_map_update_elem(&REPEATS_MAP, e, &first, BPF_NOEXIST);
+	}
+	name_actor(e, repeats);
+	if (bpf_ringbuf_output(&EVENTS_MAP, e, sizeof(*e), wakeup()))
+		count(STAT_LOST_EVENTS, 1 + repeats);
+	return 1;
+}
+
 static __always_inline void emit(__u32 kind, __u32 rule_kind, __u64 flags, __u32 rule, __u32 reason,
 				 struct object *o)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct learn_event *l = 0;
 	struct event *e;
-	struct scratch *s;
 
 	if (kind == EVENT_DENY)
 		count(STAT_DENIALS, 1);
-	/* The read-only CFG_LEARN is known at load: enforcement's programs keep only the
-	 * small reservation. */
+	/* The read-only CFG_REDUCE_REPEATS and CFG_LEARN are known at load: the verifier drops
+	 * the branches of the modes not set, and enforcement's programs keep only the small
+	 * reservation. */
+	if (CFG_REDUCE_REPEATS && !CFG_LEARN && emit_reduced(kind, rule_kind, flags, rule, reason, o))
+		return;
 	if (CFG_LEARN) {
 		l = bpf_ringbuf_reserve(&EVENTS_MAP, sizeof(*l), 0);
 		e = (struct event *)l;
@@ -171,20 +239,8 @@ static __always_inline void emit(__u32 kind, __u32 rule_kind, __u64 flags, __u32
 		count(STAT_LOST_EVENTS, 1);
 		return;
 	}
-	e->kind = kind;
-	e->rule_kind = rule_kind;
-	e->pid = (__u32)pid_tgid;
-	e->tgid = pid_tgid >> 32;
-	e->flags = flags;
-	e->rule = rule;
-	e->reason = reason;
-	e->object_num = o->number;
-	e->target_pid = o->target_pid;
-	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	e->object[0] = 0;
-	s = o->has_path ? scratch() : 0;
-	if (s)
-		bpf_probe_read_kernel_str(e->object, sizeof(e->object), &s->path[path_index(s->start)]);
+	describe(e, kind, rule_kind, flags, rule, reason, o);
+	name_actor(e, 0);
 	if (l)
 		learn_extras(l);
 	bpf_ringbuf_submit(e, wakeup());

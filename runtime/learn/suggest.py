@@ -120,10 +120,11 @@ def read_denials(path: Path, policy_name: str, profile: str, resolver: ElfResolv
         if event["event"] not in DENIALS or event.get("policy") != policy_name:
             continue
         key = _denial(event, where, profile, resolver)
+        times = _times(event, where)
         if key in counts:
-            counts[key][1] += 1
+            counts[key][1] += times
         else:
-            counts[key] = [str(event.get("message", "")), 1]
+            counts[key] = [str(event.get("message", "")), times]
     if not counts and policy_name not in policies and policies:
         raise SuggestError(
             f"`{path}` has no event of `{policy_name}`, only of {', '.join(sorted(policies))}"
@@ -132,6 +133,17 @@ def read_denials(path: Path, policy_name: str, profile: str, resolver: ElfResolv
         Denial(request, reason, rule_id, rule_text, message, count)
         for (request, reason, rule_id, rule_text), (message, count) in counts.items()
     ]
+
+
+def _times(event: dict[str, Any], where: str) -> int:
+    """The accesses an event line stands for: itself, and the repeats it counts
+    (`bpfbox-run --reduce-repeats`); a count still pending at the end (`"pid": null`) stands
+    for its repeats only."""
+    repeats = event.get("repeats", 0)
+    if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 0:
+        raise SuggestError(f"{where}: `repeats` is not a count of events")
+    pending = "pid" in event and event["pid"] is None
+    return repeats + (not pending)
 
 
 def _denial(

@@ -393,6 +393,41 @@ class TestComplain:
             assert not [e for e in running.events() if e["event"] == "lost"]
 
 
+class TestReduceRepeats:
+    """--reduce-repeats: an event the same as one reported in the last second is counted, not
+    reported; its next report, or the line bpfbox-run writes for what is still counted when it
+    stops, says how many.  The lines account for every access, whatever the timing."""
+
+    @staticmethod
+    def accounted(lines: list[dict]) -> int:
+        """Accesses the lines stand for: each report is one more than its count."""
+        return sum(e.get("repeats", 0) + (e["pid"] is not None) for e in lines)
+
+    def test_denials_are_counted_exactly(self):
+        stats = 300
+        fresh_data({"unruled": ""})
+        with Enforcing("mediation", options=("--reduce-repeats",)) as running:
+            assert probe(*[f"stat:{d('unruled')}"] * stats) == ["EPERM"] * stats
+            running.wait_for(lambda e: e.get("object") == d("unruled"))
+        lines = [e for e in running.events() if e.get("object") == d("unruled")]
+        assert {(e["event"], tuple(e["access"])) for e in lines} == {("deny", ("getattr",))}
+        assert self.accounted(lines) == stats, lines
+        assert len(lines) < stats / 2, lines
+
+    def test_a_complain_burst_makes_a_few_lines(self):
+        burst = 20000
+        fresh_data({"bench-file": "", "other": ""})
+        with Enforcing("bench", options=("--complain", "--reduce-repeats")) as running:
+            run("bench", "open", d("other"), str(burst))
+            running.wait_for(lambda e: e.get("object") == d("other"))
+        events = running.events()
+        lines = [e for e in events if e.get("object") == d("other")]
+        # Each open is reported, and so is each read of what it opened.
+        assert self.accounted(lines) % burst == 0 and self.accounted(lines) >= burst, lines
+        assert len(lines) < 100, lines
+        assert not [e for e in events if e["event"] == "lost"]
+
+
 class TestTwoProfiles:
     session = enforcing("inherit", "other", files={"r": "", "w": ""})
 

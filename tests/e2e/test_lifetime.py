@@ -251,6 +251,21 @@ def test_replacing_with_an_incompatible_layout_is_refused():
     assert probe(f"open:r:{SECRET}") == ["EPERM"]
 
 
+def test_replacing_with_other_options_is_refused():
+    """--reduce-repeats makes the repeats map longer: a replacement cannot share it."""
+    detach()
+    result = subprocess.run(
+        [*BPFBOX_RUN, "--detach", "--reduce-repeats", str(policy("lifetime"))],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1, result.stderr
+    assert f"cannot replace the loaded profile {NAME}: its repeats map" in result.stderr
+    assert "help: the loaded profile's maps were made for other options" in result.stderr
+    assert probe(f"open:r:{SECRET}") == ["EPERM"]
+
+
 def test_service_mode_loads_reloads_and_outlives_its_process():
     directory = MOUNT / "bpfbox.d"
     directory.mkdir()

@@ -444,6 +444,18 @@ def test_no_rule_goes_into_the_top_level_allow_block(tmp_path: Path) -> None:
     )
 
 
+def test_counts_of_repeats_are_denials_too(tmp_path: Path) -> None:
+    """bpfbox-run --reduce-repeats: a line stands for itself and the repeats it counts; a
+    count still pending when the reader stopped (no acting task) for its repeats only."""
+    text = '#![profile "/sbin/mylogin"]\nfs("/etc/hosts", read)\n'
+    reported = {**_event("p.bpfbox", ["write"], "/etc/a", "no_rule", None), "repeats": 40}
+    pending = {**reported, "pid": None, "repeats": 2}
+    after, _ = _suggest(tmp_path, text, reported, pending)
+    assert "// added by bpfbox-learn: denied 43 times (no_rule)" in after
+    with pytest.raises(suggesting.SuggestError, match="`repeats` is not a count"):
+        _suggest(tmp_path, text, {**reported, "repeats": -1})
+
+
 def test_no_rule_adds_flags_to_a_rule_for_the_same_path(tmp_path: Path) -> None:
     text = '#![profile "/sbin/mylogin"]\nfs("/etc/hosts", read)\n'
     after, _ = _suggest(

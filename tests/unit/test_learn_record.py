@@ -57,6 +57,7 @@ def learn_event(
         record["target_pid"] or 0,
         record["comm"].encode(),
         (record["object"] or "").encode(),
+        0,  # repeats: a learning run reports every event
     )
     frames = b"".join(_frame(frame) for frame in record["stack"] or ())
     error = record["stack_error"]

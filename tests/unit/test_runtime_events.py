@@ -70,15 +70,15 @@ def text(data: bytes) -> str:
     return events.PREFIX + events.message(META, events.decode(data))
 
 
-def test_event_is_312_bytes_and_decodes():
+def test_event_is_320_bytes_and_decodes():
     data = fs_event("deny", ("read",), "/etc/shadow", 4, "outside_context")
-    assert len(data) == abi.EVENT_STRUCT.size == 312
+    assert len(data) == abi.EVENT_STRUCT.size == 320
     event = events.decode(data + b"trailing padding is ignored")
     assert (event.comm, event.tgid, event.object, event.rule) == ("mylogin", 412, "/etc/shadow", 4)
 
 
 def test_short_sample_is_an_error():
-    with pytest.raises(events.EventError, match="expected 312"):
+    with pytest.raises(events.EventError, match="expected 320"):
         events.decode(b"\0" * 20)
 
 
@@ -351,6 +351,44 @@ def test_reporter_json_lines():
     }
 
 
+def test_a_count_of_repeats_is_said_with_the_event():
+    """--reduce-repeats: the same events counted, not reported, since this one's last report."""
+    data = pack(
+        **{**unpacked(fs_event("complain", ("read",), "/srv/a", 0, "no_rule")), "repeats": 41}
+    )
+    event = events.decode(data)
+    assert event.repeats == 41
+    line = "would deny mylogin[412] read /srv/a (no rule in mylogin.bpfbox allows it)"
+    assert events.message(META, event) == line + "; 41 more since the last report"
+    record = events.event_record(META, event, datetime.now(timezone.utc))
+    assert (record["repeats"], record["message"]) == (41, events.message(META, event))
+
+
+def test_pending_counts_are_reported_with_no_acting_task():
+    """What a reader that stops takes out of the kernel's count (Session.take_repeats)."""
+    pending = events.decode(fs_event("complain", ("read",), "/srv/a", 0, "no_rule"))._replace(
+        pid=0, tgid=0, comm="", repeats=87
+    )
+    text, as_json = io.StringIO(), io.StringIO()
+    events.Reporter(text).pending(META, pending)
+    events.Reporter(as_json, json_lines=True).pending(META, pending)
+    said = "would deny read /srv/a (no rule in mylogin.bpfbox allows it)"
+    said += "; 87 more since the last report"
+    assert text.getvalue() == events.PREFIX + said + "\n"
+    record = json.loads(as_json.getvalue())
+    assert (record["event"], record["object"], record["repeats"]) == ("complain", "/srv/a", 87)
+    assert (record["pid"], record["tid"], record["comm"], record["message"]) == (
+        None,
+        None,
+        None,
+        said,
+    )
+
+
+def unpacked(data: bytes) -> dict[str, object]:
+    return dict(zip((f.name for f in abi.EVENT_FIELDS), abi.EVENT_STRUCT.unpack(data), strict=True))
+
+
 _ANY_BYTES = st.binary(max_size=40).map(lambda raw: raw.replace(b"\0", b"x"))
 
 
@@ -366,10 +404,11 @@ _ANY_BYTES = st.binary(max_size=40).map(lambda raw: raw.replace(b"\0", b"x"))
     object_num=st.integers(0, 2**32 - 1),
     target_pid=st.integers(0, 2**32 - 1),
     comms=st.lists(_ANY_BYTES, min_size=3, max_size=3),
+    repeats=st.lists(st.integers(0, 2**64 - 1), min_size=3, max_size=3),
     path=_ANY_BYTES,
 )
 def test_reported_lines_are_the_records_whatever_the_event_and_however_often_seen(
-    kind, rule_kind, flags, rule, reason, object_num, target_pid, comms, path
+    kind, rule_kind, flags, rule, reason, object_num, target_pid, comms, repeats, path
 ):
     """The Reporter works out what an event says once and reuses it for events that differ
     only in who acted (the JSON record's cut from the second on): each line is still exactly
@@ -377,7 +416,7 @@ def test_reported_lines_are_the_records_whatever_the_event_and_however_often_see
     out_json, out_text = io.StringIO(), io.StringIO()
     as_json, as_text = events.Reporter(out_json, json_lines=True), events.Reporter(out_text)
     said = []
-    for pid, comm in enumerate(comms, start=100):
+    for pid, (comm, repeated) in enumerate(zip(comms, repeats, strict=True), start=100):
         data = pack(
             kind=kind,
             rule_kind=rule_kind,
@@ -390,6 +429,7 @@ def test_reported_lines_are_the_records_whatever_the_event_and_however_often_see
             comm=comm,
             pid=pid,
             tgid=pid,
+            repeats=repeated,
         )
         event = events.decode(data)
         as_json.event(META, event)

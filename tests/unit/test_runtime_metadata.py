@@ -54,7 +54,7 @@ def broken(edit) -> dict:
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda d: d.update(version=1), "metadata version 1, but this bpfbox-run reads version 3"),
+        (lambda d: d.update(version=1), "metadata version 1, but this bpfbox-run reads version 4"),
         (lambda d: d.pop("profile"), "metadata field metadata.profile is missing"),
         (lambda d: d.update(profile="sbin/x"), "must be an absolute path"),
         (lambda d: d.update(rules={}), "metadata.rules must be of type list"),

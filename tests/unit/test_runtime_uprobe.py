@@ -105,6 +105,7 @@ def test_uprobes_count_calls_and_send_events(counted, count_obj, private_pins):
         "events",
         "link-bpfbox_func_enter_0",
         "link-bpfbox_func_leave_0",
+        "repeats",
         "stats",
         "tasks",
     ]
@@ -214,6 +215,49 @@ def test_complain_flag_reaches_the_program(counted, count_obj):
         poll_until(session, lambda: bool(seen))
     loader.release(records)
     assert [e.kind_name for _, e in seen] == ["complain"]
+
+
+def test_counts_of_repeats_are_taken_out_once(count_obj):
+    """--reduce-repeats: a stopping reader reports what the kernel counted and not reported
+    yet, taking it out of the pinned map (another reader then has nothing to report again).
+    Entries are written here as the programs write them (verdict.bpf.h, emit_reduced)."""
+    (rec,) = loader.load(
+        [str(count_obj)], warn=pytest.fail, mode=pins.MODE_FOREGROUND, reduce_repeats=True
+    )
+    fd = pins.open_map(rec.name, "repeats")
+    try:
+        assert libbpf.map_shape(fd, "repeats").max_entries == abi.REPEATS_ENTRIES
+        for path, repeats in (("/srv/counted", 5), ("/srv/reported", 0)):
+            fields = {f.name: 0 for f in abi.EVENT_FIELDS} | {
+                "comm": b"",
+                "kind": abi.EVENT_KINDS["complain"],
+            }
+            fields["object"] = path.encode()
+            key = abi.EVENT_STRUCT.pack(*fields.values())
+            value = abi.REPEAT_COUNT_STRUCT.pack(time.monotonic_ns(), repeats)
+            assert libbpf.library().bpf.bpf_map_update_elem(fd, key, value, 0) == 0
+    finally:
+        os.close(fd)
+    with follow([rec.name], []) as session:
+        ((meta, event),) = session.take_repeats()
+        assert (meta.name, event.object, event.repeats, event.pid) == (
+            rec.name,
+            "/srv/counted",
+            5,
+            0,
+        )
+        assert session.take_repeats() == []
+    loader.release([rec])
+
+
+def test_without_reduce_repeats_the_map_holds_one_entry(count_obj):
+    (rec,) = loader.load([str(count_obj)], warn=pytest.fail, mode=pins.MODE_FOREGROUND)
+    fd = pins.open_map(rec.name, "repeats")
+    try:
+        assert libbpf.map_shape(fd, "repeats").max_entries == 1
+    finally:
+        os.close(fd)
+    loader.release([rec])
 
 
 def test_rodata_patching_of_a_compiled_object(counted, count_obj):

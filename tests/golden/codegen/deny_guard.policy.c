@@ -44,7 +44,7 @@ const char bpfbox_meta[] SEC(".bpfbox.meta") __attribute__((used)) =
 	",\"flags\":17,\"id\":2,\"kind\":\"fs\",\"line\":4,\"text\":\"fs(\\\"/srv/tree/secret{,/**}\\\", r"
 	"ead)\"},{\"action\":\"deny\",\"audit\":false,\"column\":9,\"contexts\":[],\"file\":\"deny_guar"
 	"d.bpfbox\",\"flags\":17,\"id\":3,\"kind\":\"fs\",\"line\":5,\"text\":\"fs(\\\"/srv/**/.ssh\\\", re"
-	"ad)\"}],\"task_state_layout\":2,\"version\":3}";
+	"ad)\"}],\"task_state_layout\":2,\"version\":4}";
 
 /* 1: the policy has taint rules, and enforces nothing before a process is tainted. */
 #define TAINT_MODE 0

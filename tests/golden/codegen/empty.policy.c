@@ -38,7 +38,7 @@ const char bpfbox_meta[] SEC(".bpfbox.meta") __attribute__((used)) =
 	":[\"struct file *\"],\"program\":\"bpfbox_file_truncate\"}],\"without\":\"ftruncate() and"
 	" open(O_TRUNC) go through path_truncate (which checks them)\"}],\"name\":\"mylogin\","
 	"\"policy\":\"empty.bpfbox\",\"profile\":\"/sbin/mylogin\",\"rules\":[],\"task_state_layout\""
-	":2,\"version\":3}";
+	":2,\"version\":4}";
 
 /* 1: the policy has taint rules, and enforces nothing before a process is tainted. */
 #define TAINT_MODE 0

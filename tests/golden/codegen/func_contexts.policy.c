@@ -51,7 +51,7 @@ const char bpfbox_meta[] SEC(".bpfbox.meta") __attribute__((used)) =
 	"ne\":10,\"text\":\"fs(\\\"/etc/passwd\\\", read|append)\"},{\"action\":\"allow\",\"audit\":fals"
 	"e,\"column\":5,\"contexts\":[\"add_user\"],\"file\":\"func_contexts.bpfbox\",\"flags\":21,\"i"
 	"d\":4,\"kind\":\"fs\",\"line\":11,\"text\":\"fs(\\\"/etc/shadow\\\", read|append)\"}],\"task_sta"
-	"te_layout\":2,\"version\":3}";
+	"te_layout\":2,\"version\":4}";
 
 /* 1: the policy has taint rules, and enforces nothing before a process is tainted. */
 #define TAINT_MODE 0

@@ -42,7 +42,7 @@ const char bpfbox_meta[] SEC(".bpfbox.meta") __attribute__((used)) =
 	"ags\":17,\"id\":1,\"kind\":\"fs\",\"line\":1,\"text\":\"fs(\\\"/tmp/*/x*/y\\\", read)\"},{\"action"
 	"\":\"allow\",\"audit\":false,\"column\":1,\"contexts\":[],\"file\":\"fuzz_comment_text.bpfbo"
 	"x\",\"flags\":17,\"id\":2,\"kind\":\"fs\",\"line\":5,\"text\":\"fs(\\\"/a*/b/*/\\\\\\\"c\\\\\\\"\\\\\\\\*/\\u"
-	"0001/\\u00ff\\\", read)\"}],\"task_state_layout\":2,\"version\":3}";
+	"0001/\\u00ff\\\", read)\"}],\"task_state_layout\":2,\"version\":4}";
 
 /* 1: the policy has taint rules, and enforces nothing before a process is tainted. */
 #define TAINT_MODE 0

@@ -48,7 +48,7 @@ const char bpfbox_meta[] SEC(".bpfbox.meta") __attribute__((used)) =
 	"gs\":512,\"id\":4,\"kind\":\"fs\",\"line\":8,\"text\":\"fs(\\\"/dev/tty\\\", ioctl)\"},{\"action\":"
 	"\"deny\",\"audit\":false,\"column\":9,\"contexts\":[],\"file\":\"ipc_key_ioctl.bpfbox\",\"fla"
 	"gs\":512,\"id\":5,\"kind\":\"fs\",\"line\":9,\"text\":\"fs(\\\"/dev/console\\\", ioctl)\"}],\"task"
-	"_state_layout\":2,\"version\":3}";
+	"_state_layout\":2,\"version\":4}";
 
 /* 1: the policy has taint rules, and enforces nothing before a process is tainted. */
 #define TAINT_MODE 0

@@ -41,7 +41,7 @@ const char bpfbox_meta[] SEC(".bpfbox.meta") __attribute__((used)) =
 	"ate (which checks them)\"}],\"name\":\"mylogin\",\"policy\":\"kfunc_context.bpfbox\",\"pro"
 	"file\":\"/sbin/mylogin\",\"rules\":[{\"action\":\"allow\",\"audit\":false,\"column\":1,\"conte"
 	"xts\":[\"vfs_read\"],\"file\":\"kfunc_context.bpfbox\",\"flags\":17,\"id\":1,\"kind\":\"fs\",\"l"
-	"ine\":4,\"text\":\"fs(\\\"/etc/shadow\\\", read)\"}],\"task_state_layout\":2,\"version\":3}";
+	"ine\":4,\"text\":\"fs(\\\"/etc/shadow\\\", read)\"}],\"task_state_layout\":2,\"version\":4}";
 
 /* 1: the policy has taint rules, and enforces nothing before a process is tainted. */
 #define TAINT_MODE 0

@@ -49,7 +49,7 @@ const char bpfbox_meta[] SEC(".bpfbox.meta") __attribute__((used)) =
 	"it\":false,\"column\":1,\"contexts\":[],\"file\":\"rule_kinds.bpfbox\",\"flags\":2,\"id\":5,\""
 	"kind\":\"net\",\"line\":7,\"text\":\"net(inet, connect)\"},{\"action\":\"deny\",\"audit\":false"
 	",\"column\":9,\"contexts\":[],\"file\":\"rule_kinds.bpfbox\",\"flags\":2097152,\"id\":6,\"kin"
-	"d\":\"cap\",\"line\":8,\"text\":\"cap(sys_admin)\"}],\"task_state_layout\":2,\"version\":3}";
+	"d\":\"cap\",\"line\":8,\"text\":\"cap(sys_admin)\"}],\"task_state_layout\":2,\"version\":4}";
 
 /* 1: the policy has taint rules, and enforces nothing before a process is tainted. */
 #define TAINT_MODE 0

@@ -42,7 +42,7 @@ const char bpfbox_meta[] SEC(".bpfbox.meta") __attribute__((used)) =
 	"nd\":\"fs\",\"line\":3,\"text\":\"fs(\\\"/etc/hosts\\\", read)\"},{\"action\":\"audit\",\"audit\":t"
 	"rue,\"column\":10,\"contexts\":[],\"file\":\"taint.bpfbox\",\"flags\":17,\"id\":2,\"kind\":\"fs"
 	"\",\"line\":4,\"text\":\"fs(\\\"/etc/passwd\\\", read)\"}],\"task_state_layout\":2,\"version\":"
-	"3}";
+	"4}";
 
 /* 1: the policy has taint rules, and enforces nothing before a process is tainted. */
 #define TAINT_MODE 1
