@@ -8,6 +8,7 @@ it is unloaded nothing of bpfbox is left in the kernel.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -264,6 +265,33 @@ def test_replacing_with_other_options_is_refused():
     assert f"cannot replace the loaded profile {NAME}: its repeats map" in result.stderr
     assert "help: the loaded profile's maps were made for other options" in result.stderr
     assert probe(f"open:r:{SECRET}") == ["EPERM"]
+
+
+def test_a_follower_reports_the_pending_repeats_of_a_profile_unloaded_under_it():
+    """--detach --reduce-repeats: `bpfbox events` reports what the kernel still counts when
+    the profile it follows is unloaded; with the first report, every denial is there."""
+    opens = 50
+    result = subprocess.run(
+        [*BPFBOX_RUN, "--detach", "--reduce-repeats", str(policy("lifetime"))],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    follower = Background("events", NAME, command=BPFBOX)
+    follower.wait_line(f"following {NAME}")
+    assert probe(*[f"open:r:{SECRET}"] * opens) == ["EPERM"] * opens
+    follower.wait_line("denied probe[")
+    unloaded = bpfbox("unload", NAME)
+    assert unloaded.returncode == 0, unloaded.stderr
+    follower.wait_line("a followed profile was unloaded")
+    assert follower.stop() == 0, follower.stderr
+    denials = [
+        line for line in follower.lines if line.startswith("bpfbox: denied") and SECRET in line
+    ]
+    repeats = [re.search(r"; (\d+) more since the last report", line) for line in denials]
+    reported = sum("denied probe[" in line for line in denials)
+    assert reported + sum(int(m[1]) for m in repeats if m) == opens, follower.stderr
 
 
 def test_service_mode_loads_reloads_and_outlives_its_process():
