@@ -87,7 +87,8 @@ the counts still pending.  A loop of accesses then costs a line a second, not a 
 --log-format json writes one object per line with the fields time, event (deny,
 complain, audit, taint, lost), profile, policy, pid, tid, comm, rule_kind, access,
 object, target_pid, family, reason, rule {id, line, column, action, text, contexts},
-repeats and message; "lost" records carry lost and total instead of the event fields.
+repeats (only when not 0) and message; "lost" records carry lost and total instead of
+the event fields.
 
 \b
 Examples:
