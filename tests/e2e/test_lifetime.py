@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from confined import BIN, BPFBOX_RUN, DATA, MOUNT, fresh_data, policy
@@ -120,13 +121,18 @@ def wait_for(condition, what: str, timeout: float = 120) -> None:
         time.sleep(0.1)
 
 
-def detach(policy_name: str = "lifetime") -> None:
-    result = subprocess.run(
-        [*BPFBOX_RUN, "--detach", str(policy(policy_name))],
+def run_detach(compiled: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """`bpfbox-run --detach [OPTIONS] COMPILED`, its output captured."""
+    return subprocess.run(
+        [*BPFBOX_RUN, "--detach", *options, str(compiled)],
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+def detach(policy_name: str = "lifetime", *options: str) -> None:
+    result = run_detach(policy(policy_name), *options)
     assert result.returncode == 0, result.stderr
 
 
@@ -243,9 +249,7 @@ def test_replacing_with_an_incompatible_layout_is_refused():
     detach()
     # prepare.py built it: the same profile name, one more context slot in its task state.
     wider = policy("lifetime").parent / "variants" / "lifetime.bpf.o"
-    result = subprocess.run(
-        [*BPFBOX_RUN, "--detach", str(wider)], capture_output=True, text=True, timeout=300
-    )
+    result = run_detach(wider)
     assert result.returncode == 1, result.stderr
     assert f"cannot replace the loaded profile {NAME}: its tasks map" in result.stderr
     assert "help: the per-task state of the two versions is not compatible" in result.stderr
@@ -255,12 +259,7 @@ def test_replacing_with_an_incompatible_layout_is_refused():
 def test_replacing_with_other_options_is_refused():
     """--reduce-repeats makes the repeats map longer: a replacement cannot share it."""
     detach()
-    result = subprocess.run(
-        [*BPFBOX_RUN, "--detach", "--reduce-repeats", str(policy("lifetime"))],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_detach(policy("lifetime"), "--reduce-repeats")
     assert result.returncode == 1, result.stderr
     assert f"cannot replace the loaded profile {NAME}: its repeats map" in result.stderr
     assert "help: the loaded profile's maps were made for other options" in result.stderr
@@ -271,13 +270,7 @@ def test_a_follower_reports_the_pending_repeats_of_a_profile_unloaded_under_it()
     """--detach --reduce-repeats: `bpfbox events` reports what the kernel still counts when
     the profile it follows is unloaded; with the first report, every denial is there."""
     opens = 50
-    result = subprocess.run(
-        [*BPFBOX_RUN, "--detach", "--reduce-repeats", str(policy("lifetime"))],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
+    detach("lifetime", "--reduce-repeats")
     follower = Background("events", NAME, command=BPFBOX)
     follower.wait_line(f"following {NAME}")
     assert probe(*[f"open:r:{SECRET}"] * opens) == ["EPERM"] * opens

@@ -55,7 +55,9 @@ def pack(**fields: object) -> bytes:
     return abi.EVENT_STRUCT.pack(*(values[f.name] for f in abi.EVENT_FIELDS))
 
 
-def fs_event(kind: str, flags: tuple[str, ...], path: str, rule: int, reason: str) -> bytes:
+def fs_event(
+    kind: str, flags: tuple[str, ...], path: str, rule: int, reason: str, repeats: int = 0
+) -> bytes:
     return pack(
         kind=abi.EVENT_KINDS[kind],
         rule_kind=kinds.REGISTRY["fs"].number,
@@ -63,6 +65,7 @@ def fs_event(kind: str, flags: tuple[str, ...], path: str, rule: int, reason: st
         object=path,
         rule=rule,
         reason=abi.REASONS[reason],
+        repeats=repeats,
     )
 
 
@@ -353,10 +356,7 @@ def test_reporter_json_lines():
 
 def test_a_count_of_repeats_is_said_with_the_event():
     """--reduce-repeats: the same events counted, not reported, since this one's last report."""
-    data = pack(
-        **{**unpacked(fs_event("complain", ("read",), "/srv/a", 0, "no_rule")), "repeats": 41}
-    )
-    event = events.decode(data)
+    event = events.decode(fs_event("complain", ("read",), "/srv/a", 0, "no_rule", repeats=41))
     assert event.repeats == 41
     line = "would deny mylogin[412] read /srv/a (no rule in mylogin.bpfbox allows it)"
     assert events.message(META, event) == line + "; 41 more since the last report"
@@ -383,10 +383,6 @@ def test_pending_counts_are_reported_with_no_acting_task():
         None,
         said,
     )
-
-
-def unpacked(data: bytes) -> dict[str, object]:
-    return dict(zip((f.name for f in abi.EVENT_FIELDS), abi.EVENT_STRUCT.unpack(data), strict=True))
 
 
 _ANY_BYTES = st.binary(max_size=40).map(lambda raw: raw.replace(b"\0", b"x"))
