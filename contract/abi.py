@@ -304,6 +304,10 @@ KEY_OPS = {
     "setattr": 1 << 6,
 }
 
+#: User namespace operations (the `userns` rule): `create` is userns_create, made by
+#: unshare(CLONE_NEWUSER) and clone(CLONE_NEWUSER).
+USERNS_OPS = {"create": 1 << 0}
+
 #: ioctl commands the `ioctl` rule can name (x86-64 numbers); each gets the bit of its
 #: position.  Terminal queries, terminal settings, file-descriptor flags, and the commands
 #: that `fs(PATH, ioctl)` never grants (IOCTL_DANGEROUS).

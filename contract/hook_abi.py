@@ -90,6 +90,12 @@ HOOKS: dict[str, HookAbi] = {
             since="6.2",
             without="ftruncate() and open(O_TRUNC) go through path_truncate (which checks them)",
         ),
+        HookAbi(
+            "userns_create",
+            (Variant("bpfbox_userns_create", ("struct cred *",)),),
+            since="6.1",
+            without="creating a user namespace is allowed (userns rules decide nothing)",
+        ),
     )
 }
 

@@ -186,6 +186,7 @@ CAPABILITIES = FlagSet("capability", _numbered(abi.CAPABILITIES), "E0106", numbe
 IPC_CLASSES = FlagSet("IPC object kind", _numbered(abi.IPC_KINDS), "E0114", numbered=True)
 IPC_OPS = FlagSet("IPC operation", abi.IPC_OPS, "E0102", abi.IPC_IMPLIED)
 KEY_OPS = FlagSet("key operation", abi.KEY_OPS, "E0102")
+USERNS_OPS = FlagSet("user namespace operation", abi.USERNS_OPS, "E0102")
 IOCTL_COMMANDS = FlagSet("ioctl command", abi.IOCTL_FLAGS, "E0115")
 _IOCTL_EVERY = sum(abi.IOCTL_FLAGS.values()) | abi.IOCTL_UNNAMED
 _IOCTL_DANGEROUS = IOCTL_COMMANDS.mask(list(abi.IOCTL_DANGEROUS))
@@ -376,6 +377,15 @@ REGISTRY: dict[str, RuleKind] = {
             c_parameters=", __u32 state",
             absorbs=Absorbed("fs", "ioctl", _IOCTL_EVERY & ~_IOCTL_DANGEROUS, _IOCTL_EVERY),
             unnamed=abi.IOCTL_UNNAMED,
+        ),
+        RuleKind(
+            "userns",
+            10,
+            (Parameter("OPS", Param.FLAGS, USERNS_OPS),),
+            Object.NONE,
+            (Hook("userns_create", ("create",)),),
+            header="hooks_userns.bpf.h",
+            wording="userns {access}",
         ),
     )
 }

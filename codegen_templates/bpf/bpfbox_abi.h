@@ -50,6 +50,7 @@ enum rule_kind {
 	RULE_IPC = 7,
 	RULE_KEY = 8,
 	RULE_IOCTL = 9,
+	RULE_USERNS = 10,
 };
 
 enum decision_code {
@@ -161,6 +162,7 @@ enum protected {
 #define IOCTL_KDSKBENT 0x200000000ULL
 #define IOCTL_KDSKBSENT 0x400000000ULL
 #define IOCTL_KDSETKEYCODE 0x800000000ULL
+#define USERNS_CREATE 0x1ULL
 
 /* SysV IPC object kinds (the `class` of ipc rules). */
 #define IPC_CLASS_SHM 0

@@ -358,6 +358,11 @@ class TestCapabilities:
         expected = {("net_bind_service",), ("chown",)}
         assert session.wait_for_all("deny", "access", expected) >= expected
 
+    def test_a_user_namespace_needs_a_userns_rule(self, session):
+        """cap(sys_admin) is granted, userns(create) is not: the namespace is refused."""
+        assert probe("unshare-user") == ["EPERM"]
+        assert session.wait_for(lambda e: e["event"] == "deny" and e["rule_kind"] == "userns")
+
 
 class TestAuditAndComplain:
     session = enforcing("audit", files={"r": "", "w": ""})

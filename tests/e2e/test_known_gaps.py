@@ -33,9 +33,3 @@ def test_known_gap_access_tests_any_file(session):
 def test_known_gap_statfs_of_any_path(session):
     """sb_statfs: the statistics of the file system holding any path."""
     assert probe(f"statfs:{UNRULED}") == ["ok"]
-
-
-def test_known_gap_user_namespaces_but_no_capabilities_in_them(session):
-    """userns_create: a confined process may create a user namespace, but `cap` rules still
-    decide every capability it uses there (sys_admin: denied)."""
-    assert probe("unshare-user", "cap:sys_admin") == ["ok", "EPERM"]

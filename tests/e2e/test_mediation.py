@@ -288,6 +288,16 @@ class TestIpcAndKeys:
         assert probe("add-key:bpfbox-test") == ["EPERM"]
 
 
+class TestUserNamespaces:
+    """The policy grants userns(create) and no capability (TestCapabilities in
+    test_enforcement.py: without the rule, the namespace is refused)."""
+
+    def test_a_user_namespace_of_its_own_grants_no_capability(self, session):
+        # In its own user namespace the process holds CAP_SYS_ADMIN as far as the kernel's
+        # own checks go (unsharing a UTS namespace); cap rules hold in every namespace.
+        assert probe("unshare-user", "cap:sys_admin") == ["ok", "EPERM"]
+
+
 class TestTerminal:
     def test_base_ioctl_grant_does_not_include_tiocsti(self, session):
         controller, terminal = pty.openpty()

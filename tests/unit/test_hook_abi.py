@@ -35,6 +35,7 @@ def test_6_1_keeps_the_dentry_first_and_user_namespace_variants():
         "bpfbox_inode_setattr",
         "bpfbox_inode_setxattr_userns",
         "bpfbox_inode_removexattr_userns",
+        "bpfbox_userns_create",
     }
     assert [h.hook for h in chosen.absent] == ["inode_set_acl", "inode_remove_acl", "file_truncate"]
 
@@ -49,6 +50,7 @@ def test_6_12_keeps_the_idmap_variants_and_the_6_2_hooks():
         "bpfbox_inode_set_acl_idmap",
         "bpfbox_inode_remove_acl_idmap",
         "bpfbox_file_truncate",
+        "bpfbox_userns_create",
     }
     assert chosen.absent == ()
 

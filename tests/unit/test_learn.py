@@ -475,6 +475,13 @@ def test_no_rule_of_the_ipc_key_and_ioctl_kinds(tmp_path: Path) -> None:
     assert 'ioctl("/dev/pts/3", tiocgwinsz)' in after
 
 
+def test_a_user_namespace_denial_suggests_a_userns_rule(tmp_path: Path) -> None:
+    text = '#![profile "/sbin/mylogin"]\nfs("/etc/hosts", read)\n'
+    userns = {**_event("p.bpfbox", ["create"], None, "no_rule", None), "rule_kind": "userns"}
+    after, _ = _suggest(tmp_path, text, userns)
+    assert after.endswith("userns(create)\n")
+
+
 def test_suggest_refuses_events_of_an_older_policy(tmp_path: Path) -> None:
     text = '#![profile "/sbin/mylogin"]\nfs("/etc/hosts", read)\n'
     event = _event("p.bpfbox", ["write"], "/etc/hosts", "partial_grant", 1)

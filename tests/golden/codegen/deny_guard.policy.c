@@ -36,15 +36,17 @@ const char bpfbox_meta[] SEC(".bpfbox.meta") __attribute__((used)) =
 	"cl_idmap\"}],\"without\":\"POSIX ACL removals go through inode_removexattr (which ch"
 	"ecks them) instead\"},{\"hook\":\"file_truncate\",\"since\":\"6.2\",\"variants\":[{\"params\""
 	":[\"struct file *\"],\"program\":\"bpfbox_file_truncate\"}],\"without\":\"ftruncate() and"
-	" open(O_TRUNC) go through path_truncate (which checks them)\"}],\"name\":\"mylogin\","
-	"\"policy\":\"deny_guard.bpfbox\",\"profile\":\"/sbin/mylogin\",\"rules\":[{\"action\":\"allow"
-	"\",\"audit\":false,\"column\":1,\"contexts\":[],\"file\":\"deny_guard.bpfbox\",\"flags\":209,"
-	"\"id\":1,\"kind\":\"fs\",\"line\":3,\"text\":\"fs(\\\"/srv/tree{,/**}\\\", read|create|rm)\"},{\""
-	"action\":\"deny\",\"audit\":false,\"column\":9,\"contexts\":[],\"file\":\"deny_guard.bpfbox\""
-	",\"flags\":17,\"id\":2,\"kind\":\"fs\",\"line\":4,\"text\":\"fs(\\\"/srv/tree/secret{,/**}\\\", r"
-	"ead)\"},{\"action\":\"deny\",\"audit\":false,\"column\":9,\"contexts\":[],\"file\":\"deny_guar"
-	"d.bpfbox\",\"flags\":17,\"id\":3,\"kind\":\"fs\",\"line\":5,\"text\":\"fs(\\\"/srv/**/.ssh\\\", re"
-	"ad)\"}],\"task_state_layout\":2,\"version\":4}";
+	" open(O_TRUNC) go through path_truncate (which checks them)\"},{\"hook\":\"userns_cr"
+	"eate\",\"since\":\"6.1\",\"variants\":[{\"params\":[\"struct cred *\"],\"program\":\"bpfbox_us"
+	"erns_create\"}],\"without\":\"creating a user namespace is allowed (userns rules dec"
+	"ide nothing)\"}],\"name\":\"mylogin\",\"policy\":\"deny_guard.bpfbox\",\"profile\":\"/sbin/m"
+	"ylogin\",\"rules\":[{\"action\":\"allow\",\"audit\":false,\"column\":1,\"contexts\":[],\"file\""
+	":\"deny_guard.bpfbox\",\"flags\":209,\"id\":1,\"kind\":\"fs\",\"line\":3,\"text\":\"fs(\\\"/srv/t"
+	"ree{,/**}\\\", read|create|rm)\"},{\"action\":\"deny\",\"audit\":false,\"column\":9,\"contex"
+	"ts\":[],\"file\":\"deny_guard.bpfbox\",\"flags\":17,\"id\":2,\"kind\":\"fs\",\"line\":4,\"text\":"
+	"\"fs(\\\"/srv/tree/secret{,/**}\\\", read)\"},{\"action\":\"deny\",\"audit\":false,\"column\":"
+	"9,\"contexts\":[],\"file\":\"deny_guard.bpfbox\",\"flags\":17,\"id\":3,\"kind\":\"fs\",\"line\":"
+	"5,\"text\":\"fs(\\\"/srv/**/.ssh\\\", read)\"}],\"task_state_layout\":2,\"version\":4}";
 
 /* 1: the policy has taint rules, and enforces nothing before a process is tainted. */
 #define TAINT_MODE 0
@@ -223,6 +225,11 @@ static __always_inline void decide_key(struct task_state *t, struct decision *d,
 	/* No key rule: every key access of a confined process is denied. */
 }
 
+static __always_inline void decide_userns(struct task_state *t, struct decision *d, __u64 req)
+{
+	/* No userns rule: every userns access of a confined process is denied. */
+}
+
 
 #include "bpf/checks.bpf.h"
 #include "bpf/hooks_exec.bpf.h"
@@ -233,4 +240,5 @@ static __always_inline void decide_key(struct task_state *t, struct decision *d,
 #include "bpf/hooks_ipc.bpf.h"
 #include "bpf/hooks_key.bpf.h"
 #include "bpf/hooks_ioctl.bpf.h"
+#include "bpf/hooks_userns.bpf.h"
 #include "bpf/hooks_self.bpf.h"

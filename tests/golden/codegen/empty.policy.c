@@ -36,9 +36,11 @@ const char bpfbox_meta[] SEC(".bpfbox.meta") __attribute__((used)) =
 	"cl_idmap\"}],\"without\":\"POSIX ACL removals go through inode_removexattr (which ch"
 	"ecks them) instead\"},{\"hook\":\"file_truncate\",\"since\":\"6.2\",\"variants\":[{\"params\""
 	":[\"struct file *\"],\"program\":\"bpfbox_file_truncate\"}],\"without\":\"ftruncate() and"
-	" open(O_TRUNC) go through path_truncate (which checks them)\"}],\"name\":\"mylogin\","
-	"\"policy\":\"empty.bpfbox\",\"profile\":\"/sbin/mylogin\",\"rules\":[],\"task_state_layout\""
-	":2,\"version\":4}";
+	" open(O_TRUNC) go through path_truncate (which checks them)\"},{\"hook\":\"userns_cr"
+	"eate\",\"since\":\"6.1\",\"variants\":[{\"params\":[\"struct cred *\"],\"program\":\"bpfbox_us"
+	"erns_create\"}],\"without\":\"creating a user namespace is allowed (userns rules dec"
+	"ide nothing)\"}],\"name\":\"mylogin\",\"policy\":\"empty.bpfbox\",\"profile\":\"/sbin/mylogi"
+	"n\",\"rules\":[],\"task_state_layout\":2,\"version\":4}";
 
 /* 1: the policy has taint rules, and enforces nothing before a process is tainted. */
 #define TAINT_MODE 0
@@ -201,6 +203,11 @@ static __always_inline void decide_key(struct task_state *t, struct decision *d,
 	/* No key rule: every key access of a confined process is denied. */
 }
 
+static __always_inline void decide_userns(struct task_state *t, struct decision *d, __u64 req)
+{
+	/* No userns rule: every userns access of a confined process is denied. */
+}
+
 
 #include "bpf/checks.bpf.h"
 #include "bpf/hooks_exec.bpf.h"
@@ -211,4 +218,5 @@ static __always_inline void decide_key(struct task_state *t, struct decision *d,
 #include "bpf/hooks_ipc.bpf.h"
 #include "bpf/hooks_key.bpf.h"
 #include "bpf/hooks_ioctl.bpf.h"
+#include "bpf/hooks_userns.bpf.h"
 #include "bpf/hooks_self.bpf.h"

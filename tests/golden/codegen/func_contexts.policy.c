@@ -40,18 +40,20 @@ const char bpfbox_meta[] SEC(".bpfbox.meta") __attribute__((used)) =
 	"emove_acl_idmap\"}],\"without\":\"POSIX ACL removals go through inode_removexattr (w"
 	"hich checks them) instead\"},{\"hook\":\"file_truncate\",\"since\":\"6.2\",\"variants\":[{\""
 	"params\":[\"struct file *\"],\"program\":\"bpfbox_file_truncate\"}],\"without\":\"ftruncat"
-	"e() and open(O_TRUNC) go through path_truncate (which checks them)\"}],\"name\":\"my"
-	"login\",\"policy\":\"func_contexts.bpfbox\",\"profile\":\"/sbin/mylogin\",\"rules\":[{\"acti"
-	"on\":\"allow\",\"audit\":false,\"column\":5,\"contexts\":[\"check_password\"],\"file\":\"func_"
-	"contexts.bpfbox\",\"flags\":17,\"id\":1,\"kind\":\"fs\",\"line\":5,\"text\":\"fs(\\\"/etc/passwd"
-	"\\\", read)\"},{\"action\":\"allow\",\"audit\":false,\"column\":5,\"contexts\":[\"check_passwo"
-	"rd\"],\"file\":\"func_contexts.bpfbox\",\"flags\":17,\"id\":2,\"kind\":\"fs\",\"line\":6,\"text\""
-	":\"fs(\\\"/etc/shadow\\\", read)\"},{\"action\":\"allow\",\"audit\":false,\"column\":5,\"contex"
-	"ts\":[\"add_user\"],\"file\":\"func_contexts.bpfbox\",\"flags\":21,\"id\":3,\"kind\":\"fs\",\"li"
-	"ne\":10,\"text\":\"fs(\\\"/etc/passwd\\\", read|append)\"},{\"action\":\"allow\",\"audit\":fals"
-	"e,\"column\":5,\"contexts\":[\"add_user\"],\"file\":\"func_contexts.bpfbox\",\"flags\":21,\"i"
-	"d\":4,\"kind\":\"fs\",\"line\":11,\"text\":\"fs(\\\"/etc/shadow\\\", read|append)\"}],\"task_sta"
-	"te_layout\":2,\"version\":4}";
+	"e() and open(O_TRUNC) go through path_truncate (which checks them)\"},{\"hook\":\"us"
+	"erns_create\",\"since\":\"6.1\",\"variants\":[{\"params\":[\"struct cred *\"],\"program\":\"bp"
+	"fbox_userns_create\"}],\"without\":\"creating a user namespace is allowed (userns ru"
+	"les decide nothing)\"}],\"name\":\"mylogin\",\"policy\":\"func_contexts.bpfbox\",\"profile"
+	"\":\"/sbin/mylogin\",\"rules\":[{\"action\":\"allow\",\"audit\":false,\"column\":5,\"contexts\""
+	":[\"check_password\"],\"file\":\"func_contexts.bpfbox\",\"flags\":17,\"id\":1,\"kind\":\"fs\","
+	"\"line\":5,\"text\":\"fs(\\\"/etc/passwd\\\", read)\"},{\"action\":\"allow\",\"audit\":false,\"co"
+	"lumn\":5,\"contexts\":[\"check_password\"],\"file\":\"func_contexts.bpfbox\",\"flags\":17,\""
+	"id\":2,\"kind\":\"fs\",\"line\":6,\"text\":\"fs(\\\"/etc/shadow\\\", read)\"},{\"action\":\"allow\""
+	",\"audit\":false,\"column\":5,\"contexts\":[\"add_user\"],\"file\":\"func_contexts.bpfbox\","
+	"\"flags\":21,\"id\":3,\"kind\":\"fs\",\"line\":10,\"text\":\"fs(\\\"/etc/passwd\\\", read|append)"
+	"\"},{\"action\":\"allow\",\"audit\":false,\"column\":5,\"contexts\":[\"add_user\"],\"file\":\"fu"
+	"nc_contexts.bpfbox\",\"flags\":21,\"id\":4,\"kind\":\"fs\",\"line\":11,\"text\":\"fs(\\\"/etc/sh"
+	"adow\\\", read|append)\"}],\"task_state_layout\":2,\"version\":4}";
 
 /* 1: the policy has taint rules, and enforces nothing before a process is tainted. */
 #define TAINT_MODE 0
@@ -223,6 +225,11 @@ static __always_inline void decide_key(struct task_state *t, struct decision *d,
 	/* No key rule: every key access of a confined process is denied. */
 }
 
+static __always_inline void decide_userns(struct task_state *t, struct decision *d, __u64 req)
+{
+	/* No userns rule: every userns access of a confined process is denied. */
+}
+
 
 #include "bpf/checks.bpf.h"
 #include "bpf/hooks_exec.bpf.h"
@@ -233,6 +240,7 @@ static __always_inline void decide_key(struct task_state *t, struct decision *d,
 #include "bpf/hooks_ipc.bpf.h"
 #include "bpf/hooks_key.bpf.h"
 #include "bpf/hooks_ioctl.bpf.h"
+#include "bpf/hooks_userns.bpf.h"
 #include "bpf/hooks_self.bpf.h"
 
 /* ---- Function contexts: per-thread call depth of each probed function. ---- */

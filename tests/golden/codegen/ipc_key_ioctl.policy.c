@@ -36,19 +36,21 @@ const char bpfbox_meta[] SEC(".bpfbox.meta") __attribute__((used)) =
 	"cl_idmap\"}],\"without\":\"POSIX ACL removals go through inode_removexattr (which ch"
 	"ecks them) instead\"},{\"hook\":\"file_truncate\",\"since\":\"6.2\",\"variants\":[{\"params\""
 	":[\"struct file *\"],\"program\":\"bpfbox_file_truncate\"}],\"without\":\"ftruncate() and"
-	" open(O_TRUNC) go through path_truncate (which checks them)\"}],\"name\":\"mylogin\","
-	"\"policy\":\"ipc_key_ioctl.bpfbox\",\"profile\":\"/sbin/mylogin\",\"rules\":[{\"action\":\"al"
-	"low\",\"audit\":false,\"column\":1,\"contexts\":[],\"file\":\"ipc_key_ioctl.bpfbox\",\"flags"
-	"\":26,\"id\":1,\"kind\":\"ipc\",\"line\":5,\"text\":\"ipc(msg, get|write)\"},{\"action\":\"allow"
-	"\",\"audit\":false,\"column\":1,\"contexts\":[],\"file\":\"ipc_key_ioctl.bpfbox\",\"flags\":1"
-	",\"id\":2,\"kind\":\"key\",\"line\":6,\"text\":\"key(create)\"},{\"action\":\"allow\",\"audit\":fa"
-	"lse,\"column\":1,\"contexts\":[],\"file\":\"ipc_key_ioctl.bpfbox\",\"flags\":536870912,\"id"
-	"\":3,\"kind\":\"ioctl\",\"line\":7,\"text\":\"ioctl(\\\"/dev/pts/*\\\", tiocsti)\"},{\"action\":\""
-	"allow\",\"audit\":false,\"column\":1,\"contexts\":[],\"file\":\"ipc_key_ioctl.bpfbox\",\"fla"
-	"gs\":512,\"id\":4,\"kind\":\"fs\",\"line\":8,\"text\":\"fs(\\\"/dev/tty\\\", ioctl)\"},{\"action\":"
-	"\"deny\",\"audit\":false,\"column\":9,\"contexts\":[],\"file\":\"ipc_key_ioctl.bpfbox\",\"fla"
-	"gs\":512,\"id\":5,\"kind\":\"fs\",\"line\":9,\"text\":\"fs(\\\"/dev/console\\\", ioctl)\"}],\"task"
-	"_state_layout\":2,\"version\":4}";
+	" open(O_TRUNC) go through path_truncate (which checks them)\"},{\"hook\":\"userns_cr"
+	"eate\",\"since\":\"6.1\",\"variants\":[{\"params\":[\"struct cred *\"],\"program\":\"bpfbox_us"
+	"erns_create\"}],\"without\":\"creating a user namespace is allowed (userns rules dec"
+	"ide nothing)\"}],\"name\":\"mylogin\",\"policy\":\"ipc_key_ioctl.bpfbox\",\"profile\":\"/sbi"
+	"n/mylogin\",\"rules\":[{\"action\":\"allow\",\"audit\":false,\"column\":1,\"contexts\":[],\"fi"
+	"le\":\"ipc_key_ioctl.bpfbox\",\"flags\":26,\"id\":1,\"kind\":\"ipc\",\"line\":5,\"text\":\"ipc(m"
+	"sg, get|write)\"},{\"action\":\"allow\",\"audit\":false,\"column\":1,\"contexts\":[],\"file\""
+	":\"ipc_key_ioctl.bpfbox\",\"flags\":1,\"id\":2,\"kind\":\"key\",\"line\":6,\"text\":\"key(creat"
+	"e)\"},{\"action\":\"allow\",\"audit\":false,\"column\":1,\"contexts\":[],\"file\":\"ipc_key_io"
+	"ctl.bpfbox\",\"flags\":536870912,\"id\":3,\"kind\":\"ioctl\",\"line\":7,\"text\":\"ioctl(\\\"/de"
+	"v/pts/*\\\", tiocsti)\"},{\"action\":\"allow\",\"audit\":false,\"column\":1,\"contexts\":[],\""
+	"file\":\"ipc_key_ioctl.bpfbox\",\"flags\":512,\"id\":4,\"kind\":\"fs\",\"line\":8,\"text\":\"fs("
+	"\\\"/dev/tty\\\", ioctl)\"},{\"action\":\"deny\",\"audit\":false,\"column\":9,\"contexts\":[],\""
+	"file\":\"ipc_key_ioctl.bpfbox\",\"flags\":512,\"id\":5,\"kind\":\"fs\",\"line\":9,\"text\":\"fs("
+	"\\\"/dev/console\\\", ioctl)\"}],\"task_state_layout\":2,\"version\":4}";
 
 /* 1: the policy has taint rules, and enforces nothing before a process is tainted. */
 #define TAINT_MODE 0
@@ -226,6 +228,11 @@ static __always_inline void decide_key(struct task_state *t, struct decision *d,
 		apply(d, req, 2, DECISION_ALLOW, 0, 0x1ULL, 1, 0);
 }
 
+static __always_inline void decide_userns(struct task_state *t, struct decision *d, __u64 req)
+{
+	/* No userns rule: every userns access of a confined process is denied. */
+}
+
 
 #include "bpf/checks.bpf.h"
 #include "bpf/hooks_exec.bpf.h"
@@ -236,4 +243,5 @@ static __always_inline void decide_key(struct task_state *t, struct decision *d,
 #include "bpf/hooks_ipc.bpf.h"
 #include "bpf/hooks_key.bpf.h"
 #include "bpf/hooks_ioctl.bpf.h"
+#include "bpf/hooks_userns.bpf.h"
 #include "bpf/hooks_self.bpf.h"

@@ -38,10 +38,13 @@ const char bpfbox_meta[] SEC(".bpfbox.meta") __attribute__((used)) =
 	"ovals go through inode_removexattr (which checks them) instead\"},{\"hook\":\"file_t"
 	"runcate\",\"since\":\"6.2\",\"variants\":[{\"params\":[\"struct file *\"],\"program\":\"bpfbox"
 	"_file_truncate\"}],\"without\":\"ftruncate() and open(O_TRUNC) go through path_trunc"
-	"ate (which checks them)\"}],\"name\":\"mylogin\",\"policy\":\"kfunc_context.bpfbox\",\"pro"
-	"file\":\"/sbin/mylogin\",\"rules\":[{\"action\":\"allow\",\"audit\":false,\"column\":1,\"conte"
-	"xts\":[\"vfs_read\"],\"file\":\"kfunc_context.bpfbox\",\"flags\":17,\"id\":1,\"kind\":\"fs\",\"l"
-	"ine\":4,\"text\":\"fs(\\\"/etc/shadow\\\", read)\"}],\"task_state_layout\":2,\"version\":4}";
+	"ate (which checks them)\"},{\"hook\":\"userns_create\",\"since\":\"6.1\",\"variants\":[{\"pa"
+	"rams\":[\"struct cred *\"],\"program\":\"bpfbox_userns_create\"}],\"without\":\"creating a"
+	" user namespace is allowed (userns rules decide nothing)\"}],\"name\":\"mylogin\",\"po"
+	"licy\":\"kfunc_context.bpfbox\",\"profile\":\"/sbin/mylogin\",\"rules\":[{\"action\":\"allow"
+	"\",\"audit\":false,\"column\":1,\"contexts\":[\"vfs_read\"],\"file\":\"kfunc_context.bpfbox\""
+	",\"flags\":17,\"id\":1,\"kind\":\"fs\",\"line\":4,\"text\":\"fs(\\\"/etc/shadow\\\", read)\"}],\"ta"
+	"sk_state_layout\":2,\"version\":4}";
 
 /* 1: the policy has taint rules, and enforces nothing before a process is tainted. */
 #define TAINT_MODE 0
@@ -206,6 +209,11 @@ static __always_inline void decide_key(struct task_state *t, struct decision *d,
 	/* No key rule: every key access of a confined process is denied. */
 }
 
+static __always_inline void decide_userns(struct task_state *t, struct decision *d, __u64 req)
+{
+	/* No userns rule: every userns access of a confined process is denied. */
+}
+
 
 #include "bpf/checks.bpf.h"
 #include "bpf/hooks_exec.bpf.h"
@@ -216,6 +224,7 @@ static __always_inline void decide_key(struct task_state *t, struct decision *d,
 #include "bpf/hooks_ipc.bpf.h"
 #include "bpf/hooks_key.bpf.h"
 #include "bpf/hooks_ioctl.bpf.h"
+#include "bpf/hooks_userns.bpf.h"
 #include "bpf/hooks_self.bpf.h"
 
 /* ---- Function contexts: per-thread call depth of each probed function. ---- */

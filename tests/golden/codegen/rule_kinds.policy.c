@@ -36,20 +36,23 @@ const char bpfbox_meta[] SEC(".bpfbox.meta") __attribute__((used)) =
 	"cl_idmap\"}],\"without\":\"POSIX ACL removals go through inode_removexattr (which ch"
 	"ecks them) instead\"},{\"hook\":\"file_truncate\",\"since\":\"6.2\",\"variants\":[{\"params\""
 	":[\"struct file *\"],\"program\":\"bpfbox_file_truncate\"}],\"without\":\"ftruncate() and"
-	" open(O_TRUNC) go through path_truncate (which checks them)\"}],\"name\":\"mylogin\","
-	"\"policy\":\"rule_kinds.bpfbox\",\"profile\":\"/sbin/mylogin\",\"rules\":[{\"action\":\"allow"
-	"\",\"audit\":false,\"column\":1,\"contexts\":[],\"file\":\"rule_kinds.bpfbox\",\"flags\":17,\""
-	"id\":1,\"kind\":\"fs\",\"line\":3,\"text\":\"fs(\\\"/etc/motd\\\", read)\"},{\"action\":\"allow\",\""
-	"audit\":false,\"column\":1,\"contexts\":[],\"file\":\"rule_kinds.bpfbox\",\"flags\":1,\"id\":"
-	"2,\"kind\":\"proc\",\"line\":4,\"text\":\"proc(self, read)\"},{\"action\":\"allow\",\"audit\":fa"
-	"lse,\"column\":1,\"contexts\":[],\"file\":\"rule_kinds.bpfbox\",\"flags\":32768,\"id\":3,\"ki"
-	"nd\":\"signal\",\"line\":5,\"text\":\"signal(\\\"/usr/bin/*\\\", sigterm)\"},{\"action\":\"allow"
-	"\",\"audit\":false,\"column\":1,\"contexts\":[],\"file\":\"rule_kinds.bpfbox\",\"flags\":1,\"i"
-	"d\":4,\"kind\":\"ptrace\",\"line\":6,\"text\":\"ptrace(any, read)\"},{\"action\":\"allow\",\"aud"
-	"it\":false,\"column\":1,\"contexts\":[],\"file\":\"rule_kinds.bpfbox\",\"flags\":2,\"id\":5,\""
-	"kind\":\"net\",\"line\":7,\"text\":\"net(inet, connect)\"},{\"action\":\"deny\",\"audit\":false"
-	",\"column\":9,\"contexts\":[],\"file\":\"rule_kinds.bpfbox\",\"flags\":2097152,\"id\":6,\"kin"
-	"d\":\"cap\",\"line\":8,\"text\":\"cap(sys_admin)\"}],\"task_state_layout\":2,\"version\":4}";
+	" open(O_TRUNC) go through path_truncate (which checks them)\"},{\"hook\":\"userns_cr"
+	"eate\",\"since\":\"6.1\",\"variants\":[{\"params\":[\"struct cred *\"],\"program\":\"bpfbox_us"
+	"erns_create\"}],\"without\":\"creating a user namespace is allowed (userns rules dec"
+	"ide nothing)\"}],\"name\":\"mylogin\",\"policy\":\"rule_kinds.bpfbox\",\"profile\":\"/sbin/m"
+	"ylogin\",\"rules\":[{\"action\":\"allow\",\"audit\":false,\"column\":1,\"contexts\":[],\"file\""
+	":\"rule_kinds.bpfbox\",\"flags\":17,\"id\":1,\"kind\":\"fs\",\"line\":3,\"text\":\"fs(\\\"/etc/mo"
+	"td\\\", read)\"},{\"action\":\"allow\",\"audit\":false,\"column\":1,\"contexts\":[],\"file\":\"r"
+	"ule_kinds.bpfbox\",\"flags\":1,\"id\":2,\"kind\":\"proc\",\"line\":4,\"text\":\"proc(self, rea"
+	"d)\"},{\"action\":\"allow\",\"audit\":false,\"column\":1,\"contexts\":[],\"file\":\"rule_kinds"
+	".bpfbox\",\"flags\":32768,\"id\":3,\"kind\":\"signal\",\"line\":5,\"text\":\"signal(\\\"/usr/bin"
+	"/*\\\", sigterm)\"},{\"action\":\"allow\",\"audit\":false,\"column\":1,\"contexts\":[],\"file\""
+	":\"rule_kinds.bpfbox\",\"flags\":1,\"id\":4,\"kind\":\"ptrace\",\"line\":6,\"text\":\"ptrace(an"
+	"y, read)\"},{\"action\":\"allow\",\"audit\":false,\"column\":1,\"contexts\":[],\"file\":\"rule"
+	"_kinds.bpfbox\",\"flags\":2,\"id\":5,\"kind\":\"net\",\"line\":7,\"text\":\"net(inet, connect)"
+	"\"},{\"action\":\"deny\",\"audit\":false,\"column\":9,\"contexts\":[],\"file\":\"rule_kinds.bp"
+	"fbox\",\"flags\":2097152,\"id\":6,\"kind\":\"cap\",\"line\":8,\"text\":\"cap(sys_admin)\"}],\"ta"
+	"sk_state_layout\":2,\"version\":4}";
 
 /* 1: the policy has taint rules, and enforces nothing before a process is tainted. */
 #define TAINT_MODE 0
@@ -225,6 +228,11 @@ static __always_inline void decide_key(struct task_state *t, struct decision *d,
 	/* No key rule: every key access of a confined process is denied. */
 }
 
+static __always_inline void decide_userns(struct task_state *t, struct decision *d, __u64 req)
+{
+	/* No userns rule: every userns access of a confined process is denied. */
+}
+
 
 #include "bpf/checks.bpf.h"
 #include "bpf/hooks_exec.bpf.h"
@@ -235,4 +243,5 @@ static __always_inline void decide_key(struct task_state *t, struct decision *d,
 #include "bpf/hooks_ipc.bpf.h"
 #include "bpf/hooks_key.bpf.h"
 #include "bpf/hooks_ioctl.bpf.h"
+#include "bpf/hooks_userns.bpf.h"
 #include "bpf/hooks_self.bpf.h"
