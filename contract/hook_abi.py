@@ -85,6 +85,12 @@ HOOKS: dict[str, HookAbi] = {
             without="POSIX ACL removals go through inode_removexattr (which checks them) instead",
         ),
         HookAbi(
+            "inode_get_acl",
+            _by_first_parameter("inode_get_acl", (_DENTRY, "char *")),
+            since="6.2",
+            without="POSIX ACL reads go through inode_getxattr (which checks them) instead",
+        ),
+        HookAbi(
             "file_truncate",
             (Variant("bpfbox_file_truncate", ("struct file *",)),),
             since="6.2",

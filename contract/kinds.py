@@ -208,6 +208,9 @@ REGISTRY: dict[str, RuleKind] = {
                 Hook("mmap_file", ("exec",)),
                 Hook("file_mprotect", ("exec",)),
                 Hook("inode_getattr", ("getattr",)),
+                Hook("inode_getxattr", ("getattr",)),
+                Hook("inode_listxattr", ("getattr",)),
+                Hook("inode_get_acl", ("getattr",)),
                 Hook("path_notify", ("read",)),
                 Hook("inode_readlink", ("read",)),
                 Hook("path_chmod", ("setattr",)),
@@ -251,6 +254,9 @@ REGISTRY: dict[str, RuleKind] = {
             (
                 Hook("file_open", ("read", "write")),
                 Hook("inode_getattr", ("getattr",)),
+                Hook("inode_getxattr", ("getattr",)),
+                Hook("inode_listxattr", ("getattr",)),
+                Hook("inode_get_acl", ("getattr",)),
                 Hook("path_notify", ("read",)),
                 Hook("inode_readlink", ("read",)),
                 # Changing how another process runs, and its resource limits (reading them:

@@ -344,22 +344,70 @@ static __always_inline struct vfsmount *mount_of(struct dentry *dentry)
 	return first_mount(sb);
 }
 
+/* Whether a stacking file system, not the process, made this call: overlayfs reads its
+ * layer's link (vfs_get_link) and attributes (vfs_getxattr, vfs_listxattr, vfs_get_acl) again
+ * in the task, with the mounter's credentials in place of the task's, for a read through the
+ * overlay (checked before, at the overlay's path), for its own lookups and for copy-ups.  No
+ * system call lets a process choose its credentials for these reads but io_uring's registered
+ * personalities, and io_uring runs its xattr operations in its workers (it has no readlink
+ * operation): so a call with switched credentials outside an io_uring worker is a file
+ * system's own. */
+static __always_inline int read_by_a_file_system(void)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+
+	return BPF_CORE_READ(task, cred) != BPF_CORE_READ(task, real_cred) &&
+	       !(BPF_CORE_READ(task, flags) & PF_IO_WORKER);
+}
+
 /* readlink(2) reads a symbolic link's target, the link's contents: `read` (a /proc/PID link
  * such as exe, cwd or fd/N: proc `read`).  A path walk following a link does not come here,
- * except through a stacking file system: overlayfs reads its layer's link (vfs_get_link) with
- * the mounter's credentials in place of the task's, for a readlink of the overlay's link,
- * checked before, or for a walk, which no rule governs.  So a call made with switched
- * credentials is not checked: no system call reads a link with credentials a process chose
- * (io_uring's personalities have no readlink operation). */
+ * except through a stacking file system (read_by_a_file_system). */
 SEC("lsm/inode_readlink")
 int BPF_PROG(bpfbox_inode_readlink, struct dentry *dentry)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
 	struct task_state *t = confined_current();
 
-	if (!t || BPF_CORE_READ(task, cred) != BPF_CORE_READ(task, real_cred))
+	if (!t || read_by_a_file_system())
 		return 0;
 	return check_object_or_proc(t, mount_of(dentry), dentry, FS_READ, PROC_READ);
+}
+
+/* Reading a file's extended attributes (getxattr, listxattr, and POSIX ACLs, which reach
+ * inode_get_acl from 6.2 on) tells its metadata: labels, ACLs, file capabilities, and
+ * whatever `user.` attributes hold.  `getattr`, as for stat (SELinux asks the same); proc
+ * `getattr` for /proc/PID files. */
+static __always_inline int check_xattr_read(struct dentry *dentry)
+{
+	struct task_state *t = confined_current();
+
+	if (!t || read_by_a_file_system())
+		return 0;
+	return check_object_or_proc(t, mount_of(dentry), dentry, FS_GETATTR, PROC_GETATTR);
+}
+
+SEC("lsm/inode_getxattr")
+int BPF_PROG(bpfbox_inode_getxattr, struct dentry *dentry, const char *name)
+{
+	return check_xattr_read(dentry);
+}
+
+SEC("lsm/inode_listxattr")
+int BPF_PROG(bpfbox_inode_listxattr, struct dentry *dentry)
+{
+	return check_xattr_read(dentry);
+}
+
+SEC("lsm/inode_get_acl")
+int BPF_PROG(bpfbox_inode_get_acl_userns, struct user_namespace *userns, struct dentry *dentry, const char *acl_name)
+{
+	return check_xattr_read(dentry);
+}
+
+SEC("lsm/inode_get_acl")
+int BPF_PROG(bpfbox_inode_get_acl_idmap, struct mnt_idmap *idmap, struct dentry *dentry, const char *acl_name)
+{
+	return check_xattr_read(dentry);
 }
 
 /* The flag a setattr of `ia_valid` needs, 0 for none: a truncation (ATTR_SIZE: truncate,

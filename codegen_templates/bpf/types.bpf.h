@@ -65,6 +65,7 @@ enum {
 #define S_IFMT 0170000
 #define S_IFDIR 0040000
 #define CLONE_THREAD 0x00010000
+#define PF_IO_WORKER 0x00000010 /* task_struct.flags: an io_uring worker (io-wq, SQPOLL) */
 #define PTRACE_MODE_READ 0x01
 #define PTRACE_MODE_ATTACH 0x02
 #define LSM_PRLIMIT_READ 1 /* include/linux/security.h */
@@ -161,6 +162,7 @@ struct cred;
 struct task_struct {
 	int pid;
 	int tgid;
+	unsigned int flags;
 	struct task_struct *group_leader;
 	struct task_struct *real_parent;
 	struct mm_struct *mm;

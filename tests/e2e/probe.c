@@ -48,6 +48,12 @@
  *   setxattr:PATH:NAME      set the extended attribute NAME (system.posix_acl_access: a
  *                           valid ACL that grants the file's mode; others: the value "x")
  *   removexattr:PATH:NAME   remove the extended attribute NAME
+ *   getxattr:PATH:NAME      read the extended attribute NAME (ENODATA: it has none)
+ *   listxattr:PATH          list the extended attributes' names
+ *   uring-getxattr:PATH:NAME     getxattr as one io_uring operation (run by an io-wq worker)
+ *   uring-getxattr-as:PATH:NAME  the same with a personality registered before the process's
+ *                           credentials change: the worker runs it with them switched in, as
+ *                           overlayfs runs its own reads of a layer
  *   openat-fd:FD:NAME       open NAME read-only relative to the inherited descriptor FD
  *   sendfile-fd:FD:PATH     open PATH read-only, sendfile one byte from it to descriptor FD
  *   write-fd:FD             write one byte to the inherited descriptor FD
@@ -159,8 +165,10 @@
 #include <sys/sendfile.h>
 #include <sys/shm.h>
 #include <sys/xattr.h>
+#include <linux/io_uring.h>
 #include <mqueue.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -837,6 +845,102 @@ static result_t op_setxattr(char **f)
 	return check(setxattr(f[0], f[1], "x", 1, 0));
 }
 
+static result_t op_getxattr(char **f)
+{
+	char value[256];
+
+	return check(getxattr(f[0], f[1], value, sizeof(value)));
+}
+
+static result_t op_listxattr(char **f)
+{
+	char names[1024];
+
+	return check(listxattr(f[0], names, sizeof(names)));
+}
+
+/* One IORING_OP_GETXATTR through a ring of its own, with the raw system calls (no liburing):
+ * its result, a negative errno or the value's length. */
+static result_t uring_getxattr(const char *path, const char *name, int as_personality)
+{
+	struct io_uring_params params = { 0 };
+	struct io_uring_sqe *sqes;
+	struct io_uring_cqe *cqe;
+	unsigned *sq_tail, *sq_array, *cq_head, *cq_tail;
+	char value[256];
+	void *sq, *cq;
+	int ring, personality = 0;
+	result_t result;
+
+	ring = syscall(__NR_io_uring_setup, 1, &params);
+	if (ring < 0)
+		return errno;
+	if (as_personality) {
+		/* The personality is the task's credentials when it is registered; the worker
+		 * thread shares the task's of when the worker starts (with the ring, or at its first
+		 * operation, by kernel).  New credentials (any change makes them: keep-caps on, then
+		 * off) before and after the registration make the two differ either way, so the
+		 * worker switches to the personality's for the operation. */
+		if (prctl(PR_SET_KEEPCAPS, 1) < 0)
+			personality = -1;
+		else
+			personality = syscall(__NR_io_uring_register, ring, IORING_REGISTER_PERSONALITY, NULL, 0);
+		if (personality < 0 || prctl(PR_SET_KEEPCAPS, 0) < 0) {
+			result = errno;
+			close(ring);
+			return result;
+		}
+	}
+	sq = mmap(NULL, params.sq_off.array + params.sq_entries * sizeof(unsigned), PROT_READ | PROT_WRITE,
+		  MAP_SHARED | MAP_POPULATE, ring, IORING_OFF_SQ_RING);
+	cq = mmap(NULL, params.cq_off.cqes + params.cq_entries * sizeof(struct io_uring_cqe),
+		  PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, ring, IORING_OFF_CQ_RING);
+	sqes = mmap(NULL, params.sq_entries * sizeof(struct io_uring_sqe), PROT_READ | PROT_WRITE,
+		    MAP_SHARED | MAP_POPULATE, ring, IORING_OFF_SQES);
+	if (sq == MAP_FAILED || cq == MAP_FAILED || sqes == MAP_FAILED) {
+		result = errno;
+		close(ring);
+		return result;
+	}
+	memset(&sqes[0], 0, sizeof(sqes[0]));
+	sqes[0].opcode = IORING_OP_GETXATTR;
+	sqes[0].addr = (unsigned long)name;
+	sqes[0].addr2 = (unsigned long)value;
+	sqes[0].addr3 = (unsigned long)path;
+	sqes[0].len = sizeof(value);
+	sqes[0].personality = personality;
+	sq_tail = sq + params.sq_off.tail;
+	sq_array = sq + params.sq_off.array;
+	sq_array[*sq_tail & *(unsigned *)(sq + params.sq_off.ring_mask)] = 0;
+	__atomic_store_n(sq_tail, *sq_tail + 1, __ATOMIC_RELEASE);
+	if (syscall(__NR_io_uring_enter, ring, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0) < 0) {
+		result = errno;
+		close(ring);
+		return result;
+	}
+	cq_head = cq + params.cq_off.head;
+	cq_tail = cq + params.cq_off.tail;
+	if (*cq_head == __atomic_load_n(cq_tail, __ATOMIC_ACQUIRE)) {
+		close(ring);
+		return EIO; /* io_uring_enter waited for one completion: none is a bug */
+	}
+	cqe = (struct io_uring_cqe *)(cq + params.cq_off.cqes) +
+	      (*cq_head & *(unsigned *)(cq + params.cq_off.ring_mask));
+	result = cqe->res < 0 ? -cqe->res : 0;
+	close(ring);
+	return result;
+}
+
+static result_t op_uring_getxattr(char **f)
+{
+	return uring_getxattr(f[0], f[1], 0);
+}
+
+static result_t op_uring_getxattr_as(char **f)
+{
+	return uring_getxattr(f[0], f[1], 1);
+}
+
 static result_t op_removexattr(char **f)
 {
 	return check(removexattr(f[0], f[1]));
@@ -1314,6 +1418,10 @@ static const struct op ops[] = {
 	{ "append", 2, op_append },
 	{ "copy-range", 2, op_copy_range },
 	{ "setxattr", 2, op_setxattr },
+	{ "getxattr", 2, op_getxattr },
+	{ "listxattr", 1, op_listxattr },
+	{ "uring-getxattr", 2, op_uring_getxattr },
+	{ "uring-getxattr-as", 2, op_uring_getxattr_as },
 	{ "removexattr", 2, op_removexattr },
 	{ "openat-fd", 2, op_openat_fd },
 	{ "sendfile-fd", 2, op_sendfile_fd },

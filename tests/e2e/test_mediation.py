@@ -7,6 +7,7 @@ process must be confined, where today some path lets the access through.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pty
 import shutil
@@ -174,27 +175,72 @@ class TestReadlink:
     def test_a_link_on_an_overlay(self, session):
         """Overlayfs reads the link of its layer again, with the mounter's credentials, at a
         path no rule names (/mnt/e2e/layers): only the overlay's path is checked."""
-        layers = DATA.parent / "layers"
-        shutil.rmtree(layers, ignore_errors=True)
-        for name in ("lower", "upper", "work"):
-            (layers / name).mkdir(parents=True)
-        (layers / "lower" / "file").write_text("in the lower layer")
-        os.symlink("file", layers / "lower" / "link")
-        merged = Path(d("tree/overlay"))
-        merged.mkdir()
-        options = f"lowerdir={layers}/lower,upperdir={layers}/upper,workdir={layers}/work"
-        subprocess.run(["mount", "-t", "overlay", "overlay", "-o", options, merged], check=True)
-        try:
-            ops = (
-                f"readlink:{merged}/link",
-                f"read:{merged}/link",
-                f"readlink:{layers}/lower/link",
-            )
+        with overlay() as (merged, lower):
+            ops = (f"readlink:{merged}/link", f"read:{merged}/link", f"readlink:{lower}/link")
             assert probe(*ops) == ["ok", "ok", "EPERM"]
-        finally:
-            subprocess.run(["umount", merged], check=True)
-            merged.rmdir()
-            shutil.rmtree(layers)
+
+
+@contextlib.contextmanager
+def overlay():
+    """An overlay mounted at tree/overlay (under tree's rules) over layers in /mnt/e2e/layers,
+    which no rule names; its lower layer holds `file` and `link` (to `file`).  Yields the
+    overlay's path and the lower layer's."""
+    layers = DATA.parent / "layers"
+    shutil.rmtree(layers, ignore_errors=True)
+    for name in ("lower", "upper", "work"):
+        (layers / name).mkdir(parents=True)
+    (layers / "lower" / "file").write_text("in the lower layer")
+    os.symlink("file", layers / "lower" / "link")
+    merged = Path(d("tree/overlay"))
+    merged.mkdir()
+    options = f"lowerdir={layers}/lower,upperdir={layers}/upper,workdir={layers}/work"
+    subprocess.run(["mount", "-t", "overlay", "overlay", "-o", options, merged], check=True)
+    try:
+        yield merged, layers / "lower"
+    finally:
+        subprocess.run(["umount", merged], check=True)
+        merged.rmdir()
+        shutil.rmtree(layers)
+
+
+class TestXattrReads:
+    """Reading extended attributes needs `getattr` (implied by read, write, append, exec), as
+    stat does.  tmpfs keeps `security.` attributes on every kernel: reading one it lacks is
+    ENODATA once bpfbox allowed it.  POSIX ACLs reach inode_getxattr on 6.1 and inode_get_acl
+    on 6.2+."""
+
+    @pytest.fixture(scope="class")
+    def unruled(self, session):
+        Path(d("unruled")).write_text("no rule names this file")
+        yield d("unruled")
+        os.unlink(d("unruled"))
+
+    def test_without_getattr(self, session, unruled):
+        ops = [f"getxattr:{unruled}:security.bpfbox", f"listxattr:{unruled}"]
+        ops += [f"getxattr:{unruled}:system.posix_acl_access", f"stat:{unruled}"]
+        assert probe(*ops) == ["EPERM"] * 4
+
+    def test_with_read(self, session):
+        ops = [f"getxattr:{d('readonly')}:security.bpfbox", f"listxattr:{d('readonly')}"]
+        ops += [f"getxattr:{d('readonly')}:system.posix_acl_access"]
+        assert probe(*ops) == ["ENODATA", "ok", "ENODATA"]
+
+    def test_through_io_uring(self, session, unruled):
+        """io_uring runs getxattr in its worker threads, confined like the process; with a
+        registered personality the worker switches credentials, as overlayfs does for its
+        own reads, and is checked all the same."""
+        ops = [f"uring-getxattr:{unruled}:security.bpfbox"]
+        ops += [f"uring-getxattr-as:{unruled}:security.bpfbox"]
+        ops += [f"uring-getxattr-as:{d('readonly')}:security.bpfbox"]
+        assert probe(*ops) == ["EPERM", "EPERM", "ENODATA"]
+
+    def test_on_an_overlay(self, session):
+        """Overlayfs reads the attribute of its layer's file again, with the mounter's
+        credentials: only the overlay's path is checked."""
+        with overlay() as (merged, lower):
+            ops = [f"getxattr:{merged}/file:security.bpfbox", f"listxattr:{merged}/file"]
+            ops += [f"getxattr:{lower}/file:security.bpfbox"]
+            assert probe(*ops) == ["ENODATA", "ok", "EPERM"]
 
 
 class TestTruncateInheritedFile:

@@ -37,7 +37,12 @@ def test_6_1_keeps_the_dentry_first_and_user_namespace_variants():
         "bpfbox_inode_removexattr_userns",
         "bpfbox_userns_create",
     }
-    assert [h.hook for h in chosen.absent] == ["inode_set_acl", "inode_remove_acl", "file_truncate"]
+    assert [h.hook for h in chosen.absent] == [
+        "inode_set_acl",
+        "inode_remove_acl",
+        "inode_get_acl",
+        "file_truncate",
+    ]
 
 
 def test_6_12_keeps_the_idmap_variants_and_the_6_2_hooks():
@@ -49,6 +54,7 @@ def test_6_12_keeps_the_idmap_variants_and_the_6_2_hooks():
         "bpfbox_inode_removexattr_idmap",
         "bpfbox_inode_set_acl_idmap",
         "bpfbox_inode_remove_acl_idmap",
+        "bpfbox_inode_get_acl_idmap",
         "bpfbox_file_truncate",
         "bpfbox_userns_create",
     }

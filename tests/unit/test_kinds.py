@@ -79,7 +79,7 @@ def test_ir_hooks_follow_the_registry() -> None:
 
 
 FSINFO_HEADER = """\
-/* A test-only rule kind: fsinfo(OPS), decided by sb_statfs and inode_listxattr. */
+/* A test-only rule kind: fsinfo(OPS), decided by sb_statfs and file_receive. */
 SEC("lsm/sb_statfs")
 int BPF_PROG(bpfbox_sb_statfs, struct dentry *dentry)
 {
@@ -93,8 +93,8 @@ int BPF_PROG(bpfbox_sb_statfs, struct dentry *dentry)
     return verdict(t, &d, RULE_FSINFO, FSINFO_STATFS, &o);
 }
 
-SEC("lsm/inode_listxattr")
-int BPF_PROG(bpfbox_inode_listxattr, struct dentry *dentry)
+SEC("lsm/file_receive")
+int BPF_PROG(bpfbox_file_receive, struct file *file)
 {
     struct task_state *t = confined_current();
     struct decision d = {};
@@ -102,8 +102,8 @@ int BPF_PROG(bpfbox_inode_listxattr, struct dentry *dentry)
 
     if (!t)
         return 0;
-    decide_fsinfo(t, &d, FSINFO_LISTXATTR);
-    return verdict(t, &d, RULE_FSINFO, FSINFO_LISTXATTR, &o);
+    decide_fsinfo(t, &d, FSINFO_RECEIVE);
+    return verdict(t, &d, RULE_FSINFO, FSINFO_RECEIVE, &o);
 }
 """
 
@@ -113,22 +113,22 @@ def test_a_new_rule_kind_is_one_registry_entry_and_one_header(
 ) -> None:
     header = tmp_path / "hooks_fsinfo.bpf.h"
     header.write_text(FSINFO_HEADER)
-    ops = FlagSet("fsinfo operation", {"statfs": 1 << 0, "listxattr": 1 << 1}, "E0102")
+    ops = FlagSet("fsinfo operation", {"statfs": 1 << 0, "receive": 1 << 1}, "E0102")
     number = max(k.number for k in kinds.REGISTRY.values()) + 1
     fsinfo = RuleKind(
         "fsinfo",
         number,
         (Parameter("OPS", Param.FLAGS, ops),),
         Object.NONE,
-        (Hook("sb_statfs", ("statfs",)), Hook("inode_listxattr", ("listxattr",))),
+        (Hook("sb_statfs", ("statfs",)), Hook("file_receive", ("receive",))),
         header=str(header),
         wording="fsinfo {access}",
     )
     monkeypatch.setitem(kinds.REGISTRY, "fsinfo", fsinfo)
 
-    compilation = compile_text('#![profile "/sbin/mylogin"]\n#[deny] fsinfo(listxattr)\n')
+    compilation = compile_text('#![profile "/sbin/mylogin"]\n#[deny] fsinfo(receive)\n')
     assert compilation.c_source, compilation.diagnostics
-    assert "hook inode_listxattr fsinfo listxattr: 1" in ir.format_ir(compilation.program)
+    assert "hook file_receive fsinfo receive: 1" in ir.format_ir(compilation.program)
     clang = shutil.which("clang")
     assert clang, "clang is needed: run `make setup`"
     source = tmp_path / "out.bpf.c"
@@ -139,7 +139,7 @@ def test_a_new_rule_kind_is_one_registry_entry_and_one_header(
         text=True,
     )
     assert result.returncode == 0, result.stderr
-    assert 'SEC("lsm/inode_listxattr")' in compilation.c_source
+    assert 'SEC("lsm/file_receive")' in compilation.c_source
 
     meta = metadata.parse(json.loads(embedded_metadata(compilation.c_source)), "x")
     event = events.Event(
@@ -155,7 +155,7 @@ def test_a_new_rule_kind_is_one_registry_entry_and_one_header(
         comm="x",
         object="",
     )
-    assert events.message(meta, event) == "denied x[1] fsinfo listxattr (test.bpfbox:2 denies it)"
+    assert events.message(meta, event) == "denied x[1] fsinfo receive (test.bpfbox:2 denies it)"
 
 
 def test_fs_ioctl_allows_no_dangerous_command_and_denies_every_one() -> None:

@@ -34,13 +34,17 @@ const char bpfbox_meta[] SEC(".bpfbox.meta") __attribute__((used)) =
 	"uct dentry *\",\"char *\"],\"program\":\"bpfbox_inode_remove_acl_userns\"},{\"params\":[\""
 	"struct mnt_idmap *\",\"struct dentry *\",\"char *\"],\"program\":\"bpfbox_inode_remove_a"
 	"cl_idmap\"}],\"without\":\"POSIX ACL removals go through inode_removexattr (which ch"
-	"ecks them) instead\"},{\"hook\":\"file_truncate\",\"since\":\"6.2\",\"variants\":[{\"params\""
-	":[\"struct file *\"],\"program\":\"bpfbox_file_truncate\"}],\"without\":\"ftruncate() and"
-	" open(O_TRUNC) go through path_truncate (which checks them)\"},{\"hook\":\"userns_cr"
-	"eate\",\"since\":\"6.1\",\"variants\":[{\"params\":[\"struct cred *\"],\"program\":\"bpfbox_us"
-	"erns_create\"}],\"without\":\"creating a user namespace is allowed (userns rules dec"
-	"ide nothing)\"}],\"name\":\"mylogin\",\"policy\":\"empty.bpfbox\",\"profile\":\"/sbin/mylogi"
-	"n\",\"rules\":[],\"task_state_layout\":2,\"version\":4}";
+	"ecks them) instead\"},{\"hook\":\"inode_get_acl\",\"since\":\"6.2\",\"variants\":[{\"params\""
+	":[\"struct user_namespace *\",\"struct dentry *\",\"char *\"],\"program\":\"bpfbox_inode_"
+	"get_acl_userns\"},{\"params\":[\"struct mnt_idmap *\",\"struct dentry *\",\"char *\"],\"pr"
+	"ogram\":\"bpfbox_inode_get_acl_idmap\"}],\"without\":\"POSIX ACL reads go through inod"
+	"e_getxattr (which checks them) instead\"},{\"hook\":\"file_truncate\",\"since\":\"6.2\",\""
+	"variants\":[{\"params\":[\"struct file *\"],\"program\":\"bpfbox_file_truncate\"}],\"witho"
+	"ut\":\"ftruncate() and open(O_TRUNC) go through path_truncate (which checks them)\""
+	"},{\"hook\":\"userns_create\",\"since\":\"6.1\",\"variants\":[{\"params\":[\"struct cred *\"],"
+	"\"program\":\"bpfbox_userns_create\"}],\"without\":\"creating a user namespace is allow"
+	"ed (userns rules decide nothing)\"}],\"name\":\"mylogin\",\"policy\":\"empty.bpfbox\",\"pr"
+	"ofile\":\"/sbin/mylogin\",\"rules\":[],\"task_state_layout\":2,\"version\":4}";
 
 /* 1: the policy has taint rules, and enforces nothing before a process is tainted. */
 #define TAINT_MODE 0

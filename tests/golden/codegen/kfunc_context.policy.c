@@ -35,16 +35,20 @@ const char bpfbox_meta[] SEC(".bpfbox.meta") __attribute__((used)) =
 	"\":[{\"params\":[\"struct user_namespace *\",\"struct dentry *\",\"char *\"],\"program\":\"b"
 	"pfbox_inode_remove_acl_userns\"},{\"params\":[\"struct mnt_idmap *\",\"struct dentry *"
 	"\",\"char *\"],\"program\":\"bpfbox_inode_remove_acl_idmap\"}],\"without\":\"POSIX ACL rem"
-	"ovals go through inode_removexattr (which checks them) instead\"},{\"hook\":\"file_t"
-	"runcate\",\"since\":\"6.2\",\"variants\":[{\"params\":[\"struct file *\"],\"program\":\"bpfbox"
-	"_file_truncate\"}],\"without\":\"ftruncate() and open(O_TRUNC) go through path_trunc"
-	"ate (which checks them)\"},{\"hook\":\"userns_create\",\"since\":\"6.1\",\"variants\":[{\"pa"
-	"rams\":[\"struct cred *\"],\"program\":\"bpfbox_userns_create\"}],\"without\":\"creating a"
-	" user namespace is allowed (userns rules decide nothing)\"}],\"name\":\"mylogin\",\"po"
-	"licy\":\"kfunc_context.bpfbox\",\"profile\":\"/sbin/mylogin\",\"rules\":[{\"action\":\"allow"
-	"\",\"audit\":false,\"column\":1,\"contexts\":[\"vfs_read\"],\"file\":\"kfunc_context.bpfbox\""
-	",\"flags\":17,\"id\":1,\"kind\":\"fs\",\"line\":4,\"text\":\"fs(\\\"/etc/shadow\\\", read)\"}],\"ta"
-	"sk_state_layout\":2,\"version\":4}";
+	"ovals go through inode_removexattr (which checks them) instead\"},{\"hook\":\"inode_"
+	"get_acl\",\"since\":\"6.2\",\"variants\":[{\"params\":[\"struct user_namespace *\",\"struct "
+	"dentry *\",\"char *\"],\"program\":\"bpfbox_inode_get_acl_userns\"},{\"params\":[\"struct "
+	"mnt_idmap *\",\"struct dentry *\",\"char *\"],\"program\":\"bpfbox_inode_get_acl_idmap\"}"
+	"],\"without\":\"POSIX ACL reads go through inode_getxattr (which checks them) inste"
+	"ad\"},{\"hook\":\"file_truncate\",\"since\":\"6.2\",\"variants\":[{\"params\":[\"struct file *"
+	"\"],\"program\":\"bpfbox_file_truncate\"}],\"without\":\"ftruncate() and open(O_TRUNC) g"
+	"o through path_truncate (which checks them)\"},{\"hook\":\"userns_create\",\"since\":\"6"
+	".1\",\"variants\":[{\"params\":[\"struct cred *\"],\"program\":\"bpfbox_userns_create\"}],\""
+	"without\":\"creating a user namespace is allowed (userns rules decide nothing)\"}],"
+	"\"name\":\"mylogin\",\"policy\":\"kfunc_context.bpfbox\",\"profile\":\"/sbin/mylogin\",\"rule"
+	"s\":[{\"action\":\"allow\",\"audit\":false,\"column\":1,\"contexts\":[\"vfs_read\"],\"file\":\"k"
+	"func_context.bpfbox\",\"flags\":17,\"id\":1,\"kind\":\"fs\",\"line\":4,\"text\":\"fs(\\\"/etc/sh"
+	"adow\\\", read)\"}],\"task_state_layout\":2,\"version\":4}";
 
 /* 1: the policy has taint rules, and enforces nothing before a process is tainted. */
 #define TAINT_MODE 0

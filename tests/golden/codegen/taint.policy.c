@@ -34,17 +34,21 @@ const char bpfbox_meta[] SEC(".bpfbox.meta") __attribute__((used)) =
 	"uct dentry *\",\"char *\"],\"program\":\"bpfbox_inode_remove_acl_userns\"},{\"params\":[\""
 	"struct mnt_idmap *\",\"struct dentry *\",\"char *\"],\"program\":\"bpfbox_inode_remove_a"
 	"cl_idmap\"}],\"without\":\"POSIX ACL removals go through inode_removexattr (which ch"
-	"ecks them) instead\"},{\"hook\":\"file_truncate\",\"since\":\"6.2\",\"variants\":[{\"params\""
-	":[\"struct file *\"],\"program\":\"bpfbox_file_truncate\"}],\"without\":\"ftruncate() and"
-	" open(O_TRUNC) go through path_truncate (which checks them)\"},{\"hook\":\"userns_cr"
-	"eate\",\"since\":\"6.1\",\"variants\":[{\"params\":[\"struct cred *\"],\"program\":\"bpfbox_us"
-	"erns_create\"}],\"without\":\"creating a user namespace is allowed (userns rules dec"
-	"ide nothing)\"}],\"name\":\"mylogin\",\"policy\":\"taint.bpfbox\",\"profile\":\"/sbin/mylogi"
-	"n\",\"rules\":[{\"action\":\"taint\",\"audit\":false,\"column\":10,\"contexts\":[],\"file\":\"ta"
-	"int.bpfbox\",\"flags\":17,\"id\":1,\"kind\":\"fs\",\"line\":3,\"text\":\"fs(\\\"/etc/hosts\\\", re"
-	"ad)\"},{\"action\":\"audit\",\"audit\":true,\"column\":10,\"contexts\":[],\"file\":\"taint.bpf"
-	"box\",\"flags\":17,\"id\":2,\"kind\":\"fs\",\"line\":4,\"text\":\"fs(\\\"/etc/passwd\\\", read)\"}]"
-	",\"task_state_layout\":2,\"version\":4}";
+	"ecks them) instead\"},{\"hook\":\"inode_get_acl\",\"since\":\"6.2\",\"variants\":[{\"params\""
+	":[\"struct user_namespace *\",\"struct dentry *\",\"char *\"],\"program\":\"bpfbox_inode_"
+	"get_acl_userns\"},{\"params\":[\"struct mnt_idmap *\",\"struct dentry *\",\"char *\"],\"pr"
+	"ogram\":\"bpfbox_inode_get_acl_idmap\"}],\"without\":\"POSIX ACL reads go through inod"
+	"e_getxattr (which checks them) instead\"},{\"hook\":\"file_truncate\",\"since\":\"6.2\",\""
+	"variants\":[{\"params\":[\"struct file *\"],\"program\":\"bpfbox_file_truncate\"}],\"witho"
+	"ut\":\"ftruncate() and open(O_TRUNC) go through path_truncate (which checks them)\""
+	"},{\"hook\":\"userns_create\",\"since\":\"6.1\",\"variants\":[{\"params\":[\"struct cred *\"],"
+	"\"program\":\"bpfbox_userns_create\"}],\"without\":\"creating a user namespace is allow"
+	"ed (userns rules decide nothing)\"}],\"name\":\"mylogin\",\"policy\":\"taint.bpfbox\",\"pr"
+	"ofile\":\"/sbin/mylogin\",\"rules\":[{\"action\":\"taint\",\"audit\":false,\"column\":10,\"con"
+	"texts\":[],\"file\":\"taint.bpfbox\",\"flags\":17,\"id\":1,\"kind\":\"fs\",\"line\":3,\"text\":\"f"
+	"s(\\\"/etc/hosts\\\", read)\"},{\"action\":\"audit\",\"audit\":true,\"column\":10,\"contexts\":"
+	"[],\"file\":\"taint.bpfbox\",\"flags\":17,\"id\":2,\"kind\":\"fs\",\"line\":4,\"text\":\"fs(\\\"/et"
+	"c/passwd\\\", read)\"}],\"task_state_layout\":2,\"version\":4}";
 
 /* 1: the policy has taint rules, and enforces nothing before a process is tainted. */
 #define TAINT_MODE 1
