@@ -54,7 +54,7 @@ MAX_CONTEXTS = 64
 #: Version of `struct task_state`'s layout (TASK_STATE_FIELDS), carried in the metadata so that
 #: a pinned task-storage map is reused only by a program with the same layout.  Bump it with
 #: any change to TASK_STATE_FIELDS.
-TASK_STATE_LAYOUT = 2
+TASK_STATE_LAYOUT = 3
 
 #: Read-only configuration the runtime sets between open and load (`const volatile`).
 #: The profile program's identity: inode number and the kernel's encoding of its device.
@@ -541,8 +541,9 @@ TASK_STATE_FIELDS = (
     Field("pending", "__u32", "I"),
     Field("tainted", "__u32", "I"),
     Field("depth", f"__u32[{MAX_CONTEXTS}]", f"{MAX_CONTEXTS}I"),
-    # Explicit, so that the 64-bit arrays below are aligned alike in C and in Python.
-    Field("align_pad", "__u32", "I"),
+    # Non-zero: the thread's next statfs is an overlay's statfs of its layer, let through
+    # (hooks_fs.bpf.h, sb_statfs).  Also aligns the 64-bit arrays below alike in C and Python.
+    Field("statfs_passed", "__u32", "I"),
     Field("entry_sp", f"__u64[{MAX_CONTEXTS}]", f"{MAX_CONTEXTS}Q"),
     Field("entry_ret", f"__u64[{MAX_CONTEXTS}]", f"{MAX_CONTEXTS}Q"),
 )

@@ -211,6 +211,7 @@ REGISTRY: dict[str, RuleKind] = {
                 Hook("inode_getxattr", ("getattr",)),
                 Hook("inode_listxattr", ("getattr",)),
                 Hook("inode_get_acl", ("getattr",)),
+                Hook("sb_statfs", ("getattr",)),
                 Hook("path_notify", ("read",)),
                 Hook("inode_readlink", ("read",)),
                 Hook("path_chmod", ("setattr",)),
@@ -257,6 +258,7 @@ REGISTRY: dict[str, RuleKind] = {
                 Hook("inode_getxattr", ("getattr",)),
                 Hook("inode_listxattr", ("getattr",)),
                 Hook("inode_get_acl", ("getattr",)),
+                Hook("sb_statfs", ("getattr",)),
                 Hook("path_notify", ("read",)),
                 Hook("inode_readlink", ("read",)),
                 # Changing how another process runs, and its resource limits (reading them:

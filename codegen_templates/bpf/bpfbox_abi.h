@@ -27,7 +27,7 @@
 #define STAT_COUNT 3
 #define PROFILE_PATH_LEN 256
 #define MAX_CONTEXTS 64
-#define TASK_STATE_LAYOUT 2
+#define TASK_STATE_LAYOUT 3
 #define PATH_BUF 4096
 #define PATH_MAX_LEN 4095
 #define NAME_MAX 255
@@ -257,7 +257,7 @@ struct task_state {
 	__u32 pending;
 	__u32 tainted;
 	__u32 depth[64];
-	__u32 align_pad;
+	__u32 statfs_passed;
 	__u64 entry_sp[64];
 	__u64 entry_ret[64];
 };

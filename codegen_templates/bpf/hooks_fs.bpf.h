@@ -410,6 +410,31 @@ int BPF_PROG(bpfbox_inode_get_acl_idmap, struct mnt_idmap *idmap, struct dentry 
 	return check_xattr_read(dentry);
 }
 
+/* statfs, fstatfs and ustat tell the statistics of the file system holding a file (its type,
+ * size, free space, mount flags): metadata, `getattr` (proc `getattr` under /proc/PID).  The
+ * hook has a dentry and no mount (mount_of).  Overlayfs answers with a statfs of its layer's
+ * directory, in the task and with the task's credentials: so an allowed statfs of an overlay
+ * lets the thread's next one through unchecked, the layer's, which comes at once (and passes
+ * the mark on if the layer is an overlay too). */
+SEC("lsm/sb_statfs")
+int BPF_PROG(bpfbox_sb_statfs, struct dentry *dentry)
+{
+	struct task_state *t = confined_current();
+	int layered, refused;
+
+	if (!t)
+		return 0;
+	layered = BPF_CORE_READ(dentry, d_sb, s_magic) == OVERLAYFS_SUPER_MAGIC;
+	if (t->statfs_passed) {
+		t->statfs_passed = layered;
+		return 0;
+	}
+	refused = check_object_or_proc(t, mount_of(dentry), dentry, FS_GETATTR, PROC_GETATTR);
+	if (!refused && layered)
+		t->statfs_passed = 1;
+	return refused;
+}
+
 /* The flag a setattr of `ia_valid` needs, 0 for none: a truncation (ATTR_SIZE: truncate,
  * ftruncate, open with O_TRUNC) updates the times as part of writing, so it needs `write`. */
 static __always_inline __u64 setattr_flags(unsigned int ia_valid)

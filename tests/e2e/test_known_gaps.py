@@ -28,8 +28,3 @@ def test_known_gap_access_tests_any_file(session):
     """inode_permission: access(2) tells whether any file exists and may be read."""
     assert probe(f"stat:{UNRULED}", f"access:{UNRULED}") == ["EPERM", "ok"]
     assert probe(f"access:{DATA / 'missing'}") == ["ENOENT"]
-
-
-def test_known_gap_statfs_of_any_path(session):
-    """sb_statfs: the statistics of the file system holding any path."""
-    assert probe(f"statfs:{UNRULED}") == ["ok"]

@@ -243,6 +243,24 @@ class TestXattrReads:
             assert probe(*ops) == ["ENODATA", "ok", "EPERM"]
 
 
+class TestStatfs:
+    """A file system's statistics need `getattr` on the path given (proc `getattr` under
+    /proc/PID)."""
+
+    def test_paths(self, session):
+        ops = [f"statfs:{d('readonly')}", f"statfs:{d('appendonly')}", f"statfs:{d('tree')}"]
+        ops += ["statfs:/proc/self", "statfs:/proc/1", f"statfs:{DATA.parent}"]
+        assert probe(*ops) == ["ok", "ok", "ok", "ok", "EPERM", "EPERM"]
+
+    def test_on_an_overlay(self, session):
+        """Overlayfs answers with a statfs of its layer's directory, at once: let through
+        after the overlay's own check, and only that one."""
+        with overlay() as (merged, lower):
+            ops = [f"statfs:{merged}/file", f"statfs:{lower}/file", f"statfs:{merged}"]
+            ops += [f"statfs:{DATA.parent}"]
+            assert probe(*ops) == ["ok", "EPERM", "ok", "EPERM"]
+
+
 class TestTruncateInheritedFile:
     """ftruncate() of a descriptor passed in needs `write` on its path: path_truncate checks it
     on 6.1, file_truncate (6.2+) on 6.12."""

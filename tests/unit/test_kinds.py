@@ -79,9 +79,9 @@ def test_ir_hooks_follow_the_registry() -> None:
 
 
 FSINFO_HEADER = """\
-/* A test-only rule kind: fsinfo(OPS), decided by sb_statfs and file_receive. */
-SEC("lsm/sb_statfs")
-int BPF_PROG(bpfbox_sb_statfs, struct dentry *dentry)
+/* A test-only rule kind: fsinfo(OPS), decided by task_getsid and file_receive. */
+SEC("lsm/task_getsid")
+int BPF_PROG(bpfbox_task_getsid, struct task_struct *p)
 {
     struct task_state *t = confined_current();
     struct decision d = {};
@@ -89,8 +89,8 @@ int BPF_PROG(bpfbox_sb_statfs, struct dentry *dentry)
 
     if (!t)
         return 0;
-    decide_fsinfo(t, &d, FSINFO_STATFS);
-    return verdict(t, &d, RULE_FSINFO, FSINFO_STATFS, &o);
+    decide_fsinfo(t, &d, FSINFO_GETSID);
+    return verdict(t, &d, RULE_FSINFO, FSINFO_GETSID, &o);
 }
 
 SEC("lsm/file_receive")
@@ -113,14 +113,14 @@ def test_a_new_rule_kind_is_one_registry_entry_and_one_header(
 ) -> None:
     header = tmp_path / "hooks_fsinfo.bpf.h"
     header.write_text(FSINFO_HEADER)
-    ops = FlagSet("fsinfo operation", {"statfs": 1 << 0, "receive": 1 << 1}, "E0102")
+    ops = FlagSet("fsinfo operation", {"getsid": 1 << 0, "receive": 1 << 1}, "E0102")
     number = max(k.number for k in kinds.REGISTRY.values()) + 1
     fsinfo = RuleKind(
         "fsinfo",
         number,
         (Parameter("OPS", Param.FLAGS, ops),),
         Object.NONE,
-        (Hook("sb_statfs", ("statfs",)), Hook("file_receive", ("receive",))),
+        (Hook("task_getsid", ("getsid",)), Hook("file_receive", ("receive",))),
         header=str(header),
         wording="fsinfo {access}",
     )
