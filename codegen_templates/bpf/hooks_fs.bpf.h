@@ -299,9 +299,10 @@ int BPF_PROG(bpfbox_path_truncate, const struct path *path)
 	return t ? check_fs(t, BPF_CORE_READ(path, mnt), BPF_CORE_READ(path, dentry), FS_WRITE, 0) : 0;
 }
 
-/* Time updates reach only inode_setattr, and readlink only inode_readlink, which have no
- * mount: the path is taken under the mount of the task's working directory when the file
- * lives there, else the file system's first mount (see docs/language.md, "Known gaps"). */
+/* Time updates reach only inode_setattr; readlink, extended attributes and statfs only hooks
+ * of a dentry too: none has a mount.  The path is taken under the mount of the task's working
+ * directory or root when the file lives there, else the file system's first mount (see
+ * docs/language.md, "Limits and known gaps"). */
 
 /* Mounts of one file system looked through for its first on kernels that chain them newest
  * first; a file system mounted more often names no mount (the access is denied). */
