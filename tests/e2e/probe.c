@@ -870,7 +870,7 @@ static result_t uring_getxattr(const char *path, const char *name, int as_person
 	char value[256];
 	void *sq, *cq;
 	int ring, personality = 0;
-	result_t result;
+	result_t result = 0;
 
 	ring = syscall(__NR_io_uring_setup, 1, &params);
 	if (ring < 0)
@@ -882,14 +882,10 @@ static result_t uring_getxattr(const char *path, const char *name, int as_person
 		 * off) before and after the registration make the two differ either way, so the
 		 * worker switches to the personality's for the operation. */
 		if (prctl(PR_SET_KEEPCAPS, 1) < 0)
-			personality = -1;
-		else
-			personality = syscall(__NR_io_uring_register, ring, IORING_REGISTER_PERSONALITY, NULL, 0);
-		if (personality < 0 || prctl(PR_SET_KEEPCAPS, 0) < 0) {
-			result = errno;
-			close(ring);
-			return result;
-		}
+			goto failed;
+		personality = syscall(__NR_io_uring_register, ring, IORING_REGISTER_PERSONALITY, NULL, 0);
+		if (personality < 0 || prctl(PR_SET_KEEPCAPS, 0) < 0)
+			goto failed;
 	}
 	sq = mmap(NULL, params.sq_off.array + params.sq_entries * sizeof(unsigned), PROT_READ | PROT_WRITE,
 		  MAP_SHARED | MAP_POPULATE, ring, IORING_OFF_SQ_RING);
@@ -897,11 +893,8 @@ static result_t uring_getxattr(const char *path, const char *name, int as_person
 		  PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, ring, IORING_OFF_CQ_RING);
 	sqes = mmap(NULL, params.sq_entries * sizeof(struct io_uring_sqe), PROT_READ | PROT_WRITE,
 		    MAP_SHARED | MAP_POPULATE, ring, IORING_OFF_SQES);
-	if (sq == MAP_FAILED || cq == MAP_FAILED || sqes == MAP_FAILED) {
-		result = errno;
-		close(ring);
-		return result;
-	}
+	if (sq == MAP_FAILED || cq == MAP_FAILED || sqes == MAP_FAILED)
+		goto failed;
 	memset(&sqes[0], 0, sizeof(sqes[0]));
 	sqes[0].opcode = IORING_OP_GETXATTR;
 	sqes[0].addr = (unsigned long)name;
@@ -913,20 +906,21 @@ static result_t uring_getxattr(const char *path, const char *name, int as_person
 	sq_array = sq + params.sq_off.array;
 	sq_array[*sq_tail & *(unsigned *)(sq + params.sq_off.ring_mask)] = 0;
 	__atomic_store_n(sq_tail, *sq_tail + 1, __ATOMIC_RELEASE);
-	if (syscall(__NR_io_uring_enter, ring, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0) < 0) {
-		result = errno;
-		close(ring);
-		return result;
-	}
+	if (syscall(__NR_io_uring_enter, ring, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0) < 0)
+		goto failed;
 	cq_head = cq + params.cq_off.head;
 	cq_tail = cq + params.cq_off.tail;
 	if (*cq_head == __atomic_load_n(cq_tail, __ATOMIC_ACQUIRE)) {
-		close(ring);
-		return EIO; /* io_uring_enter waited for one completion: none is a bug */
+		result = EIO; /* io_uring_enter waited for one completion: none is a bug */
+	} else {
+		cqe = (struct io_uring_cqe *)(cq + params.cq_off.cqes) +
+		      (*cq_head & *(unsigned *)(cq + params.cq_off.ring_mask));
+		result = cqe->res < 0 ? -cqe->res : 0;
 	}
-	cqe = (struct io_uring_cqe *)(cq + params.cq_off.cqes) +
-	      (*cq_head & *(unsigned *)(cq + params.cq_off.ring_mask));
-	result = cqe->res < 0 ? -cqe->res : 0;
+	close(ring);
+	return result;
+failed:
+	result = errno;
 	close(ring);
 	return result;
 }

@@ -38,6 +38,7 @@ FILES = {
     "writable": "0123456789",
     "tree/secret/file": "secret",
     "tree/open": "open",
+    "unruled": "no rule names this file",
 }
 
 
@@ -209,13 +210,8 @@ class TestXattrReads:
     ENODATA once bpfbox allowed it.  POSIX ACLs reach inode_getxattr on 6.1 and inode_get_acl
     on 6.2+."""
 
-    @pytest.fixture(scope="class")
-    def unruled(self, session):
-        Path(d("unruled")).write_text("no rule names this file")
-        yield d("unruled")
-        os.unlink(d("unruled"))
-
-    def test_without_getattr(self, session, unruled):
+    def test_without_getattr(self, session):
+        unruled = d("unruled")
         ops = [f"getxattr:{unruled}:security.bpfbox", f"listxattr:{unruled}"]
         ops += [f"getxattr:{unruled}:system.posix_acl_access", f"stat:{unruled}"]
         assert probe(*ops) == ["EPERM"] * 4
@@ -225,10 +221,11 @@ class TestXattrReads:
         ops += [f"getxattr:{d('readonly')}:system.posix_acl_access"]
         assert probe(*ops) == ["ENODATA", "ok", "ENODATA"]
 
-    def test_through_io_uring(self, session, unruled):
+    def test_through_io_uring(self, session):
         """io_uring runs getxattr in its worker threads, confined like the process; with a
         registered personality the worker switches credentials, as overlayfs does for its
         own reads, and is checked all the same."""
+        unruled = d("unruled")
         ops = [f"uring-getxattr:{unruled}:security.bpfbox"]
         ops += [f"uring-getxattr-as:{unruled}:security.bpfbox"]
         ops += [f"uring-getxattr-as:{d('readonly')}:security.bpfbox"]
