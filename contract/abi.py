@@ -54,7 +54,7 @@ MAX_CONTEXTS = 64
 #: Version of `struct task_state`'s layout (TASK_STATE_FIELDS), carried in the metadata so that
 #: a pinned task-storage map is reused only by a program with the same layout.  Bump it with
 #: any change to TASK_STATE_FIELDS.
-TASK_STATE_LAYOUT = 3
+TASK_STATE_LAYOUT = 4
 
 #: Read-only configuration the runtime sets between open and load (`const volatile`).
 #: The profile program's identity: inode number and the kernel's encoding of its device.
@@ -546,6 +546,9 @@ TASK_STATE_FIELDS = (
     Field("statfs_passed", "__u32", "I"),
     Field("entry_sp", f"__u64[{MAX_CONTEXTS}]", f"{MAX_CONTEXTS}Q"),
     Field("entry_ret", f"__u64[{MAX_CONTEXTS}]", f"{MAX_CONTEXTS}Q"),
+    # The super block of the overlay the thread's last allowed access reached (0: none):
+    # overlayfs' own work for that access is not the thread's (overlay.bpf.h).
+    Field("overlay_sb", "__u64", "Q"),
 )
 TASK_STATE_STRUCT = struct.Struct("<" + "".join(f.struct_code for f in TASK_STATE_FIELDS))
 

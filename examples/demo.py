@@ -26,8 +26,6 @@ REPO = Path(__file__).resolve().parent.parent
 BUILD = REPO / "build" / "demo"
 PROFILE = Path("/sbin/mylogin")
 RUN = [sys.executable, "-m", "bpfbox.runtime.cli"]
-#: The files `mylogin add` appends to.
-ACCOUNT_FILES = ("/etc/passwd", "/etc/shadow")
 #: What the demo runs under the policy, and what a reader should expect.
 STEPS = (
     (("check", "root"), "check_password() reads /etc/passwd and /etc/shadow: allowed"),
@@ -102,8 +100,6 @@ def kernel_can_enforce() -> bool:
 def inside(object_file: Path, in_vm: bool) -> int:
     """Install /sbin/mylogin and run the steps under the policy."""
     shutil.copy2(BUILD / "root" / "sbin" / "mylogin", PROFILE)
-    if in_vm:
-        copy_up(ACCOUNT_FILES)
     failures = 0
     try:
         for args, expectation in STEPS:
@@ -124,20 +120,6 @@ def inside(object_file: Path, in_vm: bool) -> int:
     finally:
         PROFILE.unlink(missing_ok=True)
     return 1 if failures else 0
-
-
-def copy_up(paths: tuple[str, ...]) -> None:
-    """Make the VM's /etc files writable in place before the demo confines anything.
-
-    In the VM, /etc is an overlay on the host's read-only root.  The first write to a file
-    of the lower layer makes overlayfs copy it up, and the capability check of the copy-up
-    (CAP_DAC_OVERRIDE) reaches bpfbox as one of the task that writes, so bpfbox would deny
-    mylogin that capability and the append would fail with EACCES.  A
-    machine's own /etc has no such step (docs/language.md, "Limits and known gaps"): opening
-    the files for writing here, unconfined and writing nothing, does the copy-up first.
-    """
-    for path in paths:
-        os.close(os.open(path, os.O_WRONLY | os.O_APPEND))
 
 
 def main() -> int:

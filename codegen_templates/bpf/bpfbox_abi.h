@@ -27,7 +27,7 @@
 #define STAT_COUNT 3
 #define PROFILE_PATH_LEN 256
 #define MAX_CONTEXTS 64
-#define TASK_STATE_LAYOUT 3
+#define TASK_STATE_LAYOUT 4
 #define PATH_BUF 4096
 #define PATH_MAX_LEN 4095
 #define NAME_MAX 255
@@ -260,7 +260,8 @@ struct task_state {
 	__u32 statfs_passed;
 	__u64 entry_sp[64];
 	__u64 entry_ret[64];
+	__u64 overlay_sb;
 };
-_Static_assert(sizeof(struct task_state) == 1296, "struct task_state must match TASK_STATE_LAYOUT (a pinned task-storage map is reused across programs)");
+_Static_assert(sizeof(struct task_state) == 1304, "struct task_state must match TASK_STATE_LAYOUT (a pinned task-storage map is reused across programs)");
 
 #endif /* BPFBOX_ABI_H */

@@ -8,6 +8,7 @@
 #define BPFBOX_CHECKS_BPF_H
 
 #include "path.bpf.h"
+#include "overlay.bpf.h"
 #include "verdict.bpf.h"
 #include "rules.bpf.h"
 
@@ -43,14 +44,15 @@ static __always_inline int check_kind_path(struct task_state *t, struct vfsmount
 	struct decision d = {};
 	struct object o = { .kind = rule_kind, .has_path = 1, .number = number };
 	struct scratch *s = scratch();
+	struct super_block *sb = BPF_CORE_READ(dentry, d_sb);
 	__u32 state, guard;
-	int status;
+	int status, refused;
 
 	if (!t)
 		return 0;
 	status = resolve_path(s, mnt, dentry);
 	/* bpffs holds the pinned profiles: no rule reaches them (self-protection). */
-	if (BPF_CORE_READ(dentry, d_sb, s_magic) == BPF_FS_MAGIC) {
+	if (BPF_CORE_READ(sb, s_magic) == BPF_FS_MAGIC) {
 		if (status != WALK_OK)
 			o.has_path = 0;
 		return refuse(rule_kind, req, NO_RULE, REASON_SELF_PROTECTION, &o);
@@ -64,7 +66,10 @@ static __always_inline int check_kind_path(struct task_state *t, struct vfsmount
 	if (guard && !untainted(t))
 		return refuse(rule_kind, req, guard, REASON_GUARDS_BENEATH, &o);
 	decide_path(t, &d, req, state, rule_kind == RULE_IOCTL ? PATH_KIND_IOCTL : PATH_KIND_FS);
-	return verdict(t, &d, rule_kind, req, &o);
+	refused = verdict(t, &d, rule_kind, req, &o);
+	if (!refused)
+		note_overlay(t, sb);
+	return refused;
 }
 
 /* Check fs `req` on the object at (mnt, dentry), treated as `how` says. */

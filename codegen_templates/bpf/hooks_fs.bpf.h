@@ -449,6 +449,8 @@ static __always_inline __u64 setattr_flags(unsigned int ia_valid)
  * prototype (contract/hook_abi.py); the runtime loads only the one matching the running
  * kernel's BTF.  Each variant hands its arguments to one shared body. */
 
+/* A setattr is checked at the object's path, unless overlayfs makes it on its upper layer for
+ * a change checked at the overlay's path (overlay.bpf.h); so are attribute changes below. */
 static __always_inline int check_setattr(struct dentry *dentry, struct iattr *attr)
 {
 	struct task_state *t;
@@ -458,7 +460,7 @@ static __always_inline int check_setattr(struct dentry *dentry, struct iattr *at
 	if (!req)
 		return 0;
 	t = confined_current();
-	if (!t)
+	if (!t || overlay_at_work(t))
 		return 0;
 	mnt = mount_of(dentry);
 	if (!mnt)
@@ -488,7 +490,7 @@ static __always_inline int check_xattr(struct dentry *dentry, const char *name, 
 	struct vfsmount *mnt;
 	char prefix[6] = {};
 
-	if (!t)
+	if (!t || overlay_at_work(t))
 		return 0;
 	if (!req) {
 		bpf_probe_read_kernel_str(prefix, sizeof(prefix), name);

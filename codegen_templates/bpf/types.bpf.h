@@ -112,6 +112,8 @@ struct super_block {
 	__u32 s_dev;
 	unsigned long s_magic;
 	struct list_head s_mounts;
+	struct dentry *s_root;
+	void *s_fs_info;
 } __attribute__((preserve_access_index));
 struct inode {
 	unsigned short i_mode;
@@ -125,6 +127,10 @@ struct dentry {
 	struct super_block *d_sb;
 } __attribute__((preserve_access_index));
 struct vfsmount { struct dentry *mnt_root; struct super_block *mnt_sb; int mnt_flags; } __attribute__((preserve_access_index));
+/* Overlayfs' private type (fs/overlayfs/ovl_entry.h), in the overlay module's BTF where it is
+ * a module (Debian's): libbpf relocates it against that BTF, found only if the module is
+ * loaded when the profile is. */
+struct ovl_fs { const struct cred *creator_cred; } __attribute__((preserve_access_index));
 struct mnt_namespace;
 struct mount {
 	struct mount *mnt_parent;
@@ -140,6 +146,8 @@ struct super_block___mount_chain { struct mount *s_mounts; } __attribute__((pres
 struct mount___mount_chain { struct mount *mnt_next_for_sb; } __attribute__((preserve_access_index));
 struct path { struct vfsmount *mnt; struct dentry *dentry; } __attribute__((preserve_access_index));
 struct fs_struct { struct path root; struct path pwd; } __attribute__((preserve_access_index));
+/* A path walk in progress (fs/namei.c): `path` is the directory it is at. */
+struct nameidata { struct path path; } __attribute__((preserve_access_index));
 struct mnt_namespace { struct mount *root; } __attribute__((preserve_access_index));
 struct nsproxy { struct mnt_namespace *mnt_ns; } __attribute__((preserve_access_index));
 struct file {
@@ -171,6 +179,7 @@ struct task_struct {
 	const struct cred *cred;
 	struct fs_struct *fs;
 	struct nsproxy *nsproxy;
+	struct nameidata *nameidata;
 	unsigned int in_execve:1;
 	struct hlist_node pid_links[4];
 } __attribute__((preserve_access_index));

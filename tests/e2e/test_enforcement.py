@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 from confined import (
@@ -455,21 +456,30 @@ class TestTwoProfiles:
             target.wait()
 
 
+#: TestOverlayfs' lower files that its policy lets the probe change through the overlay.
+LOWER_CHANGED = ("lower-written", "lower-truncated", "lower-chmod", "lower-removed", "lower-moved")
+
+
+def mount_overlay(layers: Path, merged: Path) -> None:
+    """An overlay at `merged` of lower, upper and work directories in `layers`; the lower one
+    holds "allowed", "secret", LOWER_CHANGED and the directory "lower-dir"."""
+    for path in (layers / "lower" / "lower-dir", layers / "upper", layers / "work", merged):
+        path.mkdir(parents=True, exist_ok=True)
+    for name in ("allowed", "secret", *LOWER_CHANGED):
+        (layers / "lower" / name).write_text("lower")
+    options = f"lowerdir={layers}/lower,upperdir={layers}/upper,workdir={layers}/work"
+    subprocess.run(["mount", "-t", "overlay", "overlay", "-o", options, str(merged)], check=True)
+
+
 class TestOverlayfs:
-    """Containers run on overlayfs: its internal second open must neither deny nor allow."""
+    """Containers run on overlayfs: its internal second open must neither deny nor allow, and
+    its copy-ups for an allowed change must not be denied."""
 
     @pytest.fixture(scope="class")
     def session(self):
         fresh_data()
         ovl = E2E / "ovl"
-        for name in ("lower", "upper", "work", "merged"):
-            (ovl / name).mkdir(parents=True, exist_ok=True)
-        (ovl / "lower" / "allowed").write_text("lower")
-        (ovl / "lower" / "secret").write_text("lower")
-        options = f"lowerdir={ovl}/lower,upperdir={ovl}/upper,workdir={ovl}/work"
-        subprocess.run(
-            ["mount", "-t", "overlay", "overlay", "-o", options, str(ovl / "merged")], check=True
-        )
+        mount_overlay(ovl, ovl / "merged")
         try:
             with Enforcing("overlay") as running:
                 yield running
@@ -484,12 +494,63 @@ class TestOverlayfs:
     def test_the_real_layers_are_not_a_way_around(self, session):
         assert probe(f"open:r:{E2E / 'ovl' / 'lower' / 'secret'}") == ["EPERM"]
 
-    def test_copy_up_on_write(self, session):
+    def test_a_new_file(self, session):
         merged = E2E / "ovl" / "merged"
         assert probe(f"create:{merged / 'upper-new'}", f"open:w:{merged / 'upper-new'}") == [
             "ok",
             "ok",
         ]
+
+    def test_changing_a_lower_file_copies_it_up(self, session):
+        """Overlayfs copies a lower file (and its directory) up with its mounter's credentials:
+        in a work directory only CAP_DAC_OVERRIDE enters, setting trusted.overlay.* attributes
+        (CAP_SYS_ADMIN), owner and times, on paths no rule names.  That work, for an allowed
+        change at the overlay's path, is the overlay's, not the process's."""
+        ovl = E2E / "ovl"
+        merged = ovl / "merged"
+        ops = [
+            f"open:w:{merged / 'lower-written'}",
+            f"truncate:{merged / 'lower-truncated'}",
+            f"chmod:{merged / 'lower-chmod'}:600",
+            f"create:{merged / 'lower-dir' / 'new'}",
+            f"unlink:{merged / 'lower-removed'}",
+            f"rename:{merged / 'lower-moved'}:{merged / 'lower-dir' / 'moved'}",
+        ]
+        assert probe(*ops) == ["ok"] * len(ops)
+        assert (ovl / "upper" / "lower-written").read_text() == "lower"
+        assert (ovl / "upper" / "lower-dir" / "new").exists()
+        assert all((ovl / "lower" / name).read_text() == "lower" for name in LOWER_CHANGED)
+
+    def test_the_overlay_s_capabilities_stay_its_own(self, session):
+        """Once the overlay has worked for it, the process's own use of a capability is still
+        its own: checked against its rules."""
+        merged = E2E / "ovl" / "merged"
+        assert probe(f"open:w:{merged / 'lower-written'}", "cap:sys_admin") == ["ok", "EPERM"]
+
+    def test_an_opaque_directory_hides_the_lower_one(self, session):
+        """A path walk makes overlayfs read its layers' trusted.overlay.* attributes, which
+        takes its mounter's CAP_SYS_ADMIN: were that check the process's, the overlay would
+        read no attribute, and a directory removed and made again (opaque) would show the
+        removed one's files.  The overlay is mounted afresh, so the walk is the first one."""
+        layers = E2E / "ovl-opaque"
+        (layers / "lower" / "dir").mkdir(parents=True, exist_ok=True)
+        (layers / "lower" / "dir" / "removed").write_text("lower")
+        (layers / "upper" / "dir").mkdir(parents=True, exist_ok=True)
+        os.setxattr(layers / "upper" / "dir", "trusted.overlay.opaque", b"y")
+        merged = E2E / "ovl" / "opaque"
+        mount_overlay(layers, merged)
+        try:
+            assert probe(f"stat:{merged / 'dir' / 'removed'}", f"stat:{merged / 'allowed'}") == [
+                "ENOENT",
+                "ok",
+            ]
+        finally:
+            subprocess.run(["umount", str(merged)], check=False)
+
+    def test_no_copy_up_without_a_rule(self, session):
+        ovl = E2E / "ovl"
+        assert probe(f"open:w:{ovl / 'merged' / 'secret'}") == ["EPERM"]
+        assert not (ovl / "upper" / "secret").exists()
 
 
 class TestBaseWithCat:

@@ -51,7 +51,7 @@ const char bpfbox_meta[] SEC(".bpfbox.meta") __attribute__((used)) =
 	"fs\",\"line\":4,\"text\":\"fs(\\\"/srv/tree/secret{,/**}\\\", read)\"},{\"action\":\"deny\",\"au"
 	"dit\":false,\"column\":9,\"contexts\":[],\"file\":\"deny_guard.bpfbox\",\"flags\":17,\"id\":3"
 	",\"kind\":\"fs\",\"line\":5,\"text\":\"fs(\\\"/srv/**/.ssh\\\", read)\"}],\"task_state_layout\":"
-	"3,\"version\":4}";
+	"4,\"version\":4}";
 
 /* 1: the policy has taint rules, and enforces nothing before a process is tainted. */
 #define TAINT_MODE 0

@@ -44,7 +44,7 @@ const char bpfbox_meta[] SEC(".bpfbox.meta") __attribute__((used)) =
 	"},{\"hook\":\"userns_create\",\"since\":\"6.1\",\"variants\":[{\"params\":[\"struct cred *\"],"
 	"\"program\":\"bpfbox_userns_create\"}],\"without\":\"creating a user namespace is allow"
 	"ed (userns rules decide nothing)\"}],\"name\":\"mylogin\",\"policy\":\"empty.bpfbox\",\"pr"
-	"ofile\":\"/sbin/mylogin\",\"rules\":[],\"task_state_layout\":3,\"version\":4}";
+	"ofile\":\"/sbin/mylogin\",\"rules\":[],\"task_state_layout\":4,\"version\":4}";
 
 /* 1: the policy has taint rules, and enforces nothing before a process is tainted. */
 #define TAINT_MODE 0

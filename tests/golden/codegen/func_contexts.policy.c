@@ -57,7 +57,7 @@ const char bpfbox_meta[] SEC(".bpfbox.meta") __attribute__((used)) =
 	"nc_contexts.bpfbox\",\"flags\":21,\"id\":3,\"kind\":\"fs\",\"line\":10,\"text\":\"fs(\\\"/etc/pa"
 	"sswd\\\", read|append)\"},{\"action\":\"allow\",\"audit\":false,\"column\":5,\"contexts\":[\"a"
 	"dd_user\"],\"file\":\"func_contexts.bpfbox\",\"flags\":21,\"id\":4,\"kind\":\"fs\",\"line\":11,"
-	"\"text\":\"fs(\\\"/etc/shadow\\\", read|append)\"}],\"task_state_layout\":3,\"version\":4}";
+	"\"text\":\"fs(\\\"/etc/shadow\\\", read|append)\"}],\"task_state_layout\":4,\"version\":4}";
 
 /* 1: the policy has taint rules, and enforces nothing before a process is tainted. */
 #define TAINT_MODE 0

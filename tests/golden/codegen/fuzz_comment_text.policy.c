@@ -49,7 +49,7 @@ const char bpfbox_meta[] SEC(".bpfbox.meta") __attribute__((used)) =
 	"\"line\":1,\"text\":\"fs(\\\"/tmp/*/x*/y\\\", read)\"},{\"action\":\"allow\",\"audit\":false,\"co"
 	"lumn\":1,\"contexts\":[],\"file\":\"fuzz_comment_text.bpfbox\",\"flags\":17,\"id\":2,\"kind\""
 	":\"fs\",\"line\":5,\"text\":\"fs(\\\"/a*/b/*/\\\\\\\"c\\\\\\\"\\\\\\\\*/\\u0001/\\u00ff\\\", read)\"}],\"ta"
-	"sk_state_layout\":3,\"version\":4}";
+	"sk_state_layout\":4,\"version\":4}";
 
 /* 1: the policy has taint rules, and enforces nothing before a process is tainted. */
 #define TAINT_MODE 0

@@ -54,7 +54,7 @@ const char bpfbox_meta[] SEC(".bpfbox.meta") __attribute__((used)) =
 	"n\":1,\"contexts\":[],\"file\":\"ipc_key_ioctl.bpfbox\",\"flags\":512,\"id\":4,\"kind\":\"fs\","
 	"\"line\":8,\"text\":\"fs(\\\"/dev/tty\\\", ioctl)\"},{\"action\":\"deny\",\"audit\":false,\"colum"
 	"n\":9,\"contexts\":[],\"file\":\"ipc_key_ioctl.bpfbox\",\"flags\":512,\"id\":5,\"kind\":\"fs\","
-	"\"line\":9,\"text\":\"fs(\\\"/dev/console\\\", ioctl)\"}],\"task_state_layout\":3,\"version\":"
+	"\"line\":9,\"text\":\"fs(\\\"/dev/console\\\", ioctl)\"}],\"task_state_layout\":4,\"version\":"
 	"4}";
 
 /* 1: the policy has taint rules, and enforces nothing before a process is tainted. */

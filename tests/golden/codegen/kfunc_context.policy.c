@@ -48,7 +48,7 @@ const char bpfbox_meta[] SEC(".bpfbox.meta") __attribute__((used)) =
 	"\"name\":\"mylogin\",\"policy\":\"kfunc_context.bpfbox\",\"profile\":\"/sbin/mylogin\",\"rule"
 	"s\":[{\"action\":\"allow\",\"audit\":false,\"column\":1,\"contexts\":[\"vfs_read\"],\"file\":\"k"
 	"func_context.bpfbox\",\"flags\":17,\"id\":1,\"kind\":\"fs\",\"line\":4,\"text\":\"fs(\\\"/etc/sh"
-	"adow\\\", read)\"}],\"task_state_layout\":3,\"version\":4}";
+	"adow\\\", read)\"}],\"task_state_layout\":4,\"version\":4}";
 
 /* 1: the policy has taint rules, and enforces nothing before a process is tainted. */
 #define TAINT_MODE 0

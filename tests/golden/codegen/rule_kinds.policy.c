@@ -56,7 +56,7 @@ const char bpfbox_meta[] SEC(".bpfbox.meta") __attribute__((used)) =
 	"xts\":[],\"file\":\"rule_kinds.bpfbox\",\"flags\":2,\"id\":5,\"kind\":\"net\",\"line\":7,\"text\""
 	":\"net(inet, connect)\"},{\"action\":\"deny\",\"audit\":false,\"column\":9,\"contexts\":[],\""
 	"file\":\"rule_kinds.bpfbox\",\"flags\":2097152,\"id\":6,\"kind\":\"cap\",\"line\":8,\"text\":\"c"
-	"ap(sys_admin)\"}],\"task_state_layout\":3,\"version\":4}";
+	"ap(sys_admin)\"}],\"task_state_layout\":4,\"version\":4}";
 
 /* 1: the policy has taint rules, and enforces nothing before a process is tainted. */
 #define TAINT_MODE 0

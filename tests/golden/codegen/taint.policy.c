@@ -48,7 +48,7 @@ const char bpfbox_meta[] SEC(".bpfbox.meta") __attribute__((used)) =
 	"texts\":[],\"file\":\"taint.bpfbox\",\"flags\":17,\"id\":1,\"kind\":\"fs\",\"line\":3,\"text\":\"f"
 	"s(\\\"/etc/hosts\\\", read)\"},{\"action\":\"audit\",\"audit\":true,\"column\":10,\"contexts\":"
 	"[],\"file\":\"taint.bpfbox\",\"flags\":17,\"id\":2,\"kind\":\"fs\",\"line\":4,\"text\":\"fs(\\\"/et"
-	"c/passwd\\\", read)\"}],\"task_state_layout\":3,\"version\":4}";
+	"c/passwd\\\", read)\"}],\"task_state_layout\":4,\"version\":4}";
 
 /* 1: the policy has taint rules, and enforces nothing before a process is tainted. */
 #define TAINT_MODE 1
