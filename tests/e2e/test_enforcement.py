@@ -529,9 +529,9 @@ class TestOverlayfs:
 
     def test_an_opaque_directory_hides_the_lower_one(self, session):
         """A path walk makes overlayfs read its layers' trusted.overlay.* attributes, which
-        takes its mounter's CAP_SYS_ADMIN: were that check the process's, the overlay would
-        read no attribute, and a directory removed and made again (opaque) would show the
-        removed one's files.  The overlay is mounted afresh, so the walk is the first one."""
+        takes its mounter's CAP_SYS_ADMIN: taken for the process's (refused), it failed the
+        walk with EPERM, where a directory removed and made again (opaque) hides the removed
+        one's files.  The overlay is mounted afresh, so the walk is the first one."""
         layers = E2E / "ovl-opaque"
         (layers / "lower" / "dir").mkdir(parents=True, exist_ok=True)
         (layers / "lower" / "dir" / "removed").write_text("lower")

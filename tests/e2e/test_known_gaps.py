@@ -1,10 +1,12 @@
-"""Known gaps: what a confined process can still do that no rule governs.
+"""Known gaps: what a confined process can still do that no rule governs, and what it is
+refused that the kernel alone would allow.
 
-Each test asserts TODAY's behaviour of one LSM hook bpfbox does not use (found by walking
-Linux 6.1's hook list against docs/language.md's promises) and names the gap it shows; every
-one is written down in docs/language.md, "Limits and known gaps".  When a gap is closed, its
-test fails: turn it into an enforcement test then.  The policy is tests/e2e/policies/
-mediation.bpfbox (`base` and a few files under /mnt/e2e/data, no rule for `unruled`).
+Each test asserts TODAY's behaviour (of an LSM hook bpfbox does not use, found by walking
+Linux 6.1's hook list against docs/language.md's promises, or of a case bpfbox fails closed
+on) and names the gap it shows; every one is written down in docs/language.md, "Limits and
+known gaps".  When a gap is closed, its test fails: turn it into an enforcement test then.
+The policy is tests/e2e/policies/mediation.bpfbox (`base` and a few files under
+/mnt/e2e/data, no rule for `unruled`).
 """
 
 from __future__ import annotations
