@@ -45,6 +45,7 @@ static __always_inline int check_kind_path(struct task_state *t, struct vfsmount
 	struct object o = { .kind = rule_kind, .has_path = 1, .number = number };
 	struct scratch *s = scratch();
 	struct super_block *sb = BPF_CORE_READ(dentry, d_sb);
+	unsigned long magic = BPF_CORE_READ(sb, s_magic);
 	__u32 state, guard;
 	int status, refused;
 
@@ -52,7 +53,7 @@ static __always_inline int check_kind_path(struct task_state *t, struct vfsmount
 		return 0;
 	status = resolve_path(s, mnt, dentry);
 	/* bpffs holds the pinned profiles: no rule reaches them (self-protection). */
-	if (BPF_CORE_READ(sb, s_magic) == BPF_FS_MAGIC) {
+	if (magic == BPF_FS_MAGIC) {
 		if (status != WALK_OK)
 			o.has_path = 0;
 		return refuse(rule_kind, req, NO_RULE, REASON_SELF_PROTECTION, &o);
@@ -68,7 +69,7 @@ static __always_inline int check_kind_path(struct task_state *t, struct vfsmount
 	decide_path(t, &d, req, state, rule_kind == RULE_IOCTL ? PATH_KIND_IOCTL : PATH_KIND_FS);
 	refused = verdict(t, &d, rule_kind, req, &o);
 	if (!refused)
-		note_overlay(t, sb);
+		note_overlay(t, sb, magic);
 	return refused;
 }
 

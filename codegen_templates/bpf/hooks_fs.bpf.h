@@ -425,7 +425,7 @@ int BPF_PROG(bpfbox_sb_statfs, struct dentry *dentry)
 
 	if (!t)
 		return 0;
-	layered = BPF_CORE_READ(dentry, d_sb, s_magic) == OVERLAYFS_SUPER_MAGIC;
+	layered = is_overlay(BPF_CORE_READ(dentry, d_sb));
 	if (t->statfs_passed) {
 		t->statfs_passed = layered;
 		return 0;

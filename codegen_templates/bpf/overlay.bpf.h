@@ -16,48 +16,98 @@
  * process's own earlier capabilities.)  Which overlay's: the one the thread's path walk is
  * in (overlayfs looks a name up in its layers, reading their trusted.overlay.* attributes
  * with its mounter's CAP_SYS_ADMIN), or the one the thread's last allowed access reached
- * (its work for that access follows in the same system call).  An overlay's upper layer,
- * where it writes, cannot itself be an overlay.
+ * (its work for that access follows in the same system call), or an overlay among their
+ * lower layers (which looks names up and reads files for the outer one with its own
+ * mounter's credentials).  An overlay's upper layer, where it writes, cannot itself be an
+ * overlay.
  */
 #ifndef BPFBOX_OVERLAY_BPF_H
 #define BPFBOX_OVERLAY_BPF_H
 
 #include "state.bpf.h"
 
-/* The credentials overlayfs works with on `sb`, or 0: not an overlay (any more: an unmounted
- * one has no root), or the kernel's BTF did not describe them when the profile was loaded
- * (then its work is checked as the thread's: fail closed). */
-static __always_inline __u64 overlay_creds(struct super_block *sb)
+/* Whether `sb` is an overlay's. */
+static __always_inline int is_overlay(struct super_block *sb)
 {
-	struct ovl_fs *ofs;
-
-	if (!bpf_core_field_exists(struct ovl_fs, creator_cred) ||
-	    BPF_CORE_READ(sb, s_magic) != OVERLAYFS_SUPER_MAGIC || !BPF_CORE_READ(sb, s_root))
-		return 0;
-	ofs = BPF_CORE_READ(sb, s_fs_info);
-	return (__u64)BPF_CORE_READ(ofs, creator_cred);
+	return BPF_CORE_READ(sb, s_magic) == OVERLAYFS_SUPER_MAGIC;
 }
 
-/* Note the overlay (if any) an allowed access of `t` reaches on `sb`.  The super block, not
- * its credentials, is noted: credentials freed with an unmounted overlay may be allocated
- * again, as a process's own. */
-static __always_inline void note_overlay(struct task_state *t, struct super_block *sb)
+/* Overlayfs' private data of `sb`, or 0: not an overlay (any more: an unmounted one has no
+ * root), or the kernel's BTF did not describe it when the profile was loaded (then its work is
+ * checked as the thread's: fail closed). */
+static __always_inline struct ovl_fs *overlay_of(struct super_block *sb)
 {
-	if (BPF_CORE_READ(sb, s_magic) == OVERLAYFS_SUPER_MAGIC)
+	if (!bpf_core_field_exists(struct ovl_fs, creator_cred) ||
+	    !bpf_core_field_exists(struct ovl_fs, layers) || !is_overlay(sb) || !BPF_CORE_READ(sb, s_root))
+		return 0;
+	return BPF_CORE_READ(sb, s_fs_info);
+}
+
+/* Note the overlay (if any) an allowed access of `t` reaches on `sb`, whose magic number is
+ * `magic`.  The super block, not its credentials, is noted: credentials freed with an
+ * unmounted overlay may be allocated again, as a process's own. */
+static __always_inline void note_overlay(struct task_state *t, struct super_block *sb, unsigned long magic)
+{
+	if (magic == OVERLAYFS_SUPER_MAGIC)
 		t->overlay_sb = (__u64)sb;
 }
 
-/* Whether the current thread runs with the credentials of the overlay its path walk is in or
- * of the one it noted: overlayfs' own work. */
+struct layer_search {
+	struct ovl_layer *layers;
+	__u64 creds;
+	int found;
+};
+
+/* bpf_loop callback: whether lower layer i + 1 (layer 0 is the upper one, never an overlay)
+ * is an overlay working with the credentials searched for.  The layers are an array of a
+ * type whose size the kernel's BTF tells. */
+static int lower_overlay_works(__u32 i, struct layer_search *search)
+{
+	struct ovl_layer *layer = (void *)search->layers + (i + 1) * bpf_core_type_size(struct ovl_layer);
+	struct ovl_fs *ofs = overlay_of(BPF_CORE_READ(layer, mnt, mnt_sb));
+
+	search->found = ofs && (__u64)BPF_CORE_READ(ofs, creator_cred) == search->creds;
+	return search->found;
+}
+
+/* Whether `creds` are those of the overlay on `sb` (0: none) or of an overlay among its lower
+ * layers, which looks names up and reads files for it with its own mounter's credentials.
+ * One level is all there is: the kernel stacks file systems two deep at most
+ * (FILESYSTEM_MAX_STACK_DEPTH), so an overlay in another's layers has none in its own. */
+static __always_inline int overlay_works_as(struct super_block *sb, __u64 creds)
+{
+	struct ovl_fs *ofs = sb ? overlay_of(sb) : 0;
+	struct layer_search search = { .creds = creds };
+	unsigned int layers;
+
+	if (!ofs)
+		return 0;
+	if ((__u64)BPF_CORE_READ(ofs, creator_cred) == creds)
+		return 1;
+	layers = BPF_CORE_READ(ofs, numlayer);
+	if (layers < 2)
+		return 0;
+	search.layers = BPF_CORE_READ(ofs, layers);
+	bpf_loop(layers - 1, lower_overlay_works, &search, 0);
+	return search.found;
+}
+
+/* Whether the current thread runs with the credentials of the overlay it noted or of the one
+ * its path walk is in (or of an overlay in their lower layers): overlayfs' own work.  It
+ * overrides the thread's credentials, never its real ones: a thread running with its real
+ * ones is its own. */
 static __always_inline int overlay_at_work(struct task_state *t)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	__u64 creds = (__u64)BPF_CORE_READ(task, cred);
-	struct nameidata *walk = BPF_CORE_READ(task, nameidata);
+	struct nameidata *walk;
 
-	if (t->overlay_sb && creds == overlay_creds((struct super_block *)t->overlay_sb))
+	if (creds == (__u64)BPF_CORE_READ(task, real_cred))
+		return 0;
+	if (overlay_works_as((struct super_block *)t->overlay_sb, creds))
 		return 1;
-	return walk && creds == overlay_creds(BPF_CORE_READ(walk, path.dentry, d_sb));
+	walk = BPF_CORE_READ(task, nameidata);
+	return walk && overlay_works_as(BPF_CORE_READ(walk, path.dentry, d_sb), creds);
 }
 
 #endif /* BPFBOX_OVERLAY_BPF_H */

@@ -130,7 +130,12 @@ struct vfsmount { struct dentry *mnt_root; struct super_block *mnt_sb; int mnt_f
 /* Overlayfs' private type (fs/overlayfs/ovl_entry.h), in the overlay module's BTF where it is
  * a module (Debian's): libbpf relocates it against that BTF, found only if the module is
  * loaded when the profile is. */
-struct ovl_fs { const struct cred *creator_cred; } __attribute__((preserve_access_index));
+struct ovl_layer { struct vfsmount *mnt; } __attribute__((preserve_access_index));
+struct ovl_fs {
+	unsigned int numlayer;
+	struct ovl_layer *layers;
+	const struct cred *creator_cred;
+} __attribute__((preserve_access_index));
 struct mnt_namespace;
 struct mount {
 	struct mount *mnt_parent;

@@ -547,6 +547,36 @@ class TestOverlayfs:
         finally:
             subprocess.run(["umount", str(merged)], check=False)
 
+    def test_an_overlay_in_another_s_lower_layers(self, session):
+        """An overlay among another's lower layers looks names up and reads its files for the
+        outer one with its own mounter's credentials: that work is the overlays', not the
+        process's.  Its opaque directory hides the lower one's file (the walk failed with
+        EPERM when the inner overlay's CAP_SYS_ADMIN was taken for the process's), and a file
+        of it is copied up to the outer overlay's upper layer."""
+        layers = E2E / "ovl-nested"
+        (layers / "lower" / "dir").mkdir(parents=True, exist_ok=True)
+        (layers / "lower" / "dir" / "removed").write_text("lower")
+        (layers / "lower" / "inner-written").write_text("lower")
+        for name in ("upper/dir", "work", "inner", "outer-upper", "outer-work"):
+            (layers / name).mkdir(parents=True, exist_ok=True)
+        os.setxattr(layers / "upper" / "dir", "trusted.overlay.opaque", b"y")
+        inner, outer = layers / "inner", E2E / "ovl" / "nested"
+        outer.mkdir(exist_ok=True)
+        mounts = [
+            (inner, f"lowerdir={layers}/lower,upperdir={layers}/upper,workdir={layers}/work"),
+            (outer, f"lowerdir={inner},upperdir={layers}/outer-upper,workdir={layers}/outer-work"),
+        ]
+        for point, options in mounts:
+            subprocess.run(["mount", "-t", "overlay", "overlay", "-o", options, point], check=True)
+        try:
+            ops = [f"stat:{outer / 'dir' / 'removed'}", f"open:w:{outer / 'inner-written'}"]
+            assert probe(*ops) == ["ENOENT", "ok"]
+            assert (layers / "outer-upper" / "inner-written").read_text() == "lower"
+            assert (layers / "lower" / "inner-written").read_text() == "lower"
+        finally:
+            for point, _ in reversed(mounts):
+                subprocess.run(["umount", point], check=False)
+
     def test_no_copy_up_without_a_rule(self, session):
         ovl = E2E / "ovl"
         assert probe(f"open:w:{ovl / 'merged' / 'secret'}") == ["EPERM"]
