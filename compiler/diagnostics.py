@@ -7,6 +7,7 @@ error.  Codes are stable: tests, docs and users refer to them.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -156,38 +157,65 @@ def did_you_mean(candidates: list[str]) -> tuple[str, ...]:
 
 def render(diagnostic: Diagnostic, sources: SourceMap) -> str:
     """Format one diagnostic the way rustc does: header, location, source line, carets, help."""
-    header = f"{diagnostic.severity.value}[{diagnostic.code}]: {diagnostic.message}"
+    header = f"{diagnostic.severity.value}[{diagnostic.code}]: {_shortened(diagnostic.message)}"
     lines = [header]
     span = diagnostic.span
     if span is None:
-        lines.extend(f"  = help: {h}" for h in diagnostic.help)
-        lines.extend(f"  = note: {n.message}" for n in diagnostic.notes)
+        lines.extend(f"  = help: {_shortened(h)}" for h in diagnostic.help)
+        lines.extend(f"  = note: {_shortened(n.message)}" for n in diagnostic.notes)
         return "\n".join(lines)
     gutter = " " * len(str(span.line))
     lines.append(f"{gutter}--> {span}")
     source = sources.get(span.file)
     if source is not None and source.printable:
-        text = source.line(span.line)
+        shown, carets = _shown_line(source.line(span.line), span)
         lines.append(f"{gutter} |")
-        lines.append(f"{span.line} | {text.expandtabs(4)}")
-        lines.append(f"{gutter} | {_carets(text, span)} {diagnostic.label}".rstrip())
+        lines.append(f"{span.line} | {shown}")
+        lines.append(f"{gutter} | {carets} {diagnostic.label}".rstrip())
     if diagnostic.help or diagnostic.notes:
         lines.append(f"{gutter} |")
-    lines.extend(f"{gutter} = help: {h}" for h in diagnostic.help)
+    lines.extend(f"{gutter} = help: {_shortened(h)}" for h in diagnostic.help)
     for note in diagnostic.notes:
         where = f" (at {note.span})" if note.span else ""
-        lines.append(f"{gutter} = note: {note.message}{where}")
+        lines.append(f"{gutter} = note: {_shortened(note.message)}{where}")
     return "\n".join(lines)
 
 
-def _carets(text: str, span: Span) -> str:
-    """Spaces up to the span's first column, then `^` to its end (or the line's end)."""
-    start = max(span.column - 1, 0)
+# A source line wider than this many columns is shown as a window of them around the span,
+# `...` marking what is cut (as rustc does): a one-line policy of megabytes, generated or
+# hostile, would otherwise be printed whole, for every error on it.
+SHOWN_COLUMNS = 100
+# How many of the window's columns come before the span, where the line has them.
+LEAD_COLUMNS = 20
+
+
+_LONG_WORD = re.compile(rf"\S{{{SHOWN_COLUMNS + 1},}}")
+
+
+def _shortened(message: str) -> str:
+    """`message` with each word (a name or path it quotes) wider than SHOWN_COLUMNS cut to
+    its two ends around `...`."""
+    half = SHOWN_COLUMNS // 2
+    return _LONG_WORD.sub(lambda m: m[0][:half] + "..." + m[0][-half:], message)
+
+
+def _shown_line(text: str, span: Span) -> tuple[str, str]:
+    """The source line as shown (tabs expanded, a window of a long one) and its carets:
+    spaces up to the span's first column, then `^` to its end (or the line's end)."""
+    first = max(span.column - 1, 0)
     end = span.end_column - 1 if span.end_line == span.line else len(text)
-    end = max(end, start + 1)
-    prefix = text[:start].expandtabs(4)
-    width = len(text[:end].expandtabs(4)) - len(prefix)
-    return " " * len(prefix) + "^" * max(width, 1)
+    end = max(end, first + 1)
+    shown = text.expandtabs(4)
+    start = len(text[:first].expandtabs(4))
+    width = max(len(text[:end].expandtabs(4)) - start, 1)
+    if len(shown) <= SHOWN_COLUMNS:
+        return shown, " " * start + "^" * width
+    left = max(0, min(start - LEAD_COLUMNS, len(shown) - SHOWN_COLUMNS))
+    right = left + SHOWN_COLUMNS
+    head = "..." if left else ""
+    tail = "..." if right < len(shown) else ""
+    width = max(min(width, right - start), 1)
+    return head + shown[left:right] + tail, " " * (len(head) + start - left) + "^" * width
 
 
 def render_all(diagnostics: Diagnostics, sources: SourceMap) -> str:

@@ -175,6 +175,24 @@ def test_deep_nesting_is_a_located_error(tmp_path, opener):
     assert seconds < TIME_LIMIT_S
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        "{ " * 2000 + 'fs("/a", read)' + "}" * 2000,
+        'fs("/a", read) ' * 5000 + "fs(",
+        'fs("/a", read|' + "x" * 100_000 + ")",
+        "\t" * 3000 + 'fs("/a", raed)',
+    ],
+    ids=["deep", "unclosed-at-the-end", "long-name", "tabs"],
+)
+def test_a_megabyte_line_is_not_echoed_whole(tmp_path, line):
+    """Each error's source line is a window around its span, and a long name in a message is
+    cut to its ends: the output stays small whatever the line."""
+    status, stderr, _ = bpfboxc("--check", policy_file(tmp_path, PROFILE + line + "\n"))
+    assert status == 1
+    assert "error[E0" in stderr and max(map(len, stderr.splitlines())) < 250, stderr[:2000]
+
+
 def test_nesting_at_the_limit_compiles(tmp_path):
     text = PROFILE + "#[allow] { " * 64 + 'fs("/a", read)' + "}" * 64 + "\n"
     status, stderr, _ = bpfboxc("--check", policy_file(tmp_path, text))
