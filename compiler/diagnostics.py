@@ -157,12 +157,14 @@ def did_you_mean(candidates: list[str]) -> tuple[str, ...]:
 
 def render(diagnostic: Diagnostic, sources: SourceMap) -> str:
     """Format one diagnostic the way rustc does: header, location, source line, carets, help."""
-    header = f"{diagnostic.severity.value}[{diagnostic.code}]: {_shortened(diagnostic.message)}"
+    header = (
+        f"{diagnostic.severity.value}[{diagnostic.code}]: {shorten_long_words(diagnostic.message)}"
+    )
     lines = [header]
     span = diagnostic.span
     if span is None:
-        lines.extend(f"  = help: {_shortened(h)}" for h in diagnostic.help)
-        lines.extend(f"  = note: {_shortened(n.message)}" for n in diagnostic.notes)
+        lines.extend(f"  = help: {shorten_long_words(h)}" for h in diagnostic.help)
+        lines.extend(f"  = note: {shorten_long_words(n.message)}" for n in diagnostic.notes)
         return "\n".join(lines)
     gutter = " " * len(str(span.line))
     lines.append(f"{gutter}--> {span}")
@@ -174,10 +176,10 @@ def render(diagnostic: Diagnostic, sources: SourceMap) -> str:
         lines.append(f"{gutter} | {carets} {diagnostic.label}".rstrip())
     if diagnostic.help or diagnostic.notes:
         lines.append(f"{gutter} |")
-    lines.extend(f"{gutter} = help: {_shortened(h)}" for h in diagnostic.help)
+    lines.extend(f"{gutter} = help: {shorten_long_words(h)}" for h in diagnostic.help)
     for note in diagnostic.notes:
         where = f" (at {note.span})" if note.span else ""
-        lines.append(f"{gutter} = note: {_shortened(note.message)}{where}")
+        lines.append(f"{gutter} = note: {shorten_long_words(note.message)}{where}")
     return "\n".join(lines)
 
 
@@ -192,7 +194,7 @@ LEAD_COLUMNS = 20
 _LONG_WORD = re.compile(rf"\S{{{SHOWN_COLUMNS + 1},}}")
 
 
-def _shortened(message: str) -> str:
+def shorten_long_words(message: str) -> str:
     """`message` with each word (a name or path it quotes) wider than SHOWN_COLUMNS cut to
     its two ends around `...`."""
     half = SHOWN_COLUMNS // 2

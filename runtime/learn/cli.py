@@ -8,6 +8,8 @@ import tempfile
 from pathlib import Path
 
 import click
+from bpfbox.compiler.diagnostics import shorten_long_words
+from bpfbox.compiler.files import InputFileError
 from bpfbox.compiler.resolve import ElfResolver
 
 from . import draft as drafting
@@ -94,6 +96,8 @@ def run_cli(argv: list[str]) -> int:
         return _fail(str(error), EXIT_INPUT)
     except drafting.LearnError as error:
         return _fail(str(error), EXIT_USAGE)
+    except InputFileError as error:
+        return _fail(str(error), EXIT_USAGE)
     except OSError as error:
         return _fail(f"{error.filename}: {error.strerror}", EXIT_USAGE)
     except Exception as error:  # the user must never see a traceback
@@ -106,7 +110,8 @@ def run_cli(argv: list[str]) -> int:
 
 
 def _fail(message: str, status: int, help: str | None = None) -> int:
-    click.echo(f"{PROG}: error: {message}", err=True)
+    # A log's field quoted in a message may be a megabyte long.
+    click.echo(f"{PROG}: error: {shorten_long_words(message)}", err=True)
     if help:
         click.echo(f"help: {help}", err=True)
     return status

@@ -92,6 +92,8 @@ from typing import Any
 
 from bpfbox.compiler import language
 
+from . import jsonl
+
 VERSION = 1
 RECORD_RUN = "run"
 RECORD_ACCESS = "access"
@@ -157,20 +159,13 @@ def read_logs(paths: list[Path]) -> tuple[list[Run], list[Access]]:
     runs: list[Run] = []
     accesses: list[Access] = []
     for path in paths:
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except OSError as error:
-            raise LogError(f"cannot read `{path}`: {error.strerror}") from None
-        except UnicodeDecodeError:
-            raise LogError(
-                f"`{path}` is not a text file: a learning log is UTF-8 JSON lines"
-            ) from None
+        lines = jsonl.read_lines(path, "a learning log", LogError)
         current: Run | None = None
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             where = f"{path}:{number}"
-            record = _json_object(line, where)
+            record = jsonl.json_object(line, where, LogError)
             kind = record.get("record")
             if kind == RECORD_RUN:
                 current = _run(record, len(runs), where)
@@ -190,16 +185,6 @@ def read_logs(paths: list[Path]) -> tuple[list[Run], list[Access]]:
     if not runs:
         raise LogError("the learning logs hold no run record: nothing to learn from")
     return runs, accesses
-
-
-def _json_object(line: str, where: str) -> dict[str, Any]:
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as error:
-        raise LogError(f"{where}: not JSON: {error.msg} at column {error.colno}") from None
-    if not isinstance(record, dict):
-        raise LogError(f"{where}: a record must be a JSON object")
-    return record
 
 
 def _field(record: dict[str, Any], key: str, kinds: tuple[type, ...], where: str) -> Any:

@@ -31,6 +31,7 @@ from bpfbox.compiler import ast, ir, language
 from bpfbox.compiler.resolve import ElfResolver
 from bpfbox.contract import abi
 
+from . import jsonl
 from .decide import Request, allows
 from .policy import (
     PolicyProblem,
@@ -93,23 +94,15 @@ class Change:
 
 def read_denials(path: Path, policy_name: str, profile: str, resolver: ElfResolver) -> list[Denial]:
     """The distinct denials of `policy_name` in the event log at `path`, in first-seen order."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as error:
-        raise SuggestError(f"cannot read `{path}`: {error.strerror}") from None
-    except UnicodeDecodeError:
-        raise SuggestError(f"`{path}` is not a text file: expected JSON lines") from None
+    lines = jsonl.read_lines(path, "an event log", SuggestError)
     counts: dict[tuple[Request, str, int | None, str | None], list[Any]] = {}
     policies: set[str] = set()
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         where = f"{path}:{number}"
-        try:
-            event = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise SuggestError(f"{where}: not JSON: {error.msg}") from None
-        if not isinstance(event, dict) or event.get("event") not in (
+        event = jsonl.json_object(line, where, SuggestError)
+        if event.get("event") not in (
             *DENIALS,
             "audit",
             "taint",

@@ -4,6 +4,7 @@ drafts (checked with the real compiler) and suggestions (applied, then recompile
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -198,7 +199,8 @@ def test_log_reads_runs_and_accesses(tmp_path: Path) -> None:
     ("records", "message"),
     [
         ((ACCESS,), ":1: an access record before any run record"),
-        (("{",), ":1: not JSON"),
+        (("{",), ":1: it is not valid JSON"),
+        (("[" * 100_000,), ":1: it nests 100000 levels deep"),
         ((RUN, {**ACCESS, "kind": "file"}), ":2: `kind` is 'file', not a rule kind"),
         (
             (RUN, {**ACCESS, "kind": "ioctl", "access": ["tcgets"]}),
@@ -528,6 +530,30 @@ def test_cli_reports_a_bad_log(tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err
     assert err.startswith("bpfbox-learn: error: ") and "run.jsonl:2" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("command", "what"), [("draft", "a learning log"), ("suggest", "an event log")]
+)
+def test_cli_refuses_a_fifo_log_without_blocking(
+    tmp_path: Path, capsys, command: str, what: str
+) -> None:
+    fifo = tmp_path / "log.jsonl"
+    os.mkfifo(fifo)
+    policy = tmp_path / "p.bpfbox"
+    policy.write_text('#![profile "/sbin/mylogin"]\nfs("/etc/hosts", read)\n')
+    argv = [str(fifo)] if command == "draft" else ["--log", str(fifo), str(policy)]
+    assert run_cli([command, *argv, "--sysroot", str(ROOT)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"bpfbox-learn: error: {what} `{fifo}` is a FIFO, not a regular file\n"
+
+
+def test_cli_cuts_a_huge_field_in_its_message(tmp_path: Path, capsys) -> None:
+    """A message quoting a log's field of a megabyte shows its two ends."""
+    huge = _log(tmp_path, RUN, {**ACCESS, "pid": "9" * 1_000_000})
+    assert run_cli(["draft", str(huge), "--sysroot", str(ROOT)]) == 1
+    err = capsys.readouterr().err
+    assert "field `pid` must be int, not" in err and "..." in err and len(err) < 400
 
 
 def test_cli_reports_a_missing_program(tmp_path: Path, capsys) -> None:
