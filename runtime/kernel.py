@@ -30,6 +30,7 @@ SECURITYFS = "/sys/kernel/security"
 LSM_LIST = f"{SECURITYFS}/lsm"
 UPROBE_PMU = "/sys/bus/event_source/devices/uprobe"
 PROC_CONFIG = "/proc/config.gz"
+PROC_FILESYSTEMS = "/proc/filesystems"
 
 #: Capabilities that together replace root for loading and attaching these programs.
 REQUIRED_CAPS = {"CAP_BPF": 39, "CAP_PERFMON": 38, "CAP_SYS_ADMIN": 21}
@@ -54,6 +55,17 @@ TESTED_KERNELS = ("6.1", "6.12")
 #: Features a profile can need (metadata.SECTION_FEATURES values) plus what every one needs.
 BASE = "base"
 ALL_FEATURES = frozenset({BASE, "lsm", "tracing", "uprobe"})
+
+
+def overlayfs_registered() -> bool:
+    """Whether overlayfs is in the kernel now (built in, or its module loaded): its types are
+    then in the kernel's BTF, where a profile being loaded finds them (overlay.bpf.h).  True
+    where it cannot be told: the warning this serves must not be a false alarm."""
+    try:
+        with open(PROC_FILESYSTEMS, encoding="utf-8") as listing:
+            return any(line.split()[-1:] == ["overlay"] for line in listing)
+    except OSError:
+        return True
 
 
 class KernelError(BpfboxError):

@@ -235,6 +235,12 @@ def load(
             item.release()
     for item in staged:
         _warn_unconfined(item.record, item.identity, warn)
+    if not kernel.overlayfs_registered():
+        warn(
+            "overlayfs is not loaded: the profiles loaded now take the work of an overlay "
+            "mounted later (copying a changed file up, its lookups) for the confined "
+            "process's own and refuse it; load it first (`modprobe overlay`), then the profiles"
+        )
     return [item.record for item in staged]
 
 

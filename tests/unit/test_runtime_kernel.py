@@ -77,3 +77,25 @@ def test_report_puts_fixes_under_failures():
         "  MISSING  securityfs: absent",
         "           fix: mount it",
     ]
+
+
+@pytest.mark.parametrize(
+    ("listing", "registered"),
+    [
+        ("nodev\tsysfs\n\text4\nnodev\toverlay\n", True),
+        ("nodev\tsysfs\n\text4\nnodev\toverlayx\n", False),
+        ("", False),
+    ],
+)
+def test_overlayfs_registered_reads_the_file_system_list(
+    tmp_path, monkeypatch, listing, registered
+):
+    path = tmp_path / "filesystems"
+    path.write_text(listing)
+    monkeypatch.setattr(kernel, "PROC_FILESYSTEMS", str(path))
+    assert kernel.overlayfs_registered() is registered
+
+
+def test_overlayfs_registered_without_a_list_raises_no_alarm(tmp_path, monkeypatch):
+    monkeypatch.setattr(kernel, "PROC_FILESYSTEMS", str(tmp_path / "missing"))
+    assert kernel.overlayfs_registered()
