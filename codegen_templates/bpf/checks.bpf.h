@@ -60,8 +60,13 @@ static __always_inline int check_kind_path(struct task_state *t, struct vfsmount
 	}
 	if (status == WALK_INTERNAL && (how & PASS_INTERNAL))
 		return 0;
-	if (status != WALK_OK)
-		return unresolvable(t, rule_kind, req);
+	if (status != WALK_OK) {
+		/* As unresolvable() decides, with this frame's decision and object rather than a
+		 * call's: a call would add its frame to this one's in the chain below verdict(). */
+		o.has_path = 0;
+		o.number = 0;
+		return verdict(t, &d, rule_kind, req, &o);
+	}
 	state = fs_match(s);
 	guard = (how & MOVING) ? guarding_rule(state, is_directory(dentry)) : 0;
 	if (guard && !untainted(t))

@@ -13,6 +13,7 @@ from bpfbox.compiler.codegen import metadata, policy_part
 from bpfbox.contract import abi
 from bpfbox.contract.abi import CLANG_FLAGS
 
+from . import bpf_stack
 from .helpers import TESTS, compile_text
 from .test_contract import embedded_metadata
 
@@ -80,6 +81,12 @@ def test_every_golden_policy_compiles_with_clang(policy: Path, tmp_path: Path) -
         text=True,
     )
     assert result.returncode == 0, result.stderr
+    # The verifier's stack limit, for every chain of calls of every program (bpf_stack.py).
+    found = bpf_stack.functions(tmp_path / "out.bpf.o")
+    for key in found:
+        if key[0] != ".text":
+            depth, chain = bpf_stack.deepest_chain(found, key)
+            assert depth <= bpf_stack.STACK_LIMIT, f"{depth} bytes: " + " > ".join(chain)
 
 
 def test_the_library_compiles_as_files_with_a_policy_part(tmp_path: Path) -> None:
