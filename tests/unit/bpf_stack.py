@@ -1,11 +1,13 @@
-"""The stack a BPF object's programs need, as the kernel's verifier counts it before loading.
+"""A bound on the stack a BPF object's programs need, as the kernel's verifier counts it.
 
 The verifier refuses a program whose chain of BPF-to-BPF calls needs more than 512 bytes of
 stack in all ("combined stack size of N calls is X. Too large"), counting each function's
-frame rounded up to 32 bytes, and (as for 6.1) a bpf_loop callback as a call from the
-function that passes it.  The frames are read from the instructions: the deepest offset
-below r10 a function stores to, loads from, or takes the address of.  This finds on the host,
-from clang's object, what the VM matrix otherwise finds per kernel.
+frame rounded up to 32 bytes.  Here the frames are read from the instructions (the deepest
+offset below r10 a function stores to, loads from, or takes the address of, on any path,
+where the verifier counts only the paths it explores), and a bpf_loop callback counts as a
+call from the function that passes it: a bound at or above the verifier's count.  On the
+code before 7221df8 it gave the 544 bytes of 6 calls that 6.1 refused.  This finds on the
+host, from clang's object, what the VM matrix otherwise finds per kernel.
 """
 
 from __future__ import annotations
